@@ -1,0 +1,8 @@
+"""Plain nn.Module networks and the one LightningModule that trains them."""
+
+from src.models.activations import ImprovedSigmoid, make_activation
+from src.models.classifier import ImageClassifier
+from src.models.cnn import SmallCNN
+from src.models.mlp import MLP
+
+__all__ = ["ImprovedSigmoid", "make_activation", "ImageClassifier", "SmallCNN", "MLP"]

@@ -1,0 +1,105 @@
+"""ImageClassifier: the one LightningModule; it takes any net that maps images to logits."""
+
+import torch
+import torch.nn.functional as F
+from lightning.pytorch import LightningModule
+from lightning.pytorch.cli import LRSchedulerCallable, OptimizerCallable
+from torch import nn
+from torchmetrics import MaxMetric, MeanMetric, SumMetric
+from torchmetrics.classification import MulticlassAccuracy
+
+from src.errors import UsageError
+
+STAGES = ("train", "val", "test")
+
+
+class ImageClassifier(LightningModule):
+    """Cross-entropy training of `net`, with torchmetrics for every logged number.
+
+    Logs `train/loss` (per step), `train/loss_epoch`, `{val,test}/loss`, `{stage}/acc` and `{stage}/samples` per epoch
+    (samples proves that every image is scored exactly once, also across DDP ranks), and
+    `val/acc_best`. The net must expose `in_shape` and `num_classes` (MLP and SmallCNN do).
+    """
+
+    def __init__(
+        self,
+        net: nn.Module,  # the network; in YAML a class_path (src.models.MLP, src.models.SmallCNN) with init_args
+        optimizer: OptimizerCallable = torch.optim.Adam,  # class_path + init_args of any torch.optim optimizer
+        scheduler: LRSchedulerCallable | None = None,  # stepped every optimizer step; see configure_optimizers
+    ):
+        super().__init__()
+        self.net, self.optimizer, self.scheduler = net, optimizer, scheduler
+        self.save_hyperparameters()
+        # LightningCLI saves the config of `net` and `optimizer` (plain class_path/init_args dicts); a module
+        # built by hand would pickle objects into every checkpoint, which torch's weights_only load refuses.
+        for key in [k for k, v in self.hparams.items() if callable(v)]:
+            del self.hparams[key]
+        n = net.num_classes
+        # Keys avoid bare stage names: ModuleDict is a Module, and "train" would shadow Module.train().
+        self.metrics = nn.ModuleDict()
+        for stage in STAGES:
+            self.metrics[f"{stage}_acc"] = MulticlassAccuracy(n, average="micro")  # torchmetrics' default is macro
+            self.metrics[f"{stage}_loss"] = MeanMetric()
+            self.metrics[f"{stage}_samples"] = SumMetric()
+        self.val_acc_best = MaxMetric()
+        self.val_acc_best.persistent(True)  # saved in checkpoints, so a resumed run keeps its best
+
+    def setup(self, stage: str) -> None:
+        data = self.trainer.datamodule
+        shape = tuple(getattr(data, "in_shape", ()))
+        if shape and shape != tuple(self.net.in_shape):
+            raise UsageError(f"the net expects images of shape {tuple(self.net.in_shape)} but the data module gives "
+                             f"{shape}: set --model.init_args.net.init_args.in_shape {list(shape)}")
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """x: [N, C, H, W] normalized images -> logits [N, num_classes]."""
+        return self.net(x)
+
+    def _shared_step(self, batch: tuple[torch.Tensor, torch.Tensor], stage: str) -> torch.Tensor:
+        x, y = batch  # [N, C, H, W] float, [N] int64
+        logits = self.net(x)
+        loss = F.cross_entropy(logits, y)
+        acc, mean_loss, samples = (self.metrics[f"{stage}_{m}"] for m in ("acc", "loss", "samples"))
+        acc.update(logits.detach(), y)
+        mean_loss.update(loss.detach(), weight=len(y))
+        samples.update(float(len(y)))
+        # Metric objects are computed (and synced across ranks) once per epoch, not per step.
+        self.log(f"{stage}/acc", acc, on_step=False, on_epoch=True, prog_bar=stage != "train")
+        # train/loss is the per-step curve (training_step); its epoch mean is train/loss_epoch.
+        self.log(f"{stage}/loss" + ("_epoch" if stage == "train" else ""), mean_loss, on_step=False, on_epoch=True)
+        self.log(f"{stage}/samples", samples, on_step=False, on_epoch=True)
+        return loss
+
+    def training_step(self, batch, batch_idx):
+        loss = self._shared_step(batch, "train")
+        # Per-step curve for plots against gradient steps; converted to a float only when the logger writes.
+        self.log("train/loss", loss, on_step=True, on_epoch=False, prog_bar=True)
+        return loss
+
+    def validation_step(self, batch, batch_idx):
+        self._shared_step(batch, "val")
+
+    def test_step(self, batch, batch_idx):
+        self._shared_step(batch, "test")
+
+    def predict_step(self, batch, batch_idx):
+        """Returns predicted class indices [N]."""
+        return self.net(batch[0]).argmax(dim=1)
+
+    def on_validation_epoch_end(self):
+        if self.trainer.sanity_checking:  # the sanity check's few batches are no accuracy to remember
+            return
+        self.val_acc_best.update(self.metrics["val_acc"].compute())
+        self.log("val/acc_best", self.val_acc_best.compute(), prog_bar=True)
+
+    def configure_optimizers(self):
+        optimizer = self.optimizer(self.parameters())
+        if self.scheduler is None:
+            return optimizer
+        kwargs = {}
+        # A schedule over the whole run (OneCycleLR with total_steps left empty) needs the run's length,
+        # which only the trainer knows: epochs x batches per epoch, after limits and accumulation.
+        if getattr(self.scheduler, "keywords", {}).get("total_steps", 0) is None:
+            kwargs["total_steps"] = int(self.trainer.estimated_stepping_batches)
+        scheduler = self.scheduler(optimizer, **kwargs)
+        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}

@@ -1,0 +1,48 @@
+"""The small CNN: two 5x5 conv blocks and a linear classifier (plain nn.Module, no Lightning)."""
+
+from torch import Tensor, nn
+
+from src.models.activations import Activation, make_activation
+
+
+class SmallCNN(nn.Module):
+    """[conv kxk (same padding) -> (BatchNorm2d) -> activation -> maxpool 2] per channel count
+    -> flatten -> [Linear -> activation] per hidden size -> Linear.
+
+    x: [N, C, H, W] -> logits [N, num_classes]. On MNIST (1x28x28) with channels (16, 16) the
+    classifier sees 16*7*7 = 784 features, as many as the pixels an MLP sees; on 3x32x32, 16*8*8 = 1024.
+    """
+
+    def __init__(
+        self,
+        in_shape: tuple[int, int, int] = (1, 28, 28),  # one image, channels first; must match the data module
+        num_classes: int = 10,
+        channels: tuple[int, ...] = (16, 16),  # output channels of each conv block
+        kernel_size: int = 5,  # odd, so that 'same' padding keeps H and W until each pool
+        batchnorm: bool = False,  # BatchNorm2d between each conv and its activation
+        activation: Activation = "relu",
+        hidden: list[int] = [],  # optional hidden Linear layers before the classifier
+    ):
+        super().__init__()
+        if kernel_size % 2 != 1:
+            raise ValueError(f"kernel_size must be odd for 'same' padding, got {kernel_size}")
+        if any(c <= 0 for c in channels) or any(h <= 0 for h in hidden):
+            raise ValueError(f"channels and hidden sizes must be positive, got {channels} and {hidden}")
+        self.in_shape, self.num_classes = tuple(in_shape), num_classes
+        c_in, h, w = in_shape
+        layers: list[nn.Module] = []
+        for c_out in channels:
+            layers.append(nn.Conv2d(c_in, c_out, kernel_size, padding=kernel_size // 2, bias=not batchnorm))
+            if batchnorm:
+                layers.append(nn.BatchNorm2d(c_out))
+            layers += [make_activation(activation), nn.MaxPool2d(2)]
+            c_in, h, w = c_out, h // 2, w // 2
+        layers.append(nn.Flatten())
+        fan_in = c_in * h * w
+        for width in hidden:
+            layers += [nn.Linear(fan_in, width), make_activation(activation)]
+            fan_in = width
+        self.layers = nn.Sequential(*layers, nn.Linear(fan_in, num_classes))
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.layers(x)

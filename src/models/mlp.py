@@ -1,0 +1,72 @@
+"""A configurable multi-layer perceptron (plain nn.Module, no Lightning)."""
+
+import math
+from typing import Literal
+
+import torch
+from torch import nn
+
+from src.models.activations import Activation, make_activation
+
+Init = Literal["default", "lecun_normal", "uniform"]
+
+
+def init_linear_(layer: nn.Linear, init: Init) -> None:
+    """Re-initialise one Linear layer in place.
+
+    default:      PyTorch's own (Kaiming-uniform with a = sqrt(5), i.e. U[-1/sqrt(fan_in), 1/sqrt(fan_in)]).
+    lecun_normal: W ~ N(0, 1/fan_in), b = 0 -- the "improved weight init" of Efficient BackProp 4.6:
+                  unit-variance inputs then give unit-variance pre-activations.
+    uniform:      W, b ~ U[-1, 1] -- the naive baseline of the tricks-of-the-trade exercise; with 784
+                  inputs it saturates sigmoids from the first step, which is the point of the exercise.
+    """
+    if init == "default":
+        layer.reset_parameters()
+    elif init == "lecun_normal":
+        nn.init.normal_(layer.weight, 0.0, 1.0 / math.sqrt(layer.in_features))
+        nn.init.zeros_(layer.bias)
+    elif init == "uniform":
+        nn.init.uniform_(layer.weight, -1.0, 1.0)
+        nn.init.uniform_(layer.bias, -1.0, 1.0)
+    else:
+        raise ValueError(f"unknown init {init!r}; choose one of default, lecun_normal, uniform")
+
+
+class MLP(nn.Module):
+    """Flatten -> [Linear -> (BatchNorm1d) -> activation -> (Dropout)] per hidden size -> Linear.
+
+    x: [N, *in_shape] -> logits [N, num_classes]. 784-64-10 has 784*64 + 64 + 64*10 + 10 = 50,890 parameters.
+    """
+
+    def __init__(
+        self,
+        in_shape: tuple[int, ...] = (1, 28, 28),  # one image, channels first; must match the data module
+        num_classes: int = 10,
+        hidden: list[int] = [256, 128],  # widths of the hidden layers; [] gives a linear classifier
+        activation: Activation = "relu",
+        batchnorm: bool = False,  # BatchNorm1d between each hidden Linear and its activation
+        dropout: float = 0.0,  # dropout probability after each hidden activation
+        init: Init = "default",  # see init_linear_
+    ):
+        super().__init__()
+        if any(h <= 0 for h in hidden):
+            raise ValueError(f"hidden sizes must be positive integers, got {list(hidden)}")
+        if not 0.0 <= dropout < 1.0:
+            raise ValueError(f"dropout must be in [0, 1), got {dropout}")
+        self.in_shape, self.num_classes = tuple(in_shape), num_classes
+        layers: list[nn.Module] = [nn.Flatten()]
+        fan_in = math.prod(in_shape)
+        for width in hidden:
+            linear = nn.Linear(fan_in, width)
+            init_linear_(linear, init)
+            layers += [linear, nn.BatchNorm1d(width)] if batchnorm else [linear]
+            layers.append(make_activation(activation))
+            if dropout > 0:
+                layers.append(nn.Dropout(dropout))
+            fan_in = width
+        head = nn.Linear(fan_in, num_classes)
+        init_linear_(head, init)
+        self.layers = nn.Sequential(*layers, head)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.layers(x)

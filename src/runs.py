@@ -1,0 +1,69 @@
+"""Where runs live, and which checkpoint `--ckpt_path best|last` means in a new process.
+
+Layout: <save_dir>/<config name>/version_N/{config.yaml, events..., checkpoints/{last.ckpt, epochXX-...ckpt}}.
+Lightning resolves "best" only inside the process that trained (Lightning issue #17312); here the newest
+fit run of the config is found on disk, and its ModelCheckpoint state (saved in last.ckpt) names the best.
+Evaluation runs log into <run>/test_K (or validate_K, predict_K), never a version_N of their own.
+"""
+
+import re
+from pathlib import Path
+
+import torch
+
+from src.errors import UsageError
+
+_VERSION = re.compile(r"version_(\d+)$")
+
+
+def fit_runs(root: Path) -> list[Path]:
+    """Run directories under <save_dir>/<name> that hold at least one checkpoint, oldest first."""
+    runs = [p for p in root.glob("version_*") if _VERSION.match(p.name) and any((p / "checkpoints").glob("*.ckpt"))]
+    return sorted(runs, key=lambda p: int(_VERSION.match(p.name).group(1)))
+
+
+def best_checkpoint(run: Path) -> Path:
+    """The best checkpoint of a fit run, as recorded by its ModelCheckpoint in last.ckpt."""
+    last = run / "checkpoints" / "last.ckpt"
+    if not last.is_file():
+        raise UsageError(f"{run} has no last.ckpt to read the best checkpoint from; pass --ckpt_path with a file")
+    state = torch.load(last, map_location="cpu", weights_only=True).get("callbacks", {})
+    paths = [s.get("best_model_path") for k, s in state.items() if k.startswith("ModelCheckpoint")]
+    if not paths or not paths[0]:
+        raise UsageError(f"{last} records no best checkpoint; pass --ckpt_path with a file")
+    best = run / "checkpoints" / Path(paths[0]).name  # by name: the run directory may have moved since
+    if not best.is_file():
+        raise UsageError(f"the best checkpoint {best} of {run} is gone; pass --ckpt_path last or a file")
+    return best
+
+
+def resolve_checkpoint(ckpt_path: str, root: Path, config_hint: str) -> Path:
+    """`best`/`last` -> that file of the newest fit run under root; any other value is a path that must exist."""
+    if ckpt_path in ("best", "last"):
+        runs = fit_runs(root)
+        if not runs:
+            raise UsageError(f"no trained run with checkpoints under {root}; train first: python -m src.cli fit {config_hint}")
+        if ckpt_path == "best":
+            return best_checkpoint(runs[-1])
+        last = runs[-1] / "checkpoints" / "last.ckpt"
+        if not last.is_file():
+            raise UsageError(f"{runs[-1]} has no last.ckpt; pass --ckpt_path with a file")
+        return last
+    path = Path(ckpt_path)
+    if not path.is_file():
+        raise UsageError(f"checkpoint {path} does not exist; pass best, last or the path of a .ckpt file")
+    return path
+
+
+def run_of(checkpoint: Path) -> Path | None:
+    """The run directory a checkpoint belongs to (<run>/checkpoints/x.ckpt), or None for a file elsewhere."""
+    parent = checkpoint.resolve().parent
+    return parent.parent if parent.name == "checkpoints" and _VERSION.match(parent.parent.name) else None
+
+
+def next_free(run: Path, prefix: str) -> str:
+    """prefix_K with the smallest K not yet used inside run (test_0, test_1, ...)."""
+    k = 0
+    while (run / f"{prefix}_{k}").exists():
+        k += 1
+    return f"{prefix}_{k}"
