@@ -7,6 +7,7 @@ LightningCLI does the parsing, validation and instantiation; this file adds only
   * bad input ends in one line on stderr and exit status 2, not a traceback (SRC_DEBUG=1 shows it).
 """
 
+import logging
 import os
 import sys
 from pathlib import Path
@@ -25,7 +26,7 @@ EVALUATIONS = ("validate", "test", "predict")
 
 class CLI(LightningCLI):
     def before_instantiate_classes(self) -> None:
-        config = self.config[self.subcommand]
+        config = self.config[self.subcommand] if self.subcommand else self.config  # run=False: no subcommand
         logger = _tensorboard_args(config)
         if logger is None:  # another logger chosen by the user: leave naming and resolution to Lightning
             return
@@ -64,14 +65,17 @@ def _print_rank_zero(message: str) -> None:
 
 
 def main(args: list[str] | None = None, run: bool = True) -> CLI:
+    """The command line; with run=False (tests, notebooks) args hold no subcommand and nothing runs."""
     torch.set_float32_matmul_precision("high")  # TF32 matmuls on Ampere+ GPUs; no effect on CPU
+    logging.getLogger("lightning.fabric.utilities.seed").setLevel(logging.WARNING)  # the seed is in config.yaml
+    defaults = {"default_config_files": [str(DEFAULTS)]}
     try:
         return CLI(
             LightningModule,
             LightningDataModule,
             subclass_mode_model=True,
             subclass_mode_data=True,
-            parser_kwargs={sub: {"default_config_files": [str(DEFAULTS)]} for sub in ("fit", *EVALUATIONS)},
+            parser_kwargs={sub: defaults for sub in ("fit", *EVALUATIONS)} if run else defaults,
             args=args,
             run=run,
         )

@@ -1,0 +1,74 @@
+"""Shared fixtures: the real MNIST folder, and small data sets written in the official on-disk formats."""
+
+import os
+import pickle
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torchvision.datasets.cifar
+
+ROOT = Path(__file__).resolve().parent.parent
+REAL_DATA = Path(os.environ.get("DATA_DIR") or ROOT.parent / "shared" / "datasets")
+
+
+@pytest.fixture
+def mnist_root() -> Path:
+    """The folder holding the real MNIST/raw (CI sets DATA_DIR to it)."""
+    if not (REAL_DATA / "MNIST" / "raw" / "train-images-idx3-ubyte").is_file():
+        pytest.skip(f"real MNIST not found under {REAL_DATA}; set DATA_DIR to the folder holding MNIST/raw")
+    return REAL_DATA
+
+
+def write_idx(path: Path, array: np.ndarray) -> None:
+    """Write a uint8 array in the IDX format of LeCun's MNIST files (big-endian header, then the bytes)."""
+    header = bytes([0, 0, 0x08, array.ndim]) + b"".join(int(d).to_bytes(4, "big") for d in array.shape)
+    path.write_bytes(header + array.astype(np.uint8).tobytes())
+
+
+def make_idx_dataset(root: Path, folder: str, n_train: int, n_test: int, seed: int = 0) -> Path:
+    """<root>/<folder>/raw/{train,t10k}-{images-idx3,labels-idx1}-ubyte with random 28x28 images."""
+    rng = np.random.default_rng(seed)
+    raw = root / folder / "raw"
+    raw.mkdir(parents=True)
+    for prefix, n in (("train", n_train), ("t10k", n_test)):
+        write_idx(raw / f"{prefix}-images-idx3-ubyte", rng.integers(0, 256, (n, 28, 28), dtype=np.uint8))
+        write_idx(raw / f"{prefix}-labels-idx1-ubyte", np.arange(n, dtype=np.uint8) % 10)
+    return root
+
+
+def make_cifar10(root: Path, n_per_batch: int, seed: int = 0) -> Path:
+    """<root>/cifar-10-batches-py/ in CIFAR-10's python format: pickled dicts of 'data' [n, 3072] uint8
+    (channel planes R, G, B, row-major) and b'labels', five train batches, one test batch, batches.meta."""
+    rng = np.random.default_rng(seed)
+    folder = root / "cifar-10-batches-py"
+    folder.mkdir(parents=True)
+    names = [f"data_batch_{i}" for i in range(1, 6)] + ["test_batch"]
+    for name in names:
+        batch = {"batch_label": name, "labels": [int(v) for v in rng.integers(0, 10, n_per_batch)],
+                 "data": rng.integers(0, 256, (n_per_batch, 3072), dtype=np.uint8),
+                 "filenames": [f"{name}_{i}.png" for i in range(n_per_batch)]}
+        (folder / name).write_bytes(pickle.dumps(batch, protocol=2))
+    meta = {"label_names": [c for c in ("airplane", "automobile", "bird", "cat", "deer", "dog",
+                                                      "frog", "horse", "ship", "truck")], "num_vis": 3072}
+    (folder / "batches.meta").write_bytes(pickle.dumps(meta, protocol=2))
+    return root
+
+
+@pytest.fixture
+def no_cifar_md5(monkeypatch):
+    """Generated CIFAR files cannot match torchvision's md5 list; skip that check, in tests only."""
+    monkeypatch.setattr(torchvision.datasets.cifar, "check_integrity", lambda path, md5=None: os.path.isfile(path))
+
+
+def read_scalars(log_dir: Path) -> dict[str, list[tuple[int, float]]]:
+    """Every scalar in the TensorBoard event files directly inside log_dir: tag -> [(step, value)]."""
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    scalars: dict[str, list[tuple[int, float]]] = {}
+    for events in sorted(Path(log_dir).glob("events.out.tfevents.*")):
+        acc = EventAccumulator(str(events), size_guidance={"scalars": 0})
+        acc.Reload()
+        for tag in acc.Tags()["scalars"]:
+            scalars.setdefault(tag, []).extend((e.step, e.value) for e in acc.Scalars(tag))
+    return scalars

@@ -1,0 +1,66 @@
+"""The CLI as a user runs it: separate processes for fit and test, output read back from disk."""
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from src.data import MNISTDataModule
+from src.models import MLP
+from tests.conftest import ROOT, read_scalars
+
+
+def run_cli(*args: str, data_dir: Path | None = None, check: bool = True) -> subprocess.CompletedProcess:
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    if data_dir is not None:
+        env["DATA_DIR"] = str(data_dir)
+    proc = subprocess.run([sys.executable, "-m", "src.cli", *args], cwd=ROOT, env=env, capture_output=True, text=True, timeout=900)
+    if check and proc.returncode != 0:
+        raise AssertionError(f"exit {proc.returncode}\n{proc.stdout[-3000:]}\n{proc.stderr[-5000:]}")
+    return proc
+
+
+@pytest.mark.slow
+def test_fit_then_test_best_in_a_new_process(mnist_root, tmp_path):
+    logs = ["--trainer.logger.init_args.save_dir", str(tmp_path)]
+    run_cli("fit", "--config", "configs/mnist_mlp.yaml", "--trainer.max_epochs", "2", *logs, data_dir=mnist_root)
+    run = tmp_path / "mnist_mlp" / "version_0"
+    assert [v for _, v in read_scalars(run)["val/samples"]] == [5000.0, 5000.0]
+    val_acc = read_scalars(run)["val/acc"]
+    assert len(val_acc) == 2  # one point per epoch
+    hp = read_scalars(run)["hp_metric"]
+    assert hp[-1][1] == pytest.approx(max(v for _, v in val_acc))
+
+    proc = run_cli("test", "--config", "configs/mnist_mlp.yaml", "--ckpt_path", "best", *logs, data_dir=mnist_root)
+    best = next((run / "checkpoints").glob("epoch*.ckpt"))
+    assert f"using checkpoint {best.relative_to(ROOT) if best.is_relative_to(ROOT) else best}" in proc.stdout
+    scalars = read_scalars(run / "test_0")  # logged beside the run it evaluates
+    test_acc, samples = scalars["test/acc"][-1][1], scalars["test/samples"][-1][1]
+    assert samples == 10_000 and test_acc >= 0.97
+
+    # Independent check: the checkpoint's weights in a fresh net, the official test tensors, a plain count.
+    state = torch.load(best, map_location="cpu", weights_only=True)["state_dict"]
+    net = MLP(hidden=[256, 128], batchnorm=True)
+    net.load_state_dict({k.removeprefix("net."): v for k, v in state.items() if k.startswith("net.")})
+    dm = MNISTDataModule(data_dir=str(mnist_root))
+    dm.setup("test")
+    with torch.no_grad():
+        correct = (net.eval()(dm.splits["test"].images).argmax(1) == dm.splits["test"].labels).sum().item()
+    assert abs(correct / 10_000 - test_acc) < 1e-4
+
+    # A second test run neither overwrites the first nor becomes a run that "best" could resolve to.
+    run_cli("test", "--config", "configs/mnist_mlp.yaml", "--ckpt_path", "last", *logs, data_dir=mnist_root)
+    assert (run / "test_1" / "config.yaml").is_file() and (run / "test_0" / "config.yaml").is_file()
+    assert sorted(p.name for p in (tmp_path / "mnist_mlp").iterdir()) == ["version_0"]
+
+
+def test_best_without_any_run_is_one_clear_line(tmp_path):
+    proc = run_cli("test", "--config", "configs/mnist_mlp.yaml", "--ckpt_path", "best",
+                   "--trainer.logger.init_args.save_dir", str(tmp_path), check=False)
+    assert proc.returncode == 2
+    assert proc.stderr.strip().splitlines() == [
+        f"error: no trained run with checkpoints under {tmp_path}/mnist_mlp; train first: "
+        "python -m src.cli fit --config configs/mnist_mlp.yaml"]
