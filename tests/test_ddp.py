@@ -1,0 +1,26 @@
+"""Two CPU processes with DDP (gloo): the same code path as several GPUs."""
+
+import pytest
+
+from tests.conftest import read_scalars
+from tests.test_cli import run_cli
+
+DDP = ["--trainer.accelerator", "cpu", "--trainer.devices", "2", "--trainer.strategy", "ddp"]
+
+
+@pytest.mark.slow
+def test_two_process_fit_and_test_score_every_image_exactly_once(mnist_root, tmp_path):
+    logs = ["--trainer.logger.init_args.save_dir", str(tmp_path)]
+    run_cli("fit", "--config", "configs/mnist_mlp.yaml", "--trainer.max_epochs", "1", *DDP, *logs, data_dir=mnist_root)
+    run = tmp_path / "mnist_mlp" / "version_0"
+    fit = read_scalars(run)
+    # Sums over both ranks (torchmetrics syncs them): the 55,000 train images once, the 5,000 val images once.
+    assert fit["train/samples"][-1][1] == 55_000 and fit["val/samples"][-1][1] == 5_000
+    assert sorted(p.name for p in tmp_path.joinpath("mnist_mlp").iterdir()) == ["version_0"]  # rank 0 logs alone
+
+    run_cli("test", "--config", "configs/mnist_mlp.yaml", "--ckpt_path", "best", *DDP, *logs, data_dir=mnist_root)
+    run_cli("test", "--config", "configs/mnist_mlp.yaml", "--ckpt_path", "best", "--trainer.accelerator", "cpu", *logs,
+            data_dir=mnist_root)
+    two, one = read_scalars(run / "test_0"), read_scalars(run / "test_1")
+    assert two["test/samples"][-1][1] == one["test/samples"][-1][1] == 10_000
+    assert abs(two["test/acc"][-1][1] - one["test/acc"][-1][1]) < 1e-6
