@@ -1,0 +1,36 @@
+"""The in-memory dataset behind every data module: a whole split as two tensors.
+
+A DataLoader over it (num_workers=0) asks `__getitems__` for a whole batch of indices at once, so a
+batch costs one tensor-indexing op on the device the data lives on, instead of N `__getitem__` calls,
+N PIL transforms and a collate. Samplers stay the library's own (DistributedSampler,
+UnrepeatedDistributedSampler), so shuffling and DDP sharding are the ones every Lightning user knows.
+"""
+
+import torch
+from torch.utils.data import Dataset
+
+
+class InMemoryDataset(Dataset):
+    """images: [N, C, H, W] float (normalized), labels: [N] int64, both on the same device."""
+
+    def __init__(self, images: torch.Tensor, labels: torch.Tensor):
+        if len(images) != len(labels):
+            raise ValueError(f"{len(images)} images but {len(labels)} labels")
+        self.images, self.labels = images, labels
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
+        return self.images[index], self.labels[index]
+
+    def __getitems__(self, indices: list[int]) -> tuple[torch.Tensor, torch.Tensor]:
+        """One batch: ([B, C, H, W], [B]) by a single gather."""
+        index = torch.as_tensor(indices, device=self.labels.device)
+        return self.images[index], self.labels[index]
+
+
+def keep_batch(batch: tuple[torch.Tensor, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+    """collate_fn for InMemoryDataset: `__getitems__` already returns the collated batch.
+    (A module-level function, so DataLoaders stay picklable for ddp_spawn.)"""
+    return batch

@@ -1,0 +1,110 @@
+import numpy as np
+import pytest
+import torch
+
+from src.data import FashionMNISTDataModule, MNISTDataModule
+from src.errors import UsageError
+from tests.conftest import make_idx_dataset
+
+
+@pytest.mark.parametrize("cls", [MNISTDataModule, FashionMNISTDataModule])
+def test_generated_idx_files_give_exact_splits(tmp_path, cls):
+    make_idx_dataset(tmp_path, cls.dataset_cls.__name__, n_train=300, n_test=70)
+    dm = cls(data_dir=str(tmp_path), val_size=50, seed=3)
+    dm.setup("fit")
+    train, val, test = (dm.splits[s] for s in ("train", "val", "test"))
+    assert (len(train), len(val), len(test)) == (250, 50, 70)  # the whole test file, nothing more
+    assert train.images.shape == (250, 1, 28, 28) and train.images.dtype == torch.float32
+    assert train.labels.dtype == torch.int64 and dm.num_classes == 10 and len(dm.classes) == 10
+    # Normalization uses the train split's statistics: it is then zero-mean, unit-std exactly.
+    assert abs(train.images.mean().item()) < 1e-5 and abs(train.images.std(unbiased=False).item() - 1) < 1e-5
+    # Train and val are disjoint and together the whole train file (matched on the raw pixels).
+    raw = torch.from_numpy(np.frombuffer((tmp_path / cls.dataset_cls.__name__ / "raw" / "train-images-idx3-ubyte")
+                                         .read_bytes()[16:], np.uint8).reshape(300, 784).copy())
+    pixels = lambda x: torch.round((x.reshape(len(x), -1) * dm.std + dm.mean) * 255).to(torch.uint8)  # noqa: E731
+    seen = {bytes(r.numpy()) for r in pixels(train.images)} | {bytes(r.numpy()) for r in pixels(val.images)}
+    assert len(seen) == 300 and seen == {bytes(r.numpy()) for r in raw}
+
+
+def test_split_depends_on_seed_only(tmp_path):
+    make_idx_dataset(tmp_path, "MNIST", n_train=200, n_test=10)
+    a, b, c = (MNISTDataModule(data_dir=str(tmp_path), val_size=40, seed=s) for s in (1, 1, 2))
+    for dm in (a, b, c):
+        dm.setup("fit")
+    assert torch.equal(a.splits["val"].labels, b.splits["val"].labels)
+    assert torch.equal(a.splits["val"].images, b.splits["val"].images)
+    assert not torch.equal(a.splits["val"].images, c.splits["val"].images)
+
+
+def test_normalize_off_keeps_unit_scale(tmp_path):
+    make_idx_dataset(tmp_path, "MNIST", n_train=100, n_test=10)
+    dm = MNISTDataModule(data_dir=str(tmp_path), val_size=10, normalize=False)
+    dm.setup("fit")
+    x = dm.splits["train"].images
+    assert x.min() >= 0 and x.max() <= 1 and x.max() > 0.99
+
+
+def test_real_mnist_statistics_match_published(mnist_root):
+    dm = MNISTDataModule(data_dir=str(mnist_root))
+    dm.setup("fit")
+    assert abs(dm.mean.item() - 0.1307) < 1e-3 and abs(dm.std.item() - 0.3081) < 1e-3
+    assert [len(dm.splits[s]) for s in ("train", "val", "test")] == [55000, 5000, 10000]
+
+
+def test_missing_data_names_directory_and_setting(tmp_path):
+    with pytest.raises(UsageError, match=rf"{tmp_path}.*DATA_DIR.*download"):
+        MNISTDataModule(data_dir=str(tmp_path)).setup("fit")
+
+
+def test_truncated_idx_file_is_a_clear_error(tmp_path):
+    make_idx_dataset(tmp_path, "MNIST", n_train=100, n_test=10)
+    f = tmp_path / "MNIST" / "raw" / "train-images-idx3-ubyte"
+    f.write_bytes(f.read_bytes()[:-100])
+    with pytest.raises(UsageError, match="truncated"):
+        MNISTDataModule(data_dir=str(tmp_path), val_size=10).setup("fit")
+
+
+def test_not_an_idx_file(tmp_path):
+    make_idx_dataset(tmp_path, "MNIST", n_train=100, n_test=10)
+    (tmp_path / "MNIST" / "raw" / "t10k-labels-idx1-ubyte").write_bytes(b"<html>not found</html>")
+    with pytest.raises(UsageError, match="not an IDX file"):
+        MNISTDataModule(data_dir=str(tmp_path), val_size=10).setup("fit")
+
+
+@pytest.mark.parametrize("kwargs", [{"batch_size": 0}, {"val_size": 0}, {"eval_batch_size": -1}])
+def test_bad_sizes_rejected(kwargs):
+    with pytest.raises(UsageError):
+        MNISTDataModule(**kwargs)
+
+
+def test_val_size_larger_than_train_set(tmp_path):
+    make_idx_dataset(tmp_path, "MNIST", n_train=100, n_test=10)
+    with pytest.raises(UsageError, match="val_size=100 leaves no training images"):
+        MNISTDataModule(data_dir=str(tmp_path), val_size=100).setup("fit")
+
+
+def test_data_dir_defaults_to_environment(monkeypatch, tmp_path):
+    monkeypatch.setenv("DATA_DIR", str(tmp_path))
+    assert MNISTDataModule().data_dir == tmp_path
+    monkeypatch.delenv("DATA_DIR")
+    assert str(MNISTDataModule().data_dir) == "data"
+
+
+def test_present_folder_is_never_downloaded_again(tmp_path, monkeypatch):
+    make_idx_dataset(tmp_path, "MNIST", n_train=20, n_test=10)
+    def no_download(self):
+        raise AssertionError("downloaded although the folder exists")
+
+    monkeypatch.setattr(MNISTDataModule.dataset_cls, "download", no_download)
+    MNISTDataModule(data_dir=str(tmp_path), download=True).prepare_data()
+
+
+def test_failed_download_is_a_clear_error(tmp_path, monkeypatch):
+    from urllib.error import URLError
+
+    def offline(self):
+        raise URLError("no network")
+
+    monkeypatch.setattr(FashionMNISTDataModule.dataset_cls, "download", offline)
+    with pytest.raises(UsageError, match=r"could not download FashionMNIST into .*no network.*DATA_DIR"):
+        FashionMNISTDataModule(data_dir=str(tmp_path / "new"), download=True).prepare_data()
