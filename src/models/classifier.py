@@ -46,8 +46,8 @@ class ImageClassifier(LightningModule):
 
     def setup(self, stage: str) -> None:
         data = self.trainer.datamodule
-        shape = tuple(getattr(data, "in_shape", ()))
-        if shape and shape != tuple(self.net.in_shape):
+        shape, expected = tuple(getattr(data, "in_shape", ())), getattr(self.net, "in_shape", None)
+        if shape and expected is not None and shape != tuple(expected):
             raise UsageError(f"the net expects images of shape {tuple(self.net.in_shape)} but the data module gives "
                              f"{shape}: set --model.init_args.net.init_args.in_shape {list(shape)}")
 
@@ -59,6 +59,11 @@ class ImageClassifier(LightningModule):
         x, y = batch  # [N, C, H, W] float, [N] int64
         logits = self.net(x)
         loss = F.cross_entropy(logits, y)
+        self.update_metrics(stage, logits, y, loss)
+        return loss
+
+    def update_metrics(self, stage: str, logits: torch.Tensor, y: torch.Tensor, loss: torch.Tensor) -> None:
+        """Accumulate one batch into the stage's metrics and log them (logits [N, C], labels [N])."""
         acc, mean_loss, samples = (self.metrics[f"{stage}_{m}"] for m in ("acc", "loss", "samples"))
         acc.update(logits.detach(), y)
         mean_loss.update(loss.detach(), weight=len(y))
@@ -68,7 +73,6 @@ class ImageClassifier(LightningModule):
         # train/loss is the per-step curve (training_step); its epoch mean is train/loss_epoch.
         self.log(f"{stage}/loss" + ("_epoch" if stage == "train" else ""), mean_loss, on_step=False, on_epoch=True)
         self.log(f"{stage}/samples", samples, on_step=False, on_epoch=True)
-        return loss
 
     def training_step(self, batch, batch_idx):
         loss = self._shared_step(batch, "train")

@@ -1,0 +1,104 @@
+"""ManualMLP: a multi-layer perceptron whose gradients are written out by hand (layers.py)."""
+
+import math
+from typing import Literal
+
+import torch
+from torch import nn
+
+from src.manual.layers import ACTIVATIONS, Linear, no_grad, softmax_cross_entropy
+from src.models.activations import Activation
+
+
+class ManualMLP(nn.Module):
+    """sizes = [D, H1, ..., HL, C]: Linear -> activation for every hidden layer, then Linear to C scores.
+
+    Parameters live in `params` as W1, b1, W2, b2, ... with W_l: [fan_in, fan_out] (batch-major, z = xW + b)
+    and b_l: [fan_out]. They are nn.Parameters with requires_grad=False: an nn.Module only so that Lightning
+    can move them between devices, checkpoint them and hand them to an optimizer; autograd never sees them.
+    loss = mean cross-entropy + reg * sum_l ||W_l||^2 (biases are not regularised).
+    """
+
+    def __init__(
+        self,
+        sizes: list[int] = [784, 64, 10],  # input features, hidden widths..., classes
+        activation: Activation = "improved_sigmoid",
+        init: Literal["default", "lecun_normal", "uniform"] = "lecun_normal",  # as src.models.mlp.init_linear_
+        reg: float = 0.0,  # L2 strength on the weights; its gradient is 2 * reg * W
+    ):
+        super().__init__()
+        if len(sizes) < 2 or any(s <= 0 for s in sizes):
+            raise ValueError(f"sizes must list at least input and output sizes, all positive, got {sizes}")
+        if activation not in ACTIVATIONS:
+            raise ValueError(f"unknown activation {activation!r}; choose one of {', '.join(ACTIVATIONS)}")
+        self.sizes, self.activation, self.reg = list(sizes), ACTIVATIONS[activation], reg
+        self.num_classes = sizes[-1]
+        self.params = nn.ParameterDict()
+        for l, (fan_in, fan_out) in enumerate(zip(sizes, sizes[1:]), start=1):
+            W, b = _init(fan_in, fan_out, init)
+            self.params[f"W{l}"] = nn.Parameter(W, requires_grad=False)
+            self.params[f"b{l}"] = nn.Parameter(b, requires_grad=False)
+
+    @property
+    def depth(self) -> int:
+        return len(self.sizes) - 1
+
+    def _flatten(self, X: torch.Tensor) -> torch.Tensor:
+        X = X.reshape(len(X), -1)  # images [N, C, H, W] -> [N, D]
+        if X.shape[1] != self.sizes[0]:
+            raise ValueError(f"ManualMLP expects {self.sizes[0]} input features (sizes[0]) but got {X.shape[1]}")
+        return X
+
+    @no_grad
+    def scores(self, X: torch.Tensor) -> torch.Tensor:
+        """X: [N, D] (or images [N, C, H, W]) -> class scores (logits) [N, C]."""
+        h = self._flatten(X)
+        for l in range(1, self.depth + 1):
+            h, _ = Linear.forward(h, self.params[f"W{l}"], self.params[f"b{l}"])
+            if l < self.depth:
+                h, _ = self.activation.forward(h)
+        return h
+
+    forward = scores
+
+    @no_grad
+    def forward_backward(self, X: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, dict]:
+        """One forward and one backward pass: (scores [N, C], loss scalar, grads keyed like params)."""
+        h, caches = self._flatten(X), []
+        for l in range(1, self.depth + 1):
+            h, linear_cache = Linear.forward(h, self.params[f"W{l}"], self.params[f"b{l}"])
+            act_cache = None
+            if l < self.depth:
+                h, act_cache = self.activation.forward(h)
+            caches.append((linear_cache, act_cache))
+        scores = h
+        weights = [self.params[f"W{l}"] for l in range(1, self.depth + 1)]
+        loss, dh = softmax_cross_entropy(scores, y)
+        loss = loss + self.reg * sum((W * W).sum() for W in weights)
+        grads = {}
+        for l in range(self.depth, 0, -1):  # the chain rule, last layer first
+            linear_cache, act_cache = caches[l - 1]
+            if l < self.depth:
+                dh, _ = self.activation.backward(dh, act_cache)
+            dh, g = Linear.backward(dh, linear_cache)
+            grads[f"W{l}"] = g["W"] + 2 * self.reg * weights[l - 1]
+            grads[f"b{l}"] = g["b"]
+        return scores, loss, grads
+
+    def loss(self, X: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, dict]:
+        """(mean cross-entropy + reg * sum ||W||^2, {name: d loss / d param})."""
+        _, loss, grads = self.forward_backward(X, y)
+        return loss, grads
+
+
+def _init(fan_in: int, fan_out: int, init: str) -> tuple[torch.Tensor, torch.Tensor]:
+    """W: [fan_in, fan_out], b: [fan_out], drawn from torch's global generator; the same laws as the
+    nn.Module MLP (default: U[-1/sqrt(fan_in), 1/sqrt(fan_in)] for both, PyTorch's Linear default)."""
+    if init == "lecun_normal":
+        return torch.randn(fan_in, fan_out) / math.sqrt(fan_in), torch.zeros(fan_out)
+    if init == "uniform":
+        return torch.rand(fan_in, fan_out) * 2 - 1, torch.rand(fan_out) * 2 - 1
+    if init == "default":
+        bound = 1 / math.sqrt(fan_in)
+        return (torch.rand(fan_in, fan_out) * 2 - 1) * bound, (torch.rand(fan_out) * 2 - 1) * bound
+    raise ValueError(f"unknown init {init!r}; choose one of default, lecun_normal, uniform")

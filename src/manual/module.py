@@ -1,0 +1,34 @@
+"""ManualClassifier: ImageClassifier's logging, checkpointing and testing around a hand-differentiated net."""
+
+import torch
+from lightning.pytorch.cli import LRSchedulerCallable, OptimizerCallable
+
+from src.manual.mlp import ManualMLP
+from src.manual.optim import ManualSGD
+from src.models.classifier import ImageClassifier
+
+
+class ManualClassifier(ImageClassifier):
+    """Trains a ManualMLP with its own gradients: no loss.backward(), no autograd graph (manual optimization).
+    Validation, test, metrics, checkpoints and the CLI are ImageClassifier's, unchanged."""
+
+    def __init__(
+        self,
+        net: ManualMLP,  # in YAML: class_path src.manual.ManualMLP with sizes, activation, init, reg
+        optimizer: OptimizerCallable = ManualSGD,  # any torch optimizer works; ManualSGD is the exercise's rule
+        scheduler: LRSchedulerCallable | None = None,
+    ):
+        super().__init__(net, optimizer, scheduler)
+        self.automatic_optimization = False
+
+    def training_step(self, batch, batch_idx):
+        x, y = batch
+        scores, loss, grads = self.net.forward_backward(x, y)
+        for name, param in self.net.params.items():
+            param.grad = grads[name]
+        self.optimizers().step()
+        if self.lr_schedulers() is not None:
+            self.lr_schedulers().step()
+        self.update_metrics("train", scores, y, loss)
+        self.log("train/loss", loss, on_step=True, on_epoch=False, prog_bar=True)
+        return loss
