@@ -1,5 +1,6 @@
 """Every config in configs/ parses and instantiates: model, net, data module and trainer."""
 
+import math
 from pathlib import Path
 
 import pytest
@@ -9,13 +10,14 @@ from lightning.pytorch.loggers import TensorBoardLogger
 from src.callbacks import HParamsSummary
 from src.cli import DEFAULTS, main
 from src.data import ImageDataModule
+from src.manual import ManualMLP
 
 CONFIGS = sorted(p for p in (Path(__file__).resolve().parent.parent / "configs").glob("*.yaml") if p != DEFAULTS)
 
 
 def test_all_expected_configs_exist():
     names = {p.stem for p in CONFIGS}
-    assert {"mnist_mlp", "mnist_cnn", "fashion_mnist_mlp", "fashion_mnist_cnn", "cifar10_mlp", "cifar10_cnn"} <= names
+    assert {f"{d}_{m}" for d in ("mnist", "fashion_mnist", "cifar10") for m in ("mlp", "cnn", "manual")} == names
 
 
 @pytest.mark.parametrize("config", CONFIGS, ids=[p.stem for p in CONFIGS])
@@ -23,7 +25,11 @@ def test_config_instantiates(config, tmp_path):
     cli = main(["--config", str(config), "--trainer.logger.init_args.save_dir", str(tmp_path)], run=False)
     data, net = cli.datamodule, cli.model.net
     assert isinstance(data, ImageDataModule)
-    assert tuple(net.in_shape) == data.in_shape and net.num_classes == data.num_classes == 10
+    assert net.num_classes == data.num_classes == 10
+    if isinstance(net, ManualMLP):  # takes flattened images
+        assert net.sizes[0] == math.prod(data.in_shape)
+    else:
+        assert tuple(net.in_shape) == data.in_shape
     logger = cli.trainer.logger
     assert isinstance(logger, TensorBoardLogger) and Path(logger.log_dir) == tmp_path / config.stem / "version_0"
     kinds = {type(c) for c in cli.trainer.callbacks}

@@ -6,7 +6,7 @@ from typing import Literal
 import torch
 from torch import nn
 
-from src.manual.layers import ACTIVATIONS, Linear, no_grad, softmax_cross_entropy
+from src.manual.layers import ACTIVATIONS, Linear, softmax_cross_entropy
 from src.models.activations import Activation
 
 
@@ -49,7 +49,7 @@ class ManualMLP(nn.Module):
             raise ValueError(f"ManualMLP expects {self.sizes[0]} input features (sizes[0]) but got {X.shape[1]}")
         return X
 
-    @no_grad
+    @torch.no_grad()
     def scores(self, X: torch.Tensor) -> torch.Tensor:
         """X: [N, D] (or images [N, C, H, W]) -> class scores (logits) [N, C]."""
         h = self._flatten(X)
@@ -61,7 +61,7 @@ class ManualMLP(nn.Module):
 
     forward = scores
 
-    @no_grad
+    @torch.no_grad()
     def forward_backward(self, X: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, dict]:
         """One forward and one backward pass: (scores [N, C], loss scalar, grads keyed like params)."""
         h, caches = self._flatten(X), []
@@ -74,14 +74,15 @@ class ManualMLP(nn.Module):
         scores = h
         weights = [self.params[f"W{l}"] for l in range(1, self.depth + 1)]
         loss, dh = softmax_cross_entropy(scores, y)
-        loss = loss + self.reg * sum((W * W).sum() for W in weights)
+        if self.reg:  # skipped at reg = 0: it would allocate a weight-sized temporary per layer for nothing
+            loss = loss + self.reg * sum((W * W).sum() for W in weights)
         grads = {}
         for l in range(self.depth, 0, -1):  # the chain rule, last layer first
             linear_cache, act_cache = caches[l - 1]
             if l < self.depth:
                 dh, _ = self.activation.backward(dh, act_cache)
-            dh, g = Linear.backward(dh, linear_cache)
-            grads[f"W{l}"] = g["W"] + 2 * self.reg * weights[l - 1]
+            dh, g = Linear.backward(dh, linear_cache, input_grad=l > 1)
+            grads[f"W{l}"] = g["W"].add_(weights[l - 1], alpha=2 * self.reg) if self.reg else g["W"]
             grads[f"b{l}"] = g["b"]
         return scores, loss, grads
 
