@@ -1,0 +1,58 @@
+"""Standard launchers: torchrun (torchelastic environment) and the SLURM batch scripts."""
+
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import ROOT, read_scalars
+from tests.test_cli import run_cli
+
+SBATCH = sorted((ROOT / "scripts" / "slurm").glob("*.sbatch"))
+
+
+@pytest.mark.slow
+def test_torchrun_two_processes_then_test_matches_one_process(mnist_root, tmp_path):
+    logs = ["--trainer.logger.init_args.save_dir", str(tmp_path)]
+    torchrun = Path(sys.executable).parent / "torchrun"
+    cmd = [str(torchrun), "--nproc_per_node", "2", "-m", "src.cli", "fit", "--config", "configs/mnist_mlp.yaml",
+           "--trainer.accelerator", "cpu", "--trainer.devices", "2", "--trainer.strategy", "ddp",
+           "--trainer.max_epochs", "1", "--trainer.limit_train_batches", "20", *logs]
+    proc = subprocess.run(cmd, cwd=ROOT, env={**os.environ, "DATA_DIR": str(mnist_root)}, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    runs = sorted(p.name for p in (tmp_path / "mnist_mlp").iterdir())
+    assert runs == ["version_0"]  # one set of logs and checkpoints, written by rank 0 alone
+    assert {p.name for p in (tmp_path / "mnist_mlp" / "version_0" / "checkpoints").iterdir()} >= {"last.ckpt"}
+    fit = read_scalars(tmp_path / "mnist_mlp" / "version_0")
+    assert fit["train/samples"][-1][1] == 2 * 20 * 128  # two ranks, 20 batches each, no sample counted twice
+    assert fit["val/samples"][-1][1] == 5_000
+
+    run_cli("test", "--config", "configs/mnist_mlp.yaml", "--ckpt_path", "best", "--trainer.accelerator", "cpu",
+            *logs, data_dir=mnist_root)
+    proc = subprocess.run([str(torchrun), "--nproc_per_node", "2", "-m", "src.cli", "test", "--config",
+                           "configs/mnist_mlp.yaml", "--ckpt_path", "best", "--trainer.accelerator", "cpu",
+                           "--trainer.devices", "2", "--trainer.strategy", "ddp", *logs],
+                          cwd=ROOT, env={**os.environ, "DATA_DIR": str(mnist_root)}, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    one = read_scalars(tmp_path / "mnist_mlp" / "version_0" / "test_0")
+    two = read_scalars(tmp_path / "mnist_mlp" / "version_0" / "test_1")
+    assert one["test/samples"][-1][1] == two["test/samples"][-1][1] == 10_000
+    assert abs(one["test/acc"][-1][1] - two["test/acc"][-1][1]) < 1e-6
+
+
+@pytest.mark.parametrize("script", SBATCH, ids=[p.name for p in SBATCH])
+def test_sbatch_parses_and_runs_the_documented_command(script):
+    assert subprocess.run(["bash", "-n", str(script)]).returncode == 0
+    text = script.read_text()
+    assert "#SBATCH --signal=SIGUSR1@" in text  # Lightning checkpoints and requeues on this signal
+    command = re.search(r"^srun (python -m src\.cli fit .*)$", text, re.M).group(1)
+    assert command in (ROOT / "README.md").read_text()
+    nodes = int(re.search(r"#SBATCH --nodes=(\d+)", text).group(1))
+    assert nodes == (2 if "2nodes" in script.name else 1)
+
+
+def test_both_cluster_variants_exist():
+    assert [p.name for p in SBATCH] == ["train.sbatch", "train_2nodes.sbatch"]
