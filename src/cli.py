@@ -2,20 +2,25 @@
 
 LightningCLI does the parsing, validation and instantiation; this file adds only what it lacks:
   * every run logs to lightning_logs/<config name>/version_N (the name taken from the --config file);
-  * `--ckpt_path best|last` in a new process means that file of the config's newest fit run, and an
-    evaluation logs inside the run it evaluates (<run>/test_K), so it never becomes "the newest run";
-  * bad input ends in one line on stderr and exit status 2, not a traceback (SRC_DEBUG=1 shows it).
+  * `--ckpt_path best|last` in a new process means that file of the config's newest fit run; any checkpoint is
+    checked to be readable; an evaluation logs inside the run it evaluates (<run>/test_K), so it never
+    becomes "the newest run", and a fit from a run's checkpoint resumes that run in place;
+  * bad input ends in one line on stderr and exit status 2, not a traceback (SRC_DEBUG=1 shows it);
+    SIGTERM (after CheckpointOnInterrupt has saved) ends with status 143.
 """
 
 import logging
 import os
+import re
+import signal
 import sys
 from pathlib import Path
 
 import torch
-from jsonargparse import Namespace
+from jsonargparse import ArgumentError, Namespace
 from lightning.pytorch import LightningDataModule, LightningModule
 from lightning.pytorch.cli import LightningCLI
+from lightning.pytorch.utilities.exceptions import MisconfigurationException, SIGTERMException
 
 from src.errors import UsageError
 from src.runs import next_free, resolve_checkpoint, run_of
@@ -25,8 +30,16 @@ EVALUATIONS = ("validate", "test", "predict")
 
 
 class CLI(LightningCLI):
-    def before_instantiate_classes(self) -> None:
-        config = self.config[self.subcommand] if self.subcommand else self.config  # run=False: no subcommand
+    def parse_arguments(self, parser, args) -> None:
+        """After parsing and before LightningCLI reads the checkpoint's hyperparameters (it rebuilds the model
+        from them when ckpt_path is a file): name the run, resolve best/last, validate the file."""
+        super().parse_arguments(parser, args)
+        subcommand = self.config.get("subcommand")
+        config = self.config[subcommand] if subcommand else self.config  # run=False: no subcommand
+        if config.trainer.get("enable_progress_bar") is False:
+            # default.yaml configures a progress bar; Lightning refuses one together with enable_progress_bar false.
+            config.trainer.callbacks = [c for c in config.trainer.callbacks or []
+                                        if not str(c.get("class_path", "")).endswith("ProgressBar")]
         logger = _tensorboard_args(config)
         if logger is None:  # another logger chosen by the user: leave naming and resolution to Lightning
             return
@@ -35,20 +48,33 @@ class CLI(LightningCLI):
             logger.name = files[-1].stem if files else "default"
         root = Path(logger.save_dir) / logger.name
         ckpt = config.get("ckpt_path")
-        if ckpt is None or (self.subcommand == "fit" and ckpt != "last"):
-            return  # "best" or a path in fit is Lightning's own business
+        resuming = subcommand == "fit" and ckpt is not None
+        if logger.version is not None and not resuming and (root / str(logger.version) / "config.yaml").exists():
+            raise UsageError(f"{root / str(logger.version)} already holds a run; leave trainer.logger.init_args.version "
+                             "empty for a new version_N, or resume it with --ckpt_path last")
+        if ckpt is None:
+            return
         hint = " ".join(f"--config {c}" for c in (config.get("config") or []))
         path = resolve_checkpoint(ckpt, root, hint)
         config.ckpt_path = str(path)
-        _print_rank_zero(f"{self.subcommand}: using checkpoint {path}")
+        _print_rank_zero(f"{subcommand}: using checkpoint {path}")
         run = run_of(path)
         if run is None or Path(run).parent.resolve() != root.resolve():
             return
         logger.version = run.name
-        if self.subcommand in EVALUATIONS:
-            logger.sub_dir = next_free(run, self.subcommand)  # <run>/test_K: beside the run, never a new version
+        if subcommand in EVALUATIONS:
+            logger.sub_dir = next_free(run, subcommand)  # <run>/test_K: beside the run, never a new version
         else:  # resuming: keep logging in the same run; keep its first config.yaml, save this one beside it
             self.save_config_kwargs["config_filename"] = next_free(run, "config_resume") + ".yaml"
+
+    def before_fit(self) -> None:
+        """A monitor that is never logged would fail only after the first epoch; fail now, in one line."""
+        logged = getattr(self.model, "logged_metrics", None)
+        for callback in self.trainer.callbacks if logged else []:
+            monitor = getattr(callback, "monitor", None)
+            if monitor is not None and monitor not in logged:
+                raise UsageError(f"{type(callback).__name__} monitors {monitor!r}, which is never logged; "
+                                 f"choose one of {', '.join(logged)}")
 
 
 def _tensorboard_args(config: Namespace) -> Namespace | None:
@@ -56,6 +82,30 @@ def _tensorboard_args(config: Namespace) -> Namespace | None:
     if isinstance(logger, Namespace) and str(logger.get("class_path", "")).endswith("TensorBoardLogger"):
         return logger.init_args
     return None
+
+
+def one_line(message: str) -> str:
+    """The gist of a possibly nested jsonargparse message, e.g. 'model.net: Option 'hiden' is not accepted':
+    the chain of parser keys down to the first line that says what is wrong."""
+    keys: list[str] = []
+    for line in message.strip().splitlines():
+        text = line.strip().removeprefix("- ")
+        key = re.match(r'Parser key "([^"]+)":\s*(.*)', text)
+        if key:
+            keys.append(key.group(1))
+            text = key.group(2)
+        if text and not text.startswith(("Does not validate", "Subtypes:", "Errors:", "Problem with given class_path")):
+            return f"{'.'.join(keys)}: {text}" if keys else text
+    return message.strip().splitlines()[0] if message.strip() else "invalid input"
+
+
+def _progress_to_stdout() -> None:
+    """Lightning prints its INFO lines (devices, model summary, tips) on stderr; put them on stdout, so
+    that stderr holds warnings and errors alone and a failed command's error is easy to find."""
+    for name in ("lightning.pytorch", "lightning.fabric"):
+        for handler in logging.getLogger(name).handlers:
+            if isinstance(handler, logging.StreamHandler) and handler.stream is sys.stderr:
+                handler.setStream(sys.stdout)
 
 
 def _print_rank_zero(message: str) -> None:
@@ -67,22 +117,27 @@ def _print_rank_zero(message: str) -> None:
 def main(args: list[str] | None = None, run: bool = True) -> CLI:
     """The command line; with run=False (tests, notebooks) args hold no subcommand and nothing runs."""
     torch.set_float32_matmul_precision("high")  # TF32 matmuls on Ampere+ GPUs; no effect on CPU
+    _progress_to_stdout()
     logging.getLogger("lightning.fabric.utilities.seed").setLevel(logging.WARNING)  # the seed is in config.yaml
-    defaults = {"default_config_files": [str(DEFAULTS)]}
+    # exit_on_error=False: jsonargparse raises instead of printing the whole usage text; main prints one line.
+    defaults = {"default_config_files": [str(DEFAULTS)], "exit_on_error": False}
     try:
         return CLI(
             LightningModule,
             LightningDataModule,
             subclass_mode_model=True,
             subclass_mode_data=True,
-            parser_kwargs={sub: defaults for sub in ("fit", *EVALUATIONS)} if run else defaults,
+            parser_kwargs={"exit_on_error": False, **{sub: defaults for sub in ("fit", *EVALUATIONS)}} if run else defaults,
             args=args,
             run=run,
         )
-    except UsageError as err:
+    except SIGTERMException:  # CheckpointOnInterrupt has saved and said how to resume
+        sys.exit(128 + signal.SIGTERM)
+    except (ValueError, ArgumentError, MisconfigurationException) as err:  # UsageError is a ValueError
         if os.environ.get("SRC_DEBUG"):
             raise
-        print(f"error: {err}", file=sys.stderr)
+        hint = " (python -m src.cli fit --help lists every option)" if isinstance(err, ArgumentError) else ""
+        print(f"error: {one_line(str(err))}{hint}", file=sys.stderr)
         sys.exit(2)
 
 

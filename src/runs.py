@@ -1,6 +1,7 @@
 """Where runs live, and which checkpoint `--ckpt_path best|last` means in a new process.
 
-Layout: <save_dir>/<config name>/version_N/{config.yaml, events..., checkpoints/{last.ckpt, epochXX-...ckpt}}.
+Layout: <save_dir>/<config name>/version_N/{config.yaml, events..., checkpoints/{last.ckpt, epochXX-...ckpt,
+interrupted.ckpt}}.
 Lightning resolves "best" only inside the process that trained (Lightning issue #17312); here the newest
 fit run of the config is found on disk, and its ModelCheckpoint state (saved in last.ckpt) names the best.
 Evaluation runs log into <run>/test_K (or validate_K, predict_K), never a version_N of their own.
@@ -22,15 +23,34 @@ def fit_runs(root: Path) -> list[Path]:
     return sorted(runs, key=lambda p: int(_VERSION.match(p.name).group(1)))
 
 
+def load_checkpoint(path: Path) -> dict:
+    """torch.load with weights_only=True (tensors and plain values only: a checkpoint cannot run code when
+    loaded), turning an unreadable file into a one-line UsageError."""
+    try:
+        checkpoint = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as err:  # truncated zip, random bytes, a pickle that asks for arbitrary globals, ...
+        reason = str(err).strip().splitlines()[0][:200]
+        raise UsageError(f"{path} is not a readable checkpoint ({type(err).__name__}: {reason}); "
+                         "pass another file, best or last") from err
+    if not isinstance(checkpoint, dict) or "state_dict" not in checkpoint:
+        raise UsageError(f"{path} is not a Lightning checkpoint (no state_dict); pass another file, best or last")
+    return checkpoint
+
+
+def latest_checkpoint(run: Path) -> Path:
+    """The newer of last.ckpt (end of the last validation) and interrupted.ckpt (Ctrl-C / SIGTERM)."""
+    candidates = [p for p in (run / "checkpoints" / "last.ckpt", run / "checkpoints" / "interrupted.ckpt") if p.is_file()]
+    if not candidates:
+        raise UsageError(f"{run} has neither last.ckpt nor interrupted.ckpt; pass --ckpt_path with a file")
+    return max(candidates, key=lambda p: p.stat().st_mtime_ns)
+
+
 def best_checkpoint(run: Path) -> Path:
-    """The best checkpoint of a fit run, as recorded by its ModelCheckpoint in last.ckpt."""
-    last = run / "checkpoints" / "last.ckpt"
-    if not last.is_file():
-        raise UsageError(f"{run} has no last.ckpt to read the best checkpoint from; pass --ckpt_path with a file")
-    state = torch.load(last, map_location="cpu", weights_only=True).get("callbacks", {})
+    """The best checkpoint of a fit run, as recorded by its ModelCheckpoint in the newest checkpoint."""
+    state = load_checkpoint(latest_checkpoint(run)).get("callbacks", {})
     paths = [s.get("best_model_path") for k, s in state.items() if k.startswith("ModelCheckpoint")]
     if not paths or not paths[0]:
-        raise UsageError(f"{last} records no best checkpoint; pass --ckpt_path with a file")
+        raise UsageError(f"{run} records no best checkpoint; pass --ckpt_path with a file")
     best = run / "checkpoints" / Path(paths[0]).name  # by name: the run directory may have moved since
     if not best.is_file():
         raise UsageError(f"the best checkpoint {best} of {run} is gone; pass --ckpt_path last or a file")
@@ -43,15 +63,12 @@ def resolve_checkpoint(ckpt_path: str, root: Path, config_hint: str) -> Path:
         runs = fit_runs(root)
         if not runs:
             raise UsageError(f"no trained run with checkpoints under {root}; train first: python -m src.cli fit {config_hint}")
-        if ckpt_path == "best":
-            return best_checkpoint(runs[-1])
-        last = runs[-1] / "checkpoints" / "last.ckpt"
-        if not last.is_file():
-            raise UsageError(f"{runs[-1]} has no last.ckpt; pass --ckpt_path with a file")
-        return last
-    path = Path(ckpt_path)
-    if not path.is_file():
-        raise UsageError(f"checkpoint {path} does not exist; pass best, last or the path of a .ckpt file")
+        path = best_checkpoint(runs[-1]) if ckpt_path == "best" else latest_checkpoint(runs[-1])
+    else:
+        path = Path(ckpt_path)
+        if not path.is_file():
+            raise UsageError(f"checkpoint {path} does not exist; pass best, last or the path of a .ckpt file")
+    load_checkpoint(path)  # fail here, in one line, rather than deep inside the trainer
     return path
 
 

@@ -1,5 +1,7 @@
 """Callbacks of our own: only what Lightning's do not already do."""
 
+from src.callbacks.finite import StopOnNonFiniteLoss
 from src.callbacks.hparams import HParamsSummary
+from src.callbacks.interrupt import CheckpointOnInterrupt
 
-__all__ = ["HParamsSummary"]
+__all__ = ["HParamsSummary", "CheckpointOnInterrupt", "StopOnNonFiniteLoss"]

@@ -11,6 +11,9 @@ from torchmetrics.classification import MulticlassAccuracy
 from src.errors import UsageError
 
 STAGES = ("train", "val", "test")
+# Every name this module logs (callbacks' `monitor` is checked against it before a fit starts).
+LOGGED = tuple(f"{s}/{m}" for s in STAGES for m in ("acc", "samples")) + (
+    "train/loss", "train/loss_epoch", "val/loss", "test/loss", "val/acc_best")
 
 
 class ImageClassifier(LightningModule):
@@ -43,6 +46,7 @@ class ImageClassifier(LightningModule):
             self.metrics[f"{stage}_samples"] = SumMetric()
         self.val_acc_best = MaxMetric()
         self.val_acc_best.persistent(True)  # saved in checkpoints, so a resumed run keeps its best
+        self.logged_metrics = LOGGED
 
     def setup(self, stage: str) -> None:
         data = self.trainer.datamodule
@@ -50,6 +54,20 @@ class ImageClassifier(LightningModule):
         if shape and expected is not None and shape != tuple(expected):
             raise UsageError(f"the net expects images of shape {tuple(self.net.in_shape)} but the data module gives "
                              f"{shape}: set --model.init_args.net.init_args.in_shape {list(shape)}")
+
+    def on_load_checkpoint(self, checkpoint: dict) -> None:
+        """Name the first mismatch between the checkpoint and this model (Lightning's own error lists every
+        tensor over many lines)."""
+        ours = self.state_dict()
+        for key, value in checkpoint["state_dict"].items():
+            if key not in ours or ours[key].shape != value.shape:
+                here = f"{list(ours[key].shape)} here" if key in ours else "absent here"
+                raise UsageError(f"the checkpoint does not fit this model: {key} is {list(value.shape)} in the checkpoint "
+                                 f"but {here}; use the config the checkpoint was trained with (its run's config.yaml)")
+        missing = sorted(set(ours) - set(checkpoint["state_dict"]))
+        if missing:
+            raise UsageError(f"the checkpoint does not fit this model: it lacks {missing[0]}; use the config the "
+                             "checkpoint was trained with (its run's config.yaml)")
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """x: [N, C, H, W] normalized images -> logits [N, num_classes]."""

@@ -1,0 +1,243 @@
+"""Reliability: reproducible and resumable runs, interrupts, and one-line errors on bad input."""
+
+import os
+import pickle
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+import torch
+from lightning.pytorch import Callback
+
+from src.cli import main
+from src.data import MNISTDataModule
+from src.errors import UsageError
+from tests.conftest import ROOT, make_idx_dataset, read_scalars
+
+SHORT = ["--trainer.limit_train_batches", "30", "--trainer.limit_val_batches", "2", "--trainer.enable_progress_bar", "false"]
+
+
+def fit(tmp_path, *args, config="configs/mnist_mlp.yaml", save_dir=None):
+    main(["fit", "--config", config, "--trainer.logger.init_args.save_dir", str(save_dir or tmp_path), *SHORT, *args])
+
+
+def cli_error(capfd, *args) -> str:
+    """Run the CLI in-process, expect exit status 2, no traceback, and one error line, the last on stderr
+    (Python warnings may precede it); return that line."""
+    capfd.readouterr()
+    with pytest.raises(SystemExit) as exit_info:
+        main(list(args))
+    lines = capfd.readouterr().err.strip().splitlines()
+    assert exit_info.value.code == 2 and not any("Traceback" in line for line in lines), lines
+    assert [line for line in lines if line.startswith("error: ")] == lines[-1:], lines
+    return lines[-1]
+
+
+@pytest.fixture(scope="module")
+def tiny_run(tmp_path_factory):
+    """One short real-MNIST fit (2 epochs of 30 batches) whose checkpoints several tests read."""
+    if not (os.environ.get("DATA_DIR") or (ROOT.parent / "shared" / "datasets").is_dir()):
+        pytest.skip("real MNIST not found")
+    os.environ.setdefault("DATA_DIR", str(ROOT.parent / "shared" / "datasets"))
+    save_dir = tmp_path_factory.mktemp("logs")
+    fit(save_dir, "--trainer.max_epochs", "2")
+    return save_dir / "mnist_mlp" / "version_0"
+
+
+def weights(ckpt) -> dict:
+    return torch.load(ckpt, map_location="cpu", weights_only=True)["state_dict"]
+
+
+@pytest.mark.slow
+def test_same_seed_twice_gives_identical_runs(mnist_root, tmp_path, monkeypatch):
+    monkeypatch.setenv("DATA_DIR", str(mnist_root))
+    for name in ("a", "b"):
+        fit(tmp_path, "--trainer.max_epochs", "2", "--trainer.logger.init_args.name", name)
+    a, b = (tmp_path / n / "version_0" for n in ("a", "b"))
+    assert read_scalars(a)["val/loss"] == read_scalars(b)["val/loss"]
+    wa, wb = weights(a / "checkpoints" / "last.ckpt"), weights(b / "checkpoints" / "last.ckpt")
+    assert all(torch.equal(wa[k], wb[k]) for k in wa)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("config,extra", [("configs/mnist_mlp.yaml", ["--model.init_args.scheduler", "null"]),
+                                          ("configs/mnist_manual.yaml", [])])
+def test_resume_from_last_equals_an_uninterrupted_run(mnist_root, tmp_path, monkeypatch, config, extra):
+    """3 epochs straight vs 2 epochs, stop, `--ckpt_path last` for the third: same metrics, same weights
+    (the shuffle order is a function of (seed, epoch); optimizer state incl. ManualSGD's momentum is restored)."""
+    monkeypatch.setenv("DATA_DIR", str(mnist_root))
+    fit(tmp_path, "--trainer.max_epochs", "3", "--trainer.logger.init_args.name", "straight", *extra, config=config)
+    fit(tmp_path, "--trainer.max_epochs", "2", "--trainer.logger.init_args.name", "resumed", *extra, config=config)
+    fit(tmp_path, "--trainer.max_epochs", "3", "--trainer.logger.init_args.name", "resumed", "--ckpt_path", "last",
+        *extra, config=config)
+    straight, resumed = tmp_path / "straight" / "version_0", tmp_path / "resumed" / "version_0"
+    assert not (tmp_path / "resumed" / "version_1").exists()  # the resume continued the same run
+    s, r = read_scalars(straight)["val/loss"], read_scalars(resumed)["val/loss"]
+    assert len(s) == len(r) == 3 and all(abs(x[1] - y[1]) < 1e-6 for x, y in zip(s, r))
+    ws, wr = weights(straight / "checkpoints" / "last.ckpt"), weights(resumed / "checkpoints" / "last.ckpt")
+    assert all(torch.allclose(ws[k], wr[k], atol=1e-6) for k in ws)
+    assert (resumed / "config.yaml").is_file() and (resumed / "config_resume_0.yaml").is_file()
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("sig,code", [(signal.SIGTERM, 143), (signal.SIGINT, 1)])
+def test_interrupt_saves_a_checkpoint_and_resumes(mnist_root, tmp_path, sig, code):
+    args = [sys.executable, "-m", "src.cli", "fit", "--config", "configs/mnist_mlp.yaml", "--trainer.max_epochs", "15",
+            "--trainer.logger.init_args.save_dir", str(tmp_path), *SHORT]
+    env = {**os.environ, "DATA_DIR": str(mnist_root), "PYTHONUNBUFFERED": "1"}
+    proc = subprocess.Popen(args, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    ckpts = tmp_path / "mnist_mlp" / "version_0" / "checkpoints"
+    deadline = time.time() + 120
+    while not (ckpts / "last.ckpt").exists() and time.time() < deadline:
+        time.sleep(0.2)
+    time.sleep(0.3)
+    before = {p.name: p.read_bytes() for p in ckpts.glob("*.ckpt")}
+    proc.send_signal(sig)
+    out, _ = proc.communicate(timeout=120)
+    assert proc.returncode == code, out[-2000:]
+    assert "resume by running the same command with --ckpt_path last" in out
+    assert (ckpts / "interrupted.ckpt").is_file() and weights(ckpts / "interrupted.ckpt")
+    for name in before:  # last and best from before are still there and readable
+        assert (ckpts / name).is_file() and weights(ckpts / name)
+    resumed = subprocess.run([*args, "--ckpt_path", "last"],  # the same command, as the message says
+                             cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
+    assert resumed.returncode == 0, resumed.stderr[-2000:]
+    assert f"fit: using checkpoint {ckpts / 'interrupted.ckpt'}" in resumed.stdout
+    steps = {n: torch.load(ckpts / n, map_location="cpu", weights_only=True)["global_step"] for n in ("last.ckpt", "interrupted.ckpt")}
+    assert steps["last.ckpt"] > steps["interrupted.ckpt"]  # it trained on from where it was stopped
+
+
+def test_checkpoint_write_is_atomic(tiny_run, monkeypatch):
+    """A crash half-way through writing a checkpoint leaves the old file intact (Lightning writes through an
+    fsspec transaction: a temporary file, moved into place when complete)."""
+    from fsspec.implementations.local import LocalFileOpener
+    from lightning.fabric.utilities.cloud_io import _atomic_save
+
+    target = tiny_run / "checkpoints" / "last.ckpt"
+    old = target.read_bytes()
+
+    def crash(self, data):
+        self.f.write(data[: len(data) // 2])
+        raise OSError("disk full")
+
+    monkeypatch.setattr(LocalFileOpener, "write", crash)
+    with pytest.raises(OSError):
+        _atomic_save({"state_dict": {"x": torch.zeros(1000)}}, target)
+    assert target.read_bytes() == old
+
+
+class PoisonAtStep(Callback):
+    """Test helper: turns the weights to NaN before training step `step`."""
+
+    def __init__(self, step: int = 25):
+        self.step = step
+
+    def on_train_batch_start(self, trainer, pl_module, batch, batch_idx):
+        if trainer.global_step == self.step:
+            with torch.no_grad():
+                for p in pl_module.parameters():
+                    p.fill_(float("nan"))
+
+
+def test_nan_loss_stops_at_once_and_keeps_the_best_checkpoint(mnist_root, tmp_path, capfd, monkeypatch):
+    monkeypatch.setenv("DATA_DIR", str(mnist_root))
+    line = cli_error(capfd, "fit", "--config", "configs/mnist_mlp.yaml", "--trainer.logger.init_args.save_dir", str(tmp_path),
+                     *SHORT, "--trainer.val_check_interval", "10", "--trainer.callbacks+=tests.test_reliability.PoisonAtStep",
+                     "--trainer.callbacks.step", "25")
+    assert "loss became nan at epoch 0, step 25" in line
+    ckpts = tmp_path / "mnist_mlp" / "version_0" / "checkpoints"
+    best = [p for p in ckpts.glob("epoch*.ckpt")]
+    assert len(best) == 1 and all(torch.isfinite(v).all() for v in weights(best[0]).values() if v.is_floating_point())
+
+
+BAD_ARGS = [
+    (["--model.init_args.net.init_args.hiden", "[5]"], "Option 'hiden' is not accepted"),
+    (["--data.init_args.batch_size", "abc"], "data.batch_size: Expected a <class 'int'>"),
+    (["--model.init_args.net.init_args.activation", "swish"], "model.net.activation: Expected a typing.Literal"),
+    (["--model.init_args.net.init_args.init", "xavier"], "model.net.init: Expected a typing.Literal"),
+    (["--model.init_args.net.init_args.hidden", "[64, 0]"], "hidden sizes must be positive"),
+    (["--data.init_args.batch_size", "0"], "batch sizes must be positive"),
+    (["--data.init_args.val_size", "60000"], "val_size=60000 leaves no training images"),
+    (["--trainer.callbacks+=lightning.pytorch.callbacks.EarlyStopping", "--trainer.callbacks.monitor", "val/acx"],
+     "EarlyStopping monitors 'val/acx', which is never logged"),
+]
+
+
+@pytest.mark.parametrize("args,message", BAD_ARGS, ids=[a[0].split(".")[-1] for a, _ in BAD_ARGS])
+def test_bad_config_values_are_one_line(mnist_root, tmp_path, capfd, monkeypatch, args, message):
+    monkeypatch.setenv("DATA_DIR", str(mnist_root))
+    line = cli_error(capfd, "fit", "--config", "configs/mnist_mlp.yaml", "--trainer.logger.init_args.save_dir", str(tmp_path), *args)
+    assert message in line
+    assert not any(tmp_path.rglob("*.ckpt"))
+
+
+def test_missing_config_file(capfd):
+    assert "File does not exist" in cli_error(capfd, "fit", "--config", "configs/nope.yaml")
+
+
+def test_missing_data_with_download_off(tmp_path, capfd):
+    line = cli_error(capfd, "fit", "--config", "configs/mnist_mlp.yaml", "--trainer.logger.init_args.save_dir", str(tmp_path),
+                     "--data.init_args.data_dir", str(tmp_path / "none"), "--data.init_args.download", "false")
+    assert f"MNIST not found in {tmp_path / 'none'}" in line
+
+
+def test_truncated_idx_through_the_cli(tmp_path, capfd):
+    make_idx_dataset(tmp_path / "d", "MNIST", n_train=100, n_test=10)
+    f = tmp_path / "d" / "MNIST" / "raw" / "t10k-images-idx3-ubyte"
+    f.write_bytes(f.read_bytes()[:1000])
+    line = cli_error(capfd, "fit", "--config", "configs/mnist_mlp.yaml", "--trainer.logger.init_args.save_dir", str(tmp_path),
+                     "--data.init_args.data_dir", str(tmp_path / "d"), "--data.init_args.val_size", "10")
+    assert "truncated" in line and "t10k-images-idx3-ubyte" in line
+
+
+def test_data_dir_not_writable_when_a_download_is_needed(tmp_path, monkeypatch):
+    monkeypatch.setattr(os, "access", lambda path, mode: False)  # root may write anywhere; pretend it may not
+    with pytest.raises(UsageError, match="is not writable"):
+        MNISTDataModule(data_dir=str(tmp_path / "new"), download=True).prepare_data()
+
+
+@pytest.mark.parametrize("content", [os.urandom(4096), None], ids=["random_bytes", "truncated"])
+def test_unreadable_checkpoint_is_one_line(tiny_run, tmp_path, capfd, content):
+    bad = tmp_path / "bad.ckpt"
+    bad.write_bytes(content if content is not None else (tiny_run / "checkpoints" / "last.ckpt").read_bytes()[:5000])
+    line = cli_error(capfd, "test", "--config", "configs/mnist_mlp.yaml", "--ckpt_path", str(bad),
+                     "--trainer.logger.init_args.save_dir", str(tmp_path))
+    assert f"{bad} is not a readable checkpoint" in line
+
+
+def test_checkpoint_of_another_architecture_names_the_mismatch(tiny_run, tmp_path, capfd):
+    # Our checkpoints carry their hyperparameters, from which LightningCLI rebuilds the right model; one made
+    # elsewhere (here: the same file without them) must meet a clear error, not a 20-line state_dict dump.
+    checkpoint = torch.load(tiny_run / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=True)
+    del checkpoint["hyper_parameters"]
+    foreign = tmp_path / "foreign.ckpt"
+    torch.save(checkpoint, foreign)
+    line = cli_error(capfd, "test", "--config", "configs/mnist_mlp.yaml", "--ckpt_path", str(foreign),
+                     "--model.init_args.net.init_args.hidden", "[64]", "--trainer.logger.init_args.save_dir", str(tmp_path))
+    assert "net.layers.1.weight is [256, 784] in the checkpoint but [64, 784] here" in line
+
+
+def test_crafted_pickle_in_a_checkpoint_is_refused_not_run(tmp_path, capfd):
+    marker = tmp_path / "pwned"
+
+    class Payload:
+        def __reduce__(self):
+            return (os.system, (f"touch {marker}",))
+
+    evil = tmp_path / "evil.ckpt"
+    torch.save({"state_dict": {}, "x": Payload()}, evil)
+    with open(evil, "rb") as f:  # the payload really is in the file: plain pickle would run it
+        assert b"system" in f.read()
+    line = cli_error(capfd, "test", "--config", "configs/mnist_mlp.yaml", "--ckpt_path", str(evil),
+                     "--trainer.logger.init_args.save_dir", str(tmp_path))
+    assert "is not a readable checkpoint (UnpicklingError" in line and not marker.exists()
+
+
+def test_rerun_into_an_existing_run_never_overwrites_it(tiny_run, capfd):
+    before = {p: p.read_bytes() for p in tiny_run.rglob("*") if p.is_file()}
+    line = cli_error(capfd, "fit", "--config", "configs/mnist_mlp.yaml", "--trainer.logger.init_args.save_dir",
+                     str(tiny_run.parent.parent), "--trainer.logger.init_args.version", "version_0")
+    assert "already holds a run" in line
+    assert {p: p.read_bytes() for p in tiny_run.rglob("*") if p.is_file()} == before
