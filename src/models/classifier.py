@@ -41,7 +41,9 @@ class ImageClassifier(LightningModule):
         # Keys avoid bare stage names: ModuleDict is a Module, and "train" would shadow Module.train().
         self.metrics = nn.ModuleDict()
         for stage in STAGES:
-            self.metrics[f"{stage}_acc"] = MulticlassAccuracy(n, average="micro")  # torchmetrics' default is macro
+            # micro: torchmetrics' default is macro. validate_args=False: the per-step input checks cost more than
+            # the update itself, and our logits and labels come from our own code.
+            self.metrics[f"{stage}_acc"] = MulticlassAccuracy(n, average="micro", validate_args=False)
             self.metrics[f"{stage}_loss"] = MeanMetric()
             self.metrics[f"{stage}_samples"] = SumMetric()
         self.val_acc_best = MaxMetric()
@@ -81,16 +83,24 @@ class ImageClassifier(LightningModule):
         return loss
 
     def update_metrics(self, stage: str, logits: torch.Tensor, y: torch.Tensor, loss: torch.Tensor) -> None:
-        """Accumulate one batch into the stage's metrics and log them (logits [N, C], labels [N])."""
-        acc, mean_loss, samples = (self.metrics[f"{stage}_{m}"] for m in ("acc", "loss", "samples"))
-        acc.update(logits.detach(), y)
-        mean_loss.update(loss.detach(), weight=len(y))
-        samples.update(float(len(y)))
-        # Metric objects are computed (and synced across ranks) once per epoch, not per step.
-        self.log(f"{stage}/acc", acc, on_step=False, on_epoch=True, prog_bar=stage != "train")
-        # train/loss is the per-step curve (training_step); its epoch mean is train/loss_epoch.
-        self.log(f"{stage}/loss" + ("_epoch" if stage == "train" else ""), mean_loss, on_step=False, on_epoch=True)
-        self.log(f"{stage}/samples", samples, on_step=False, on_epoch=True)
+        """Accumulate one batch into the stage's metrics (logits [N, C], labels [N]); logged once per epoch."""
+        self.metrics[f"{stage}_acc"].update(logits.detach(), y)
+        self.metrics[f"{stage}_loss"].update(loss.detach(), weight=len(y))
+        self.metrics[f"{stage}_samples"].update(float(len(y)))
+
+    def _log_epoch(self, stage: str) -> dict[str, torch.Tensor]:
+        """Compute (summed over all ranks by torchmetrics), log and reset the stage's metrics.
+        Each self.log call walks Lightning's whole result collection, so per-step logging of these three
+        would cost more than a small MLP's step; the values are epoch aggregates anyway."""
+        values = {}
+        for m in ("acc", "loss", "samples"):
+            metric = self.metrics[f"{stage}_{m}"]
+            # train/loss is the per-step curve (training_step); its epoch mean is train/loss_epoch.
+            name = f"{stage}/{m}" + ("_epoch" if (stage, m) == ("train", "loss") else "")
+            values[m] = metric.compute()
+            self.log(name, values[m], prog_bar=(stage, m) == ("val", "acc"))
+            metric.reset()
+        return values
 
     def training_step(self, batch, batch_idx):
         loss = self._shared_step(batch, "train")
@@ -108,11 +118,18 @@ class ImageClassifier(LightningModule):
         """Returns predicted class indices [N]."""
         return self.net(batch[0]).argmax(dim=1)
 
+    def on_train_epoch_end(self):
+        self._log_epoch("train")
+
     def on_validation_epoch_end(self):
+        acc = self._log_epoch("val")["acc"]
         if self.trainer.sanity_checking:  # the sanity check's few batches are no accuracy to remember
             return
-        self.val_acc_best.update(self.metrics["val_acc"].compute())
+        self.val_acc_best.update(acc)
         self.log("val/acc_best", self.val_acc_best.compute(), prog_bar=True)
+
+    def on_test_epoch_end(self):
+        self._log_epoch("test")
 
     def configure_optimizers(self):
         optimizer = self.optimizer(self.parameters())

@@ -1,0 +1,190 @@
+"""Where a small MLP's MNIST epoch goes: this template vs the standard pipeline vs a bare PyTorch loop.
+
+    python scripts/benchmark.py [--reps 3] [--device cpu] [--json out.json] [--tta] [--manual]
+
+Same model (784-64-128-64-10 MLP with batchnorm, ReLU), batch 128, Adam lr 1e-3, real MNIST (DATA_DIR):
+  T  this template: configs/mnist_mlp.yaml's data module and ImageClassifier, built by LightningCLI,
+     one `fit` epoch (train + validation) through Lightning's Trainer;
+  S  the standard pipeline: the same LightningModule with torchvision's MNIST, per-sample
+     ToTensor + Normalize and a shuffling DataLoader (num_workers 0 and 2);
+  R  the limit for a framework: a plain PyTorch loop over preloaded, normalized tensors.
+Repetitions alternate T, S0, S2, R so machine drift hits all alike; each figure is a median (min-max).
+An epoch is timed from on_train_epoch_start to on_train_epoch_end (validation included; set-up and data
+decoding excluded, as they happen once per run). --tta adds wall time to test accuracy for the configs;
+--manual adds the manual-backprop step against autograd (scripts/bench_manual_step.py).
+"""
+
+import argparse
+import json
+import os
+import resource
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from lightning.pytorch import Callback, LightningDataModule, Trainer
+from torch.utils.data import DataLoader, random_split
+from torchvision import datasets, transforms
+
+from src.cli import main as cli
+from src.data import default_data_dir
+from src.models import MLP, ImageClassifier
+
+HIDDEN = "[64,128,64]"
+TRAIN, VAL = 55_000, 5_000
+
+
+class EpochTimer(Callback):
+    def __init__(self):
+        self.times = []
+
+    def on_train_epoch_start(self, trainer, pl_module):
+        self.start = time.perf_counter()
+
+    def on_train_epoch_end(self, trainer, pl_module):
+        self.times.append(time.perf_counter() - self.start)
+
+
+class TorchvisionMNIST(LightningDataModule):
+    """The standard pipeline of today's templates: PIL image -> ToTensor -> Normalize per sample."""
+
+    def __init__(self, data_dir: str, num_workers: int):
+        super().__init__()
+        self.data_dir, self.num_workers = data_dir, num_workers
+        self.tf = transforms.Compose([transforms.ToTensor(), transforms.Normalize((0.1307,), (0.3081,))])
+
+    def setup(self, stage):
+        full = datasets.MNIST(self.data_dir, train=True, transform=self.tf)
+        self.train, self.val = random_split(full, [TRAIN, VAL], generator=torch.Generator().manual_seed(0))
+
+    def train_dataloader(self):
+        return DataLoader(self.train, batch_size=128, shuffle=True, num_workers=self.num_workers,
+                          persistent_workers=self.num_workers > 0)
+
+    def val_dataloader(self):
+        return DataLoader(self.val, batch_size=1000, num_workers=self.num_workers, persistent_workers=self.num_workers > 0)
+
+
+def template_epoch(device: str, save_dir: str) -> float:
+    """T: the real CLI path (config, data module, ImageClassifier, callbacks, logger), one epoch."""
+    built = cli(["--config", "configs/mnist_mlp.yaml", "--model.init_args.net.init_args.hidden", HIDDEN,
+                 "--model.init_args.scheduler", "null", "--model.init_args.optimizer.init_args.lr", "0.001",
+                 "--trainer.max_epochs", "1", "--trainer.accelerator", device, "--trainer.enable_model_summary", "false",
+                 "--trainer.logger.init_args.save_dir", save_dir, "--trainer.num_sanity_val_steps", "0"], run=False)
+    timer = EpochTimer()
+    built.trainer.callbacks.append(timer)
+    built.trainer.fit(built.model, built.datamodule)
+    return timer.times[0]
+
+
+def standard_epoch(device: str, num_workers: int) -> float:
+    """S: the same LightningModule with torchvision's per-sample pipeline, default Trainer settings."""
+    timer = EpochTimer()
+    model = ImageClassifier(MLP(hidden=[64, 128, 64], batchnorm=True))
+    trainer = Trainer(max_epochs=1, accelerator=device, logger=False, enable_checkpointing=False,
+                      enable_model_summary=False, enable_progress_bar=False, num_sanity_val_steps=0, callbacks=[timer])
+    trainer.fit(model, TorchvisionMNIST(default_data_dir(), num_workers))
+    return timer.times[0]
+
+
+def preload(device: str):
+    """R's data: the official train file as normalized float tensors on the device, split like the template."""
+    ds = datasets.MNIST(default_data_dir(), train=True)
+    x = ds.data.unsqueeze(1).float().div(255).sub(0.1307).div(0.3081).to(device)
+    order = torch.randperm(len(x), generator=torch.Generator().manual_seed(0))
+    return (x[order[VAL:]], ds.targets[order[VAL:]].to(device)), (x[order[:VAL]], ds.targets[order[:VAL]].to(device))
+
+
+def raw_epoch(device: str, data) -> float:
+    """R: permutation, index, forward, backward, Adam step; then the validation pass. Nothing else."""
+    (xt, yt), (xv, yv) = data
+    model = MLP(hidden=[64, 128, 64], batchnorm=True).to(device)
+    opt = torch.optim.Adam(model.parameters(), lr=1e-3)
+    sync = torch.cuda.synchronize if device == "cuda" else (lambda: None)
+    sync()
+    start = time.perf_counter()
+    model.train()
+    perm = torch.randperm(len(xt), device=device)
+    for i in range(0, len(xt), 128):
+        idx = perm[i:i + 128]
+        loss = F.cross_entropy(model(xt[idx]), yt[idx])
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+    model.eval()
+    with torch.no_grad():
+        correct = sum((model(xv[i:i + 1000]).argmax(1) == yv[i:i + 1000]).sum() for i in range(0, len(xv), 1000))
+    correct.item()
+    sync()
+    return time.perf_counter() - start
+
+
+def summary(times: list[float]) -> dict:
+    return {"median_s": statistics.median(times), "min_s": min(times), "max_s": max(times),
+            "samples_per_s": TRAIN / statistics.median(times), "runs": len(times)}
+
+
+def time_to_accuracy(config: str, targets: list[float], device: str, save_dir: str) -> dict:
+    """Wall time of `fit` (from the command's start) until the model at an epoch's end scores each target
+    on the full test set; the test evaluations themselves are not counted."""
+    script = (f"import sys; sys.argv[1:] = {['fit', '--config', config, '--trainer.accelerator', device, '--trainer.logger.init_args.save_dir', save_dir, '--trainer.callbacks+=scripts.tta.TestEveryEpoch', '--trainer.enable_progress_bar', 'false']!r};"
+              "from src.cli import main; main()")
+    start = time.time()
+    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                          env={**os.environ, "TTA_START": str(start)})
+    rows = [line.split()[1:] for line in proc.stdout.splitlines() if line.startswith("TTA ")]
+    curve = [(float(t), float(a)) for t, a in rows]
+    return {"config": config, "curve": curve, **{f">={t:.3f}": next((s for s, a in curve if a >= t), None) for t in targets}}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--reps", type=int, default=3)
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--json", help="write the figures to this file")
+    parser.add_argument("--tta", action="store_true", help="also time fit until target test accuracies")
+    parser.add_argument("--manual", action="store_true", help="also time the manual-backprop step")
+    parser.add_argument("--workers", default="0,2", help="num_workers values for S")
+    args = parser.parse_args()
+    save_dir = "/tmp/benchmark_logs"
+    workers = [int(w) for w in args.workers.split(",") if w != ""]
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, {os.cpu_count()} cores, device {args.device}")
+    data = preload(args.device)
+    times = {"T": [], **{f"S{w}": [] for w in workers}, "R": []}
+    raw_epoch(args.device, data)  # warm-up
+    for rep in range(args.reps):
+        times["T"].append(template_epoch(args.device, save_dir))
+        for w in workers:
+            times[f"S{w}"].append(standard_epoch(args.device, w))
+        times["R"].append(raw_epoch(args.device, data))
+        print(f"rep {rep}: " + ", ".join(f"{k} {v[-1]:.2f}s" for k, v in times.items()), flush=True)
+    result = {k: summary(v) for k, v in times.items()}
+    t, r = result["T"]["median_s"], result["R"]["median_s"]
+    ratios = {"T/R": t / r, **{f"S{w}/T": result[f"S{w}"]["median_s"] / t for w in workers}}
+    print(f"\n{'pipeline':<10}{'median s/epoch':>16}{'min-max':>16}{'samples/s':>12}")
+    for k, v in result.items():
+        print(f"{k:<10}{v['median_s']:>16.2f}{v['min_s']:>8.2f}-{v['max_s']:<7.2f}{v['samples_per_s']:>12,.0f}")
+    print("ratios: " + ", ".join(f"{k} = {v:.2f}" for k, v in ratios.items()))
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print(f"peak resident memory of this process: {peak:.0f} MiB")
+    report = {"device": args.device, "torch": torch.__version__, "threads": torch.get_num_threads(),
+              "epochs": result, "ratios": ratios, "peak_rss_mib": peak}
+    if args.manual:
+        out = subprocess.run([sys.executable, "scripts/bench_manual_step.py"], capture_output=True, text=True).stdout
+        print(out)
+        report["manual_step"] = out
+    if args.tta:
+        report["time_to_accuracy"] = [time_to_accuracy("configs/mnist_cnn.yaml", [0.99, 0.992], args.device, save_dir),
+                                      time_to_accuracy("configs/mnist_mlp.yaml", [0.98], args.device, save_dir)]
+        for row in report["time_to_accuracy"]:
+            print(row["config"], {k: v for k, v in row.items() if k.startswith(">=")}, "curve (s, test acc):", row["curve"])
+    if args.json:
+        Path(args.json).write_text(json.dumps(report, indent=2))
+
+
+if __name__ == "__main__":
+    main()
