@@ -23,7 +23,7 @@ from lightning.pytorch.cli import LightningCLI
 from lightning.pytorch.utilities.exceptions import MisconfigurationException, SIGTERMException
 
 from src.errors import UsageError
-from src.runs import next_free, resolve_checkpoint, run_of
+from src.runs import next_free, next_version, resolve_checkpoint, run_of, run_suffix
 
 DEFAULTS = Path(__file__).resolve().parent.parent / "configs" / "default.yaml"  # trainer, logger, callbacks
 EVALUATIONS = ("validate", "test", "predict")
@@ -53,6 +53,8 @@ class CLI(LightningCLI):
             raise UsageError(f"{root / str(logger.version)} already holds a run; leave trainer.logger.init_args.version "
                              "empty for a new version_N, or resume it with --ckpt_path last")
         if ckpt is None:
+            if subcommand == "fit" and logger.version is None and (args is None or isinstance(args, list)):
+                logger.version = f"version_{next_version(root)}{run_suffix(sys.argv[1:] if args is None else args)}"
             return
         hint = " ".join(f"--config {c}" for c in (config.get("config") or []))
         path = resolve_checkpoint(ckpt, root, hint)

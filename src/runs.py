@@ -14,7 +14,11 @@ import torch
 
 from src.errors import UsageError
 
-_VERSION = re.compile(r"version_(\d+)$")
+_VERSION = re.compile(r"version_(\d+)(_.*)?$")  # version_3, or version_3_lr=0.01 (see run_suffix)
+_UNSAFE = re.compile(r"[^A-Za-z0-9.,=+\-\[\]]")  # characters kept in a directory name
+# Command-line keys that say where or how a run is stored or launched, not what it trains.
+_NOT_NAMED = ("config", "ckpt_path", "print_config", "trainer.logger", "trainer.enable_progress_bar",
+              "trainer.accelerator", "trainer.devices", "trainer.strategy", "trainer.num_nodes")
 
 
 def fit_runs(root: Path) -> list[Path]:
@@ -70,6 +74,32 @@ def resolve_checkpoint(ckpt_path: str, root: Path, config_hint: str) -> Path:
             raise UsageError(f"checkpoint {path} does not exist; pass best, last or the path of a .ckpt file")
     load_checkpoint(path)  # fail here, in one line, rather than deep inside the trainer
     return path
+
+
+def next_version(root: Path) -> int:
+    """The N of a new version_N under root (one more than any version_N there, suffix or not)."""
+    numbers = [int(m.group(1)) for p in root.glob("version_*") if (m := _VERSION.match(p.name))]
+    return max(numbers, default=-1) + 1
+
+
+def run_suffix(args: list[str], limit: int = 80) -> str:
+    """'_lr=0.01_hidden=[128,64]' from the overrides on a command line, so runs of one config tell apart in
+    TensorBoard: each --a.init_args.b value becomes b=value (the last key segment)."""
+    parts, i = [], 0
+    while i < len(args):
+        arg = args[i]
+        if not arg.startswith("--"):
+            i += 1
+            continue
+        key, eq, value = arg[2:].partition("=")
+        if not eq and i + 1 < len(args) and not args[i + 1].startswith("--"):
+            value, i = args[i + 1], i + 1
+        i += 1
+        if key.rstrip("+").startswith(_NOT_NAMED) or not value:
+            continue
+        name = [k for k in key.rstrip("+").split(".") if k != "init_args"][-1]
+        parts.append(f"{name}={_UNSAFE.sub('', value.replace('/', '-'))}")
+    return ("_" + "_".join(parts))[:limit] if parts else ""
 
 
 def run_of(checkpoint: Path) -> Path | None:

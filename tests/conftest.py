@@ -72,3 +72,10 @@ def read_scalars(log_dir: Path) -> dict[str, list[tuple[int, float]]]:
         for tag in acc.Tags()["scalars"]:
             scalars.setdefault(tag, []).extend((e.step, e.value) for e in acc.Scalars(tag))
     return scalars
+
+
+def only_run(root: Path) -> Path:
+    """The one run directory under <save_dir>/<config> (named version_0, or version_0_<overrides>)."""
+    runs = sorted(p for p in Path(root).iterdir() if p.name.startswith("version_"))
+    assert len(runs) == 1, runs
+    return runs[0]

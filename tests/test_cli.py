@@ -10,7 +10,7 @@ import torch
 
 from src.data import MNISTDataModule
 from src.models import MLP
-from tests.conftest import ROOT, read_scalars
+from tests.conftest import ROOT, only_run, read_scalars
 
 
 def run_cli(*args: str, data_dir: Path | None = None, check: bool = True) -> subprocess.CompletedProcess:
@@ -27,7 +27,7 @@ def run_cli(*args: str, data_dir: Path | None = None, check: bool = True) -> sub
 def test_fit_then_test_best_in_a_new_process(mnist_root, tmp_path):
     logs = ["--trainer.logger.init_args.save_dir", str(tmp_path)]
     run_cli("fit", "--config", "configs/mnist_mlp.yaml", "--trainer.max_epochs", "2", *logs, data_dir=mnist_root)
-    run = tmp_path / "mnist_mlp" / "version_0"
+    run = only_run(tmp_path / "mnist_mlp")
     assert [v for _, v in read_scalars(run)["val/samples"]] == [5000.0, 5000.0]
     val_acc = read_scalars(run)["val/acc"]
     assert len(val_acc) == 2  # one point per epoch
@@ -54,7 +54,7 @@ def test_fit_then_test_best_in_a_new_process(mnist_root, tmp_path):
     # A second test run neither overwrites the first nor becomes a run that "best" could resolve to.
     run_cli("test", "--config", "configs/mnist_mlp.yaml", "--ckpt_path", "last", *logs, data_dir=mnist_root)
     assert (run / "test_1" / "config.yaml").is_file() and (run / "test_0" / "config.yaml").is_file()
-    assert sorted(p.name for p in (tmp_path / "mnist_mlp").iterdir()) == ["version_0"]
+    assert only_run(tmp_path / "mnist_mlp") == run
 
 
 def test_best_without_any_run_is_one_clear_line(tmp_path):

@@ -2,7 +2,7 @@
 
 import pytest
 
-from tests.conftest import read_scalars
+from tests.conftest import only_run, read_scalars
 from tests.test_cli import run_cli
 
 DDP = ["--trainer.accelerator", "cpu", "--trainer.devices", "2", "--trainer.strategy", "ddp"]
@@ -12,11 +12,10 @@ DDP = ["--trainer.accelerator", "cpu", "--trainer.devices", "2", "--trainer.stra
 def test_two_process_fit_and_test_score_every_image_exactly_once(mnist_root, tmp_path):
     logs = ["--trainer.logger.init_args.save_dir", str(tmp_path)]
     run_cli("fit", "--config", "configs/mnist_mlp.yaml", "--trainer.max_epochs", "1", *DDP, *logs, data_dir=mnist_root)
-    run = tmp_path / "mnist_mlp" / "version_0"
+    run = only_run(tmp_path / "mnist_mlp")  # rank 0 logs alone: exactly one run directory
     fit = read_scalars(run)
     # Sums over both ranks (torchmetrics syncs them): the 55,000 train images once, the 5,000 val images once.
     assert fit["train/samples"][-1][1] == 55_000 and fit["val/samples"][-1][1] == 5_000
-    assert sorted(p.name for p in tmp_path.joinpath("mnist_mlp").iterdir()) == ["version_0"]  # rank 0 logs alone
 
     run_cli("test", "--config", "configs/mnist_mlp.yaml", "--ckpt_path", "best", *DDP, *logs, data_dir=mnist_root)
     run_cli("test", "--config", "configs/mnist_mlp.yaml", "--ckpt_path", "best", "--trainer.accelerator", "cpu", *logs,

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import ROOT, read_scalars
+from tests.conftest import ROOT, only_run, read_scalars
 from tests.test_cli import run_cli
 
 SBATCH = sorted((ROOT / "scripts" / "slurm").glob("*.sbatch"))
@@ -23,10 +23,9 @@ def test_torchrun_two_processes_then_test_matches_one_process(mnist_root, tmp_pa
            "--trainer.max_epochs", "1", "--trainer.limit_train_batches", "20", *logs]
     proc = subprocess.run(cmd, cwd=ROOT, env={**os.environ, "DATA_DIR": str(mnist_root)}, capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr[-3000:]
-    runs = sorted(p.name for p in (tmp_path / "mnist_mlp").iterdir())
-    assert runs == ["version_0"]  # one set of logs and checkpoints, written by rank 0 alone
-    assert {p.name for p in (tmp_path / "mnist_mlp" / "version_0" / "checkpoints").iterdir()} >= {"last.ckpt"}
-    fit = read_scalars(tmp_path / "mnist_mlp" / "version_0")
+    run = only_run(tmp_path / "mnist_mlp")  # one set of logs and checkpoints, written by rank 0 alone
+    assert {p.name for p in (run / "checkpoints").iterdir()} >= {"last.ckpt"}
+    fit = read_scalars(run)
     assert fit["train/samples"][-1][1] == 2 * 20 * 128  # two ranks, 20 batches each, no sample counted twice
     assert fit["val/samples"][-1][1] == 5_000
 
@@ -37,8 +36,7 @@ def test_torchrun_two_processes_then_test_matches_one_process(mnist_root, tmp_pa
                            "--trainer.devices", "2", "--trainer.strategy", "ddp", *logs],
                           cwd=ROOT, env={**os.environ, "DATA_DIR": str(mnist_root)}, capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr[-3000:]
-    one = read_scalars(tmp_path / "mnist_mlp" / "version_0" / "test_0")
-    two = read_scalars(tmp_path / "mnist_mlp" / "version_0" / "test_1")
+    one, two = read_scalars(run / "test_0"), read_scalars(run / "test_1")
     assert one["test/samples"][-1][1] == two["test/samples"][-1][1] == 10_000
     assert abs(one["test/acc"][-1][1] - two["test/acc"][-1][1]) < 1e-6
 

@@ -14,7 +14,7 @@ from lightning.pytorch import Callback
 from src.cli import main
 from src.data import MNISTDataModule
 from src.errors import UsageError
-from tests.conftest import ROOT, make_idx_dataset, read_scalars
+from tests.conftest import ROOT, make_idx_dataset, only_run, read_scalars
 
 SHORT = ["--trainer.limit_train_batches", "30", "--trainer.limit_val_batches", "2", "--trainer.enable_progress_bar", "false"]
 
@@ -43,7 +43,7 @@ def tiny_run(tmp_path_factory):
     os.environ.setdefault("DATA_DIR", str(ROOT.parent / "shared" / "datasets"))
     save_dir = tmp_path_factory.mktemp("logs")
     fit(save_dir, "--trainer.max_epochs", "2")
-    return save_dir / "mnist_mlp" / "version_0"
+    return only_run(save_dir / "mnist_mlp")
 
 
 def weights(ckpt) -> dict:
@@ -55,7 +55,7 @@ def test_same_seed_twice_gives_identical_runs(mnist_root, tmp_path, monkeypatch)
     monkeypatch.setenv("DATA_DIR", str(mnist_root))
     for name in ("a", "b"):
         fit(tmp_path, "--trainer.max_epochs", "2", "--trainer.logger.init_args.name", name)
-    a, b = (tmp_path / n / "version_0" for n in ("a", "b"))
+    a, b = (only_run(tmp_path / n) for n in ("a", "b"))
     assert read_scalars(a)["val/loss"] == read_scalars(b)["val/loss"]
     wa, wb = weights(a / "checkpoints" / "last.ckpt"), weights(b / "checkpoints" / "last.ckpt")
     assert all(torch.equal(wa[k], wb[k]) for k in wa)
@@ -72,8 +72,7 @@ def test_resume_from_last_equals_an_uninterrupted_run(mnist_root, tmp_path, monk
     fit(tmp_path, "--trainer.max_epochs", "2", "--trainer.logger.init_args.name", "resumed", *extra, config=config)
     fit(tmp_path, "--trainer.max_epochs", "3", "--trainer.logger.init_args.name", "resumed", "--ckpt_path", "last",
         *extra, config=config)
-    straight, resumed = tmp_path / "straight" / "version_0", tmp_path / "resumed" / "version_0"
-    assert not (tmp_path / "resumed" / "version_1").exists()  # the resume continued the same run
+    straight, resumed = only_run(tmp_path / "straight"), only_run(tmp_path / "resumed")  # resumed in place
     s, r = read_scalars(straight)["val/loss"], read_scalars(resumed)["val/loss"]
     assert len(s) == len(r) == 3 and all(abs(x[1] - y[1]) < 1e-6 for x, y in zip(s, r))
     ws, wr = weights(straight / "checkpoints" / "last.ckpt"), weights(resumed / "checkpoints" / "last.ckpt")
@@ -85,14 +84,15 @@ def test_resume_from_last_equals_an_uninterrupted_run(mnist_root, tmp_path, monk
 @pytest.mark.parametrize("sig,code", [(signal.SIGTERM, 143), (signal.SIGINT, 1)])
 def test_interrupt_saves_a_checkpoint_and_resumes(mnist_root, tmp_path, sig, code):
     args = [sys.executable, "-m", "src.cli", "fit", "--config", "configs/mnist_mlp.yaml", "--trainer.max_epochs", "15",
-            "--trainer.logger.init_args.save_dir", str(tmp_path), *SHORT]
+            "--trainer.logger.init_args.save_dir", str(tmp_path), *SHORT,
+            "--trainer.limit_train_batches", "150"]  # ~0.5 s epochs: the signal lands mid-run, not after it ended
     env = {**os.environ, "DATA_DIR": str(mnist_root), "PYTHONUNBUFFERED": "1"}
     proc = subprocess.Popen(args, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    ckpts = tmp_path / "mnist_mlp" / "version_0" / "checkpoints"
     deadline = time.time() + 120
-    while not (ckpts / "last.ckpt").exists() and time.time() < deadline:
+    while not list(tmp_path.glob("mnist_mlp/version_0*/checkpoints/last.ckpt")) and time.time() < deadline:
         time.sleep(0.2)
     time.sleep(0.3)
+    ckpts = only_run(tmp_path / "mnist_mlp") / "checkpoints"
     before = {p.name: p.read_bytes() for p in ckpts.glob("*.ckpt")}
     proc.send_signal(sig)
     out, _ = proc.communicate(timeout=120)
@@ -147,7 +147,7 @@ def test_nan_loss_stops_at_once_and_keeps_the_best_checkpoint(mnist_root, tmp_pa
                      *SHORT, "--trainer.val_check_interval", "10", "--trainer.callbacks+=tests.test_reliability.PoisonAtStep",
                      "--trainer.callbacks.step", "25")
     assert "loss became nan at epoch 0, step 25" in line
-    ckpts = tmp_path / "mnist_mlp" / "version_0" / "checkpoints"
+    ckpts = only_run(tmp_path / "mnist_mlp") / "checkpoints"
     best = [p for p in ckpts.glob("epoch*.ckpt")]
     assert len(best) == 1 and all(torch.isfinite(v).all() for v in weights(best[0]).values() if v.is_floating_point())
 
@@ -238,6 +238,6 @@ def test_crafted_pickle_in_a_checkpoint_is_refused_not_run(tmp_path, capfd):
 def test_rerun_into_an_existing_run_never_overwrites_it(tiny_run, capfd):
     before = {p: p.read_bytes() for p in tiny_run.rglob("*") if p.is_file()}
     line = cli_error(capfd, "fit", "--config", "configs/mnist_mlp.yaml", "--trainer.logger.init_args.save_dir",
-                     str(tiny_run.parent.parent), "--trainer.logger.init_args.version", "version_0")
+                     str(tiny_run.parent.parent), "--trainer.logger.init_args.version", tiny_run.name)
     assert "already holds a run" in line
     assert {p: p.read_bytes() for p in tiny_run.rglob("*") if p.is_file()} == before

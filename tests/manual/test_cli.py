@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from tests.conftest import read_scalars
+from tests.conftest import only_run, read_scalars
 from tests.test_cli import run_cli
 
 
@@ -12,7 +12,7 @@ def test_mnist_manual_reaches_97_percent_on_the_best_checkpoint(mnist_root, tmp_
     logs = ["--trainer.logger.init_args.save_dir", str(tmp_path)]
     run_cli("fit", "--config", "configs/mnist_manual.yaml", *logs, data_dir=mnist_root)
     run_cli("test", "--config", "configs/mnist_manual.yaml", "--ckpt_path", "best", *logs, data_dir=mnist_root)
-    run = tmp_path / "mnist_manual" / "version_0"
+    run = only_run(tmp_path / "mnist_manual")
     fit, test = read_scalars(run), read_scalars(run / "test_0")
     assert test["test/samples"][-1][1] == 10_000 and test["test/acc"][-1][1] >= 0.97
     assert {"train/loss", "train/acc", "val/loss", "val/acc", "val/acc_best", "hp_metric"} <= set(fit)
