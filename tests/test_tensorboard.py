@@ -53,7 +53,8 @@ def test_tensorboard_serves_what_we_logged(logged_run):
         request = urllib.parse.quote(json.dumps({"experimentName": ""}))
         experiment = get_json(f"{url}/data/plugin/hparams/experiment?request={request}")
         hparams = {h["name"] for h in experiment["hparamInfos"]}
-        assert {"num_params", "net/init_args/hidden", "optimizer/init_args/lr"} <= hparams
+        assert {"num_params", "net", "net/hidden", "net/batchnorm", "optimizer", "optimizer/lr"} <= hparams
+        assert not any(h.startswith("_") or "betas" in h for h in hparams)  # no Lightning internals, no defaults
         assert "hp_metric" in {m["name"]["tag"] for m in experiment["metricInfos"]}
 
 

@@ -1,12 +1,55 @@
-"""TensorBoard's HParams entry with the best validation accuracy as its metric."""
+"""TensorBoard's HParams entry: the hyperparameters that say what a run trained, and hp_metric = best val/acc."""
+
+import importlib
+import inspect
 
 from lightning.pytorch import Callback, LightningModule, Trainer
 
 METRIC = "val/acc_best"
+DATA_KEYS = ("batch_size", "val_size", "normalize", "augment", "seed")  # data settings that change results
+ALWAYS = ("hidden", "channels", "sizes", "activation")  # a net's shape, shown even when it is the default
+
+
+def _defaults(class_path: str) -> dict:
+    module, _, name = class_path.rpartition(".")
+    try:
+        signature = inspect.signature(getattr(importlib.import_module(module), name))
+    except (ImportError, AttributeError, ValueError, TypeError):
+        return {}
+    return {k: _plain(p.default) for k, p in signature.parameters.items() if p.default is not inspect.Parameter.empty}
+
+
+def _plain(value):
+    """Tuples as lists: a config says [0.9, 0.999] where a signature says (0.9, 0.999)."""
+    return list(value) if isinstance(value, tuple) else value
+
+
+def table(model_hparams: dict, data=None) -> dict:
+    """{'net': {class_path, init_args}, 'optimizer': {...}, ...} -> {'net': 'MLP', 'net/hidden': [256, 128],
+    'optimizer': 'Adam', 'optimizer/lr': 0.005, 'data/batch_size': 64, ...}. Arguments appear only where they
+    differ from their class's defaults (TensorBoard shows the first five columns, so defaults would hide what a
+    run changed), except a net's shape (ALWAYS); Lightning's own keys (`_...`) are left out."""
+    rows = {}
+    for key, value in model_hparams.items():
+        if key.startswith("_"):
+            continue
+        if isinstance(value, dict) and "class_path" in value:
+            rows[key] = value["class_path"].rpartition(".")[2]
+            defaults = _defaults(value["class_path"])
+            for arg, v in (value.get("init_args") or {}).items():
+                if arg in ALWAYS or arg not in defaults or defaults[arg] != _plain(v):
+                    rows[f"{key}/{arg}"] = v
+        else:
+            rows[key] = value
+    data_defaults = _defaults(f"{type(data).__module__}.{type(data).__qualname__}") if data is not None else {}
+    for key in DATA_KEYS if data is not None else ():
+        if hasattr(data, key) and data_defaults.get(key, None) != getattr(data, key):
+            rows[f"data/{key}"] = getattr(data, key)
+    return rows
 
 
 class HParamsSummary(Callback):
-    """Writes the run's hyperparameters (plus `num_params`) with `hp_metric` = best `val/acc` so far.
+    """Writes the run's hyperparameters (see `table`, plus `num_params`) with `hp_metric` = best `val/acc`.
 
     Lightning's default writes hp_metric = -1 at start, a placeholder that stays in the scalar curve; with
     the logger's `default_hp_metric: false` this callback writes the HParams entry after the first real
@@ -28,6 +71,7 @@ class HParamsSummary(Callback):
             if self._written:
                 logger.log_metrics({"hp_metric": best}, step=trainer.global_step)
             else:
-                num_params = sum(p.numel() for p in pl_module.parameters())
-                logger.log_hyperparams({**pl_module.hparams, "num_params": num_params}, metrics={"hp_metric": best})
+                params = {**table(dict(pl_module.hparams), trainer.datamodule),
+                          "num_params": sum(p.numel() for p in pl_module.parameters())}
+                logger.log_hyperparams(params, metrics={"hp_metric": best})
         self._written = True
