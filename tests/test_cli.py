@@ -1,5 +1,6 @@
 """The CLI as a user runs it: separate processes for fit and test, output read back from disk."""
 
+import csv
 import os
 import subprocess
 import sys
@@ -7,6 +8,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from src.data import MNISTDataModule
 from src.models import MLP
@@ -48,8 +50,25 @@ def test_fit_then_test_best_in_a_new_process(mnist_root, tmp_path):
     dm = MNISTDataModule(data_dir=str(mnist_root))
     dm.setup("test")
     with torch.no_grad():
-        correct = (net.eval()(dm.splits["test"].images).argmax(1) == dm.splits["test"].labels).sum().item()
+        preds = net.eval()(dm.splits["test"].images).argmax(1)
+    labels = dm.splits["test"].labels
+    correct = (preds == labels).sum().item()
     assert abs(correct / 10_000 - test_acc) < 1e-4
+
+    # The test report: its confusion matrix is the independent count, cell by cell; its pictures reach TensorBoard.
+    report = run / "test_0" / "test_report"
+    rows = list(csv.reader(open(report / "confusion_matrix.csv")))
+    counted = torch.zeros(10, 10, dtype=torch.long).index_put_((labels, preds), torch.tensor(1), accumulate=True)
+    assert torch.equal(torch.tensor([[int(v) for v in r[1:]] for r in rows[1:]]), counted)
+    per_class = list(csv.DictReader(open(report / "per_class.csv")))
+    assert sum(int(r["support"]) for r in per_class) == 10_000
+    recall_0 = counted[0, 0].item() / counted[0].sum().item()
+    assert abs(float(per_class[0]["recall"]) - recall_0) < 1e-4
+    for name in ("confusion_matrix", "misclassified", "filters"):
+        assert (report / f"{name}.png").read_bytes()[:4] == b"\x89PNG"
+    events = EventAccumulator(str(run / "test_0"), size_guidance={"images": 0})
+    events.Reload()
+    assert {"test/confusion_matrix", "test/misclassified", "test/filters"} <= set(events.Tags()["images"])
 
     # A second test run neither overwrites the first nor becomes a run that "best" could resolve to.
     run_cli("test", "--config", "configs/mnist_mlp.yaml", "--ckpt_path", "last", *logs, data_dir=mnist_root)

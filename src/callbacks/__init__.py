@@ -3,5 +3,6 @@
 from src.callbacks.finite import StopOnNonFiniteLoss
 from src.callbacks.hparams import HParamsSummary
 from src.callbacks.interrupt import CheckpointOnInterrupt
+from src.callbacks.report import TestReport
 
-__all__ = ["HParamsSummary", "CheckpointOnInterrupt", "StopOnNonFiniteLoss"]
+__all__ = ["HParamsSummary", "CheckpointOnInterrupt", "StopOnNonFiniteLoss", "TestReport"]

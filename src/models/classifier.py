@@ -75,12 +75,13 @@ class ImageClassifier(LightningModule):
         """x: [N, C, H, W] normalized images -> logits [N, num_classes]."""
         return self.net(x)
 
-    def _shared_step(self, batch: tuple[torch.Tensor, torch.Tensor], stage: str) -> torch.Tensor:
+    def _shared_step(self, batch: tuple[torch.Tensor, torch.Tensor], stage: str) -> tuple[torch.Tensor, torch.Tensor]:
+        """-> (loss, logits [N, C])."""
         x, y = batch  # [N, C, H, W] float, [N] int64
         logits = self.net(x)
         loss = F.cross_entropy(logits, y)
         self.update_metrics(stage, logits, y, loss)
-        return loss
+        return loss, logits
 
     def update_metrics(self, stage: str, logits: torch.Tensor, y: torch.Tensor, loss: torch.Tensor) -> None:
         """Accumulate one batch into the stage's metrics (logits [N, C], labels [N]); logged once per epoch."""
@@ -103,7 +104,7 @@ class ImageClassifier(LightningModule):
         return values
 
     def training_step(self, batch, batch_idx):
-        loss = self._shared_step(batch, "train")
+        loss, _ = self._shared_step(batch, "train")
         # Per-step curve for plots against gradient steps; converted to a float only when the logger writes.
         self.log("train/loss", loss, on_step=True, on_epoch=False, prog_bar=True)
         return loss
@@ -112,7 +113,8 @@ class ImageClassifier(LightningModule):
         self._shared_step(batch, "val")
 
     def test_step(self, batch, batch_idx):
-        self._shared_step(batch, "test")
+        """Returns the logits [N, C], for callbacks such as TestReport."""
+        return self._shared_step(batch, "test")[1]
 
     def predict_step(self, batch, batch_idx):
         """Returns predicted class indices [N]."""

@@ -11,7 +11,7 @@ def test_shared_step_loss_and_metrics_on_a_tiny_batch():
     torch.manual_seed(0)
     model = ImageClassifier(MLP(hidden=[8]))
     x, y = torch.randn(6, 1, 28, 28), torch.tensor([0, 1, 2, 3, 4, 5])
-    loss = model._shared_step((x, y), "val")
+    loss, logits_out = model._shared_step((x, y), "val")
     logits = model.net(x)
     assert torch.allclose(loss, F.cross_entropy(logits, y))
     acc = model.metrics["val_acc"].compute().item()

@@ -1,0 +1,46 @@
+import torch
+from torchmetrics.classification import MulticlassConfusionMatrix, MulticlassF1Score, MulticlassPrecision, MulticlassRecall
+
+from src.callbacks.render import confusion_image, filter_grid, labelled_grid
+from src.callbacks.report import first_layer_filters, markdown_table, per_class_rows
+from src.manual import ManualMLP
+from src.models import MLP, SmallCNN
+
+# Fixed predictions for 3 classes, 10 examples; the expected numbers are counted by hand below.
+TARGET = torch.tensor([0, 0, 0, 0, 1, 1, 1, 2, 2, 2])
+PRED = torch.tensor([0, 0, 1, 2, 1, 1, 0, 2, 2, 2])
+
+
+def test_per_class_numbers_match_a_hand_count():
+    args = (PRED, TARGET)
+    rows = per_class_rows(MulticlassPrecision(3, average=None)(*args), MulticlassRecall(3, average=None)(*args),
+                          MulticlassF1Score(3, average=None)(*args), MulticlassConfusionMatrix(3)(*args), ("a", "b", "c"))
+    # class a: predicted 3 times (2 right) -> P 2/3; 4 true (2 found) -> R 1/2; F1 = 2PR/(P+R) = 4/7
+    # class b: predicted 3 times (2 right) -> P 2/3; 3 true (2 found) -> R 2/3; F1 2/3
+    # class c: predicted 4 times (3 right) -> P 3/4; 3 true (3 found) -> R 1;   F1 6/7
+    expected = [("a", 2 / 3, 1 / 2, 4 / 7, 4), ("b", 2 / 3, 2 / 3, 2 / 3, 3), ("c", 3 / 4, 1.0, 6 / 7, 3)]
+    for row, (name, p, r, f, s) in zip(rows, expected):
+        assert row["class"] == name and row["support"] == s
+        assert abs(row["precision"] - p) < 1e-4 and abs(row["recall"] - r) < 1e-4 and abs(row["f1"] - f) < 1e-4
+    assert markdown_table(rows).splitlines()[0] == "| class | precision | recall | f1 | support |"
+
+
+def test_confusion_matrix_rows_are_true_classes():
+    confmat = MulticlassConfusionMatrix(3)(PRED, TARGET)
+    assert confmat.tolist() == [[2, 1, 1], [1, 2, 0], [0, 0, 3]]
+    img = confusion_image(confmat, ("a", "b", "c"))
+    assert img.size[0] > 3 * 44 and img.size[1] > 3 * 44
+
+
+def test_first_layer_filters_of_each_net():
+    assert first_layer_filters(SmallCNN(), (1, 28, 28)).shape == (16, 1, 5, 5)
+    assert first_layer_filters(MLP(hidden=[64]), (1, 28, 28)).shape == (64, 1, 28, 28)
+    manual = ManualMLP(sizes=[3072, 50, 10])
+    w = first_layer_filters(manual, (3, 32, 32))
+    assert w.shape == (50, 3, 32, 32) and torch.equal(w[7].flatten(), manual.params["W1"][:, 7])  # unit 7's weights
+
+
+def test_grids_have_one_tile_per_image():
+    grid = labelled_grid(torch.rand(10, 1, 28, 28), [f"{i}" for i in range(10)], ncol=8, scale=3)
+    assert grid.size == (8 * (28 * 3 + 8), 2 * (28 * 3 + 22))
+    assert filter_grid(torch.randn(16, 1, 5, 5), ncol=8, scale=4).size == (4 * (8 * 7 + 2), 4 * (2 * 7 + 2))
