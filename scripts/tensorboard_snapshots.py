@@ -33,7 +33,9 @@ def get_json(url: str):
 
 @contextmanager
 def tensorboard(logdir: Path, timeout: float = 90.0):
-    """Yields the base URL of a TensorBoard serving logdir once it lists at least one run; stops it after."""
+    """Yields the base URL of a TensorBoard serving logdir once it lists every run (every folder holding an
+    event file: TensorBoard loads them one by one); stops it after."""
+    expected = {str(p.parent.relative_to(logdir)) for p in Path(logdir).rglob("events.out.tfevents.*")}
     port = free_port()
     program = Path(sys.executable).parent / "tensorboard"
     proc = subprocess.Popen([str(program), "--logdir", str(logdir), "--host", "127.0.0.1", "--port", str(port),
@@ -43,7 +45,8 @@ def tensorboard(logdir: Path, timeout: float = 90.0):
         deadline = time.time() + timeout
         while True:
             try:
-                if get_json(f"{url}/data/runs"):
+                runs = get_json(f"{url}/data/runs")
+                if runs and expected <= set(runs):
                     break
             except OSError:
                 pass

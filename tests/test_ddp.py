@@ -1,9 +1,25 @@
 """Two CPU processes with DDP (gloo): the same code path as several GPUs."""
 
+import os
+
 import pytest
 
+from src.data import MNISTDataModule
 from tests.conftest import only_run, read_scalars
 from tests.test_cli import run_cli
+
+class CountingMNIST(MNISTDataModule):
+    """MNIST that appends its process id to `marker` each time prepare_data runs."""
+
+    def __init__(self, marker: str = "", **kwargs):
+        super().__init__(**kwargs)
+        self.marker = marker
+
+    def prepare_data(self) -> None:
+        with open(self.marker, "a") as f:
+            f.write(f"{os.getpid()}\n")
+        super().prepare_data()
+
 
 DDP = ["--trainer.accelerator", "cpu", "--trainer.devices", "2", "--trainer.strategy", "ddp"]
 
@@ -11,7 +27,10 @@ DDP = ["--trainer.accelerator", "cpu", "--trainer.devices", "2", "--trainer.stra
 @pytest.mark.slow
 def test_two_process_fit_and_test_score_every_image_exactly_once(mnist_root, tmp_path):
     logs = ["--trainer.logger.init_args.save_dir", str(tmp_path)]
-    run_cli("fit", "--config", "configs/mnist_mlp.yaml", "--trainer.max_epochs", "1", *DDP, *logs, data_dir=mnist_root)
+    marker = tmp_path / "prepare_data.log"
+    run_cli("fit", "--config", "configs/mnist_mlp.yaml", "--trainer.max_epochs", "1", *DDP, *logs,
+            "--data", "tests.test_ddp.CountingMNIST", "--data.init_args.marker", str(marker), data_dir=mnist_root)
+    assert len(marker.read_text().splitlines()) == 1  # one node: prepare_data ran on one of the two processes
     run = only_run(tmp_path / "mnist_mlp")  # rank 0 logs alone: exactly one run directory
     fit = read_scalars(run)
     # Sums over both ranks (torchmetrics syncs them): the 55,000 train images once, the 5,000 val images once.

@@ -5,6 +5,7 @@ import shutil
 import subprocess
 import sys
 import urllib.parse
+import urllib.request
 from pathlib import Path
 
 import pytest
@@ -56,6 +57,12 @@ def test_tensorboard_serves_what_we_logged(logged_run):
         assert {"num_params", "net", "net/hidden", "net/batchnorm", "optimizer", "optimizer/lr"} <= hparams
         assert not any(h.startswith("_") or "betas" in h for h in hparams)  # no Lightning internals, no defaults
         assert "hp_metric" in {m["name"]["tag"] for m in experiment["metricInfos"]}
+        images = get_json(f"{url}/data/plugin/images/tags")[test_run]
+        assert {"test/confusion_matrix", "test/misclassified", "test/filters"} <= set(images)
+        query = urllib.parse.urlencode({"run": test_run, "tag": "test/confusion_matrix"})
+        entry = get_json(f"{url}/data/plugin/images/images?{query}")[-1]
+        with urllib.request.urlopen(f"{url}/data/plugin/images/individualImage?{entry['query']}", timeout=10) as r:
+            assert r.read()[:8] == b"\x89PNG\r\n\x1a\n"  # the confusion matrix, served as a PNG
 
 
 @pytest.mark.slow
