@@ -67,10 +67,10 @@ class TestReport(Callback):
 
     def on_test_epoch_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
         values = self.metrics.compute()  # synced across ranks
+        out = Path(trainer.log_dir or ".") / "test_report"  # log_dir is a broadcast: every rank must ask
         if not trainer.is_global_zero:
             return
         data, classes = trainer.datamodule, trainer.datamodule.classes
-        out = Path(trainer.log_dir or ".") / "test_report"
         out.mkdir(parents=True, exist_ok=True)
         rows = per_class_rows(values["precision"], values["recall"], values["f1"], values["confmat"], classes)
         with open(out / "per_class.csv", "w", newline="") as f:
