@@ -1,6 +1,6 @@
 """PNG screenshots of TensorBoard's dashboards for a log directory, taken in headless Chromium.
 
-    python scripts/tensorboard_snapshots.py --logdir lightning_logs --out docs/tensorboard
+    python scripts/tensorboard_snapshots.py --logdir lightning_logs --out scripts/results/tensorboard
 
 Starts TensorBoard on a free loopback port, waits until it lists the runs, saves scalars.png,
 hparams.png and images.png (Debian's `chromium`; nothing is downloaded), and always stops the server.
@@ -77,7 +77,7 @@ def screenshot(chromium: str, url: str, png: Path) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--logdir", default="lightning_logs")
-    parser.add_argument("--out", default="docs/tensorboard")
+    parser.add_argument("--out", default="scripts/results/tensorboard")
     args = parser.parse_args()
     chromium = find_chromium()
     if chromium is None:
