@@ -114,3 +114,16 @@ def next_free(run: Path, prefix: str) -> str:
     while (run / f"{prefix}_{k}").exists():
         k += 1
     return f"{prefix}_{k}"
+
+
+def read_scalars(log_dir: Path) -> dict[str, list[tuple[int, float]]]:
+    """Every scalar in the TensorBoard event files directly inside log_dir: tag -> [(step, value)]."""
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator  # heavy: only when asked
+
+    scalars: dict[str, list[tuple[int, float]]] = {}
+    for events in sorted(Path(log_dir).glob("events.out.tfevents.*")):
+        acc = EventAccumulator(str(events), size_guidance={"scalars": 0})
+        acc.Reload()
+        for tag in acc.Tags()["scalars"]:
+            scalars.setdefault(tag, []).extend((e.step, e.value) for e in acc.Scalars(tag))
+    return scalars

@@ -8,6 +8,8 @@ import numpy as np
 import pytest
 import torchvision.datasets.cifar
 
+from src.runs import read_scalars  # noqa: F401  (re-exported for the tests)
+
 ROOT = Path(__file__).resolve().parent.parent
 REAL_DATA = Path(os.environ.get("DATA_DIR") or ROOT.parent / "shared" / "datasets")
 
@@ -59,19 +61,6 @@ def make_cifar10(root: Path, n_per_batch: int, seed: int = 0) -> Path:
 def no_cifar_md5(monkeypatch):
     """Generated CIFAR files cannot match torchvision's md5 list; skip that check, in tests only."""
     monkeypatch.setattr(torchvision.datasets.cifar, "check_integrity", lambda path, md5=None: os.path.isfile(path))
-
-
-def read_scalars(log_dir: Path) -> dict[str, list[tuple[int, float]]]:
-    """Every scalar in the TensorBoard event files directly inside log_dir: tag -> [(step, value)]."""
-    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
-
-    scalars: dict[str, list[tuple[int, float]]] = {}
-    for events in sorted(Path(log_dir).glob("events.out.tfevents.*")):
-        acc = EventAccumulator(str(events), size_guidance={"scalars": 0})
-        acc.Reload()
-        for tag in acc.Tags()["scalars"]:
-            scalars.setdefault(tag, []).extend((e.step, e.value) for e in acc.Scalars(tag))
-    return scalars
 
 
 def only_run(root: Path) -> Path:

@@ -74,4 +74,5 @@ class HParamsSummary(Callback):
                 params = {**table(dict(pl_module.hparams), trainer.datamodule),
                           "num_params": sum(p.numel() for p in pl_module.parameters())}
                 logger.log_hyperparams(params, metrics={"hp_metric": best})
+                logger.log_metrics({"num_params": params["num_params"]}, step=0)  # a scalar studies can read
         self._written = True
