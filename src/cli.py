@@ -53,8 +53,9 @@ class CLI(LightningCLI):
             raise UsageError(f"{root / str(logger.version)} already holds a run; leave trainer.logger.init_args.version "
                              "empty for a new version_N, or resume it with --ckpt_path last")
         if ckpt is None:
-            if subcommand == "fit" and logger.version is None and (args is None or isinstance(args, list)):
-                logger.version = f"version_{next_version(root)}{run_suffix(sys.argv[1:] if args is None else args)}"
+            suffix = run_suffix(sys.argv[1:] if args is None else args) if isinstance(args, (list, type(None))) else ""
+            if subcommand == "fit" and logger.version is None and suffix:  # no overrides: Lightning's own version_N
+                logger.version = f"version_{next_version(root)}{suffix}"
             return
         hint = " ".join(f"--config {c}" for c in (config.get("config") or []))
         path = resolve_checkpoint(ckpt, root, hint)

@@ -77,10 +77,10 @@ class ImageDataModule(LightningDataModule):
         raise NotImplementedError
 
     def prepare_data(self) -> None:
-        """Downloads when the data set's folder is absent. Lightning runs this on one process per node,
-        so concurrent ranks never download twice; a folder that exists is never touched."""
-        if not self.download or self.folder.exists():
-            return
+        """Downloads when the data set's folder is absent or empty. Lightning runs this on one process per node,
+        so concurrent ranks never download twice; a folder with files in it is never touched."""
+        if not self.download or (self.folder.is_dir() and any(self.folder.iterdir())):
+            return  # an empty folder is what a failed download leaves behind: try again
         existing = next(p for p in [self.data_dir, *self.data_dir.parents] if p.exists())
         if not os.access(existing, os.W_OK):
             raise UsageError(f"cannot download into {self.data_dir}: {existing} is not writable; "
@@ -89,8 +89,9 @@ class ImageDataModule(LightningDataModule):
             for train in (True, False):
                 self.dataset_cls(str(self.data_dir), train=train, download=True)
         except (OSError, RuntimeError) as err:  # URLError is an OSError
-            raise UsageError(f"could not download {self.dataset_cls.__name__} into {self.data_dir} ({err}); check the "
-                             f"network, or set {DATA_DIR_ENV} to a folder that already holds it") from err
+            reason = " ".join(str(err).split())[:300]  # torchvision's message spans lines; keep the error on one
+            raise UsageError(f"could not download {self.dataset_cls.__name__} into {self.data_dir}: check the network, or "
+                             f"set {DATA_DIR_ENV} to a folder that already holds it ({reason})") from err
 
     def setup(self, stage: str) -> None:
         if self.splits:  # fit then test in one process: decode once
