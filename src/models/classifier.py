@@ -21,8 +21,11 @@ class ImageClassifier(LightningModule):
 
     Logs `train/loss` (per step), `train/loss_epoch`, `{val,test}/loss`, `{stage}/acc` and `{stage}/samples` per epoch
     (samples proves that every image is scored exactly once, also across DDP ranks), and
-    `val/acc_best`. The net must expose `in_shape` and `num_classes` (MLP and SmallCNN do).
+    `val/acc_best`. The net must expose `num_classes`; its `in_shape`, where it has one (MLP and SmallCNN;
+    ManualMLP checks its input size itself), is checked against the data module's before training.
     """
+
+    logged_metrics = LOGGED
 
     def __init__(
         self,
@@ -48,7 +51,6 @@ class ImageClassifier(LightningModule):
             self.metrics[f"{stage}_samples"] = SumMetric()
         self.val_acc_best = MaxMetric()
         self.val_acc_best.persistent(True)  # saved in checkpoints, so a resumed run keeps its best
-        self.logged_metrics = LOGGED
 
     def setup(self, stage: str) -> None:
         data = self.trainer.datamodule
