@@ -20,6 +20,7 @@ import torch
 from jsonargparse import ArgumentError, Namespace
 from lightning.pytorch import LightningDataModule, LightningModule
 from lightning.pytorch.cli import LightningCLI
+from lightning.pytorch.utilities import rank_zero_info
 from lightning.pytorch.utilities.exceptions import MisconfigurationException, SIGTERMException
 
 from src.errors import UsageError
@@ -53,14 +54,14 @@ class CLI(LightningCLI):
             raise UsageError(f"{root / str(logger.version)} already holds a run; leave trainer.logger.init_args.version "
                              "empty for a new version_N, or resume it with --ckpt_path last")
         if ckpt is None:
-            suffix = run_suffix(sys.argv[1:] if args is None else args) if isinstance(args, (list, type(None))) else ""
-            if subcommand == "fit" and logger.version is None and suffix:  # no overrides: Lightning's own version_N
-                logger.version = f"version_{next_version(root)}{suffix}"
+            argv = sys.argv[1:] if args is None else args  # LightningCLI also takes a dict: nothing to name from
+            if subcommand == "fit" and logger.version is None and isinstance(argv, list) and (suffix := run_suffix(argv)):
+                logger.version = f"version_{next_version(root)}{suffix}"  # no overrides: Lightning's own version_N
             return
         hint = " ".join(f"--config {c}" for c in (config.get("config") or []))
         path = resolve_checkpoint(ckpt, root, hint)
         config.ckpt_path = str(path)
-        _print_rank_zero(f"{subcommand}: using checkpoint {path}")
+        rank_zero_info(f"{subcommand}: using checkpoint {path}")
         run = run_of(path)
         if run is None or Path(run).parent.resolve() != root.resolve():
             return
@@ -109,12 +110,6 @@ def _progress_to_stdout() -> None:
         for handler in logging.getLogger(name).handlers:
             if isinstance(handler, logging.StreamHandler) and handler.stream is sys.stderr:
                 handler.setStream(sys.stdout)
-
-
-def _print_rank_zero(message: str) -> None:
-    # Rank is known only from the launcher's environment here: the trainer does not exist yet.
-    if int(os.environ.get("LOCAL_RANK", 0)) == 0 and int(os.environ.get("NODE_RANK", 0)) == 0:
-        print(message, flush=True)
 
 
 def main(args: list[str] | None = None, run: bool = True) -> CLI:

@@ -11,9 +11,16 @@ from torchmetrics.classification import MulticlassAccuracy
 from src.errors import UsageError
 
 STAGES = ("train", "val", "test")
+EPOCH_METRICS = ("acc", "loss", "samples")  # per stage, computed and logged once per epoch
+
+
+def epoch_name(stage: str, metric: str) -> str:
+    """The logged name of an epoch metric: train/loss is the per-step curve, so its epoch mean is train/loss_epoch."""
+    return f"{stage}/{metric}" + ("_epoch" if (stage, metric) == ("train", "loss") else "")
+
+
 # Every name this module logs (callbacks' `monitor` is checked against it before a fit starts).
-LOGGED = tuple(f"{s}/{m}" for s in STAGES for m in ("acc", "samples")) + (
-    "train/loss", "train/loss_epoch", "val/loss", "test/loss", "val/acc_best")
+LOGGED = tuple(epoch_name(s, m) for s in STAGES for m in EPOCH_METRICS) + ("train/loss", "val/acc_best")
 
 
 class ImageClassifier(LightningModule):
@@ -96,12 +103,10 @@ class ImageClassifier(LightningModule):
         Each self.log call walks Lightning's whole result collection, so per-step logging of these three
         would cost more than a small MLP's step; the values are epoch aggregates anyway."""
         values = {}
-        for m in ("acc", "loss", "samples"):
+        for m in EPOCH_METRICS:
             metric = self.metrics[f"{stage}_{m}"]
-            # train/loss is the per-step curve (training_step); its epoch mean is train/loss_epoch.
-            name = f"{stage}/{m}" + ("_epoch" if (stage, m) == ("train", "loss") else "")
             values[m] = metric.compute()
-            self.log(name, values[m], prog_bar=(stage, m) == ("val", "acc"))
+            self.log(epoch_name(stage, m), values[m], prog_bar=(stage, m) == ("val", "acc"))
             metric.reset()
         return values
 
