@@ -23,6 +23,7 @@ class ManualClassifier(ImageClassifier):
 
     def training_step(self, batch, batch_idx):
         x, y = batch
+        steps_done = self.global_step  # the optimizer step below counts this batch
         scores, loss, grads = self.net.forward_backward(x, y)
         for name, param in self.net.params.items():
             param.grad = grads[name]
@@ -30,5 +31,5 @@ class ManualClassifier(ImageClassifier):
         if self.lr_schedulers() is not None:
             self.lr_schedulers().step()
         self.update_metrics("train", scores, y, loss)
-        self.log("train/loss", loss, on_step=True, on_epoch=False, prog_bar=True)
+        self.log_train_loss(loss, steps_done)
         return loss
