@@ -5,13 +5,13 @@ import torch.nn.functional as F
 from lightning.pytorch import LightningModule
 from lightning.pytorch.cli import LRSchedulerCallable, OptimizerCallable
 from torch import nn
-from torchmetrics import MaxMetric, MeanMetric, SumMetric
-from torchmetrics.classification import MulticlassAccuracy
+from torchmetrics import MaxMetric
 
 from src.errors import UsageError
+from src.models.metrics import EpochStats
 
 STAGES = ("train", "val", "test")
-EPOCH_METRICS = ("acc", "loss", "samples")  # per stage, computed and logged once per epoch
+EPOCH_METRICS = ("acc", "loss", "samples")  # per stage, EpochStats' values, logged once per epoch
 
 
 def epoch_name(stage: str, metric: str) -> str:
@@ -28,8 +28,8 @@ class ImageClassifier(LightningModule):
 
     Logs `train/loss` (per step), `train/loss_epoch`, `{val,test}/loss`, `{stage}/acc` and `{stage}/samples` per epoch
     (samples proves that every image is scored exactly once, also across DDP ranks), and
-    `val/acc_best`. The net must expose `num_classes`; its `in_shape`, where it has one (MLP and SmallCNN;
-    ManualMLP checks its input size itself), is checked against the data module's before training.
+    `val/acc_best`. The net's `in_shape` and `num_classes`, where it has them (MLP and SmallCNN; ManualMLP
+    has num_classes and checks its input size itself), are checked against the data module's before training.
     """
 
     logged_metrics = LOGGED
@@ -47,15 +47,8 @@ class ImageClassifier(LightningModule):
         # built by hand would pickle objects into every checkpoint, which torch's weights_only load refuses.
         for key in [k for k, v in self.hparams.items() if callable(v)]:
             del self.hparams[key]
-        n = net.num_classes
         # Keys avoid bare stage names: ModuleDict is a Module, and "train" would shadow Module.train().
-        self.metrics = nn.ModuleDict()
-        for stage in STAGES:
-            # micro: torchmetrics' default is macro. validate_args=False: the per-step input checks cost more than
-            # the update itself, and our logits and labels come from our own code.
-            self.metrics[f"{stage}_acc"] = MulticlassAccuracy(n, average="micro", validate_args=False)
-            self.metrics[f"{stage}_loss"] = MeanMetric()
-            self.metrics[f"{stage}_samples"] = SumMetric()
+        self.stats = nn.ModuleDict({f"{stage}_stats": EpochStats() for stage in STAGES})
         self.val_acc_best = MaxMetric()
         self.val_acc_best.persistent(True)  # saved in checkpoints, so a resumed run keeps its best
 
@@ -65,6 +58,10 @@ class ImageClassifier(LightningModule):
         if shape and expected is not None and shape != tuple(expected):
             raise UsageError(f"the net expects images of shape {tuple(self.net.in_shape)} but the data module gives "
                              f"{shape}: set --model.init_args.net.init_args.in_shape {list(shape)}")
+        classes, outputs = getattr(data, "num_classes", None), getattr(self.net, "num_classes", None)
+        if classes is not None and outputs is not None and classes != outputs:
+            raise UsageError(f"the net has {outputs} outputs but the data set has {classes} classes: set "
+                             f"--model.init_args.net.init_args.num_classes {classes}")
 
     def on_load_checkpoint(self, checkpoint: dict) -> None:
         """Name the first mismatch between the checkpoint and this model (Lightning's own error lists every
@@ -93,21 +90,18 @@ class ImageClassifier(LightningModule):
         return loss, logits
 
     def update_metrics(self, stage: str, logits: torch.Tensor, y: torch.Tensor, loss: torch.Tensor) -> None:
-        """Accumulate one batch into the stage's metrics (logits [N, C], labels [N]); logged once per epoch."""
-        self.metrics[f"{stage}_acc"].update(logits.detach(), y)
-        self.metrics[f"{stage}_loss"].update(loss.detach(), weight=len(y))
-        self.metrics[f"{stage}_samples"].update(float(len(y)))
+        """Accumulate one batch into the stage's EpochStats (logits [N, C], labels [N]); logged once per epoch."""
+        self.stats[f"{stage}_stats"].update(logits.detach(), y, loss.detach())
 
     def _log_epoch(self, stage: str) -> dict[str, torch.Tensor]:
-        """Compute (summed over all ranks by torchmetrics), log and reset the stage's metrics.
+        """Compute (summed over all ranks by torchmetrics), log and reset the stage's statistics.
         Each self.log call walks Lightning's whole result collection, so per-step logging of these three
         would cost more than a small MLP's step; the values are epoch aggregates anyway."""
-        values = {}
+        stats = self.stats[f"{stage}_stats"]
+        values = stats.compute()
         for m in EPOCH_METRICS:
-            metric = self.metrics[f"{stage}_{m}"]
-            values[m] = metric.compute()
             self.log(epoch_name(stage, m), values[m], prog_bar=(stage, m) == ("val", "acc"))
-            metric.reset()
+        stats.reset()
         return values
 
     def log_train_loss(self, loss: torch.Tensor, steps_done: int) -> None:

@@ -1,10 +1,14 @@
 import functools
 from types import SimpleNamespace
 
+import pytest
 import torch
 import torch.nn.functional as F
 
+from src.cli import main
+from src.errors import UsageError
 from src.models import MLP, ImageClassifier
+from tests.conftest import only_run, read_scalars
 
 
 def test_shared_step_loss_and_metrics_on_a_tiny_batch():
@@ -14,10 +18,10 @@ def test_shared_step_loss_and_metrics_on_a_tiny_batch():
     loss, logits_out = model._shared_step((x, y), "val")
     logits = model.net(x)
     assert torch.allclose(loss, F.cross_entropy(logits, y))
-    acc = model.metrics["val_acc"].compute().item()
-    assert acc == (logits.argmax(1) == y).float().mean().item()
-    assert model.metrics["val_samples"].compute().item() == 6
-    assert torch.allclose(model.metrics["val_loss"].compute(), loss)
+    stats = model.stats["val_stats"].compute()
+    assert stats["acc"].item() == (logits.argmax(1) == y).float().mean().item()
+    assert stats["samples"].item() == 6
+    assert torch.allclose(stats["loss"], loss)
 
 
 def test_hand_built_module_keeps_checkpoint_safe_hparams():
@@ -31,3 +35,30 @@ def test_one_cycle_gets_the_run_length_from_the_trainer():
     model._trainer = SimpleNamespace(estimated_stepping_batches=21)  # epochs x batches, as Trainer computes it
     config = model.configure_optimizers()
     assert config["lr_scheduler"]["scheduler"].total_steps == 21 and config["lr_scheduler"]["interval"] == "step"
+
+
+@pytest.mark.parametrize("net, data, message", [
+    (MLP(hidden=[8]), SimpleNamespace(in_shape=(3, 32, 32), num_classes=10),
+     r"expects images of shape \(1, 28, 28\) but the data module gives \(3, 32, 32\).*in_shape \[3, 32, 32\]"),
+    (MLP(hidden=[8]), SimpleNamespace(in_shape=(1, 28, 28), num_classes=100),
+     r"the net has 10 outputs but the data set has 100 classes.*num_classes 100"),
+])
+def test_setup_names_a_net_that_does_not_fit_the_data(net, data, message):
+    model = ImageClassifier(net)
+    model._trainer = SimpleNamespace(datamodule=data)
+    with pytest.raises(UsageError, match=message):
+        model.setup("fit")
+    model._trainer = SimpleNamespace(datamodule=SimpleNamespace(in_shape=(1, 28, 28), num_classes=10))
+    model.setup("fit")  # a fitting data module passes
+
+
+@pytest.mark.parametrize("config", ["mnist_mlp", "mnist_manual"])
+def test_train_loss_is_logged_on_exactly_the_steps_the_logger_writes(config, mnist_root, tmp_path, monkeypatch):
+    monkeypatch.setenv("DATA_DIR", str(mnist_root))
+    main(["fit", "--config", f"configs/{config}.yaml", "--trainer.logger.init_args.save_dir", str(tmp_path),
+          "--trainer.max_epochs", "2", "--trainer.limit_train_batches", "12", "--trainer.limit_val_batches", "1",
+          "--trainer.log_every_n_steps", "5", "--trainer.enable_progress_bar", "false"])
+    scalars = read_scalars(only_run(tmp_path / config))
+    # 24 optimizer steps (0..23); Lightning writes step scalars after steps 4, 9, 14, 19, across the epoch boundary.
+    assert [step for step, _ in scalars["train/loss"]] == [4, 9, 14, 19]
+    assert [step for step, _ in scalars["lr-" + ("ManualSGD" if config == "mnist_manual" else "Adam")]] == [4, 9, 14, 19]
