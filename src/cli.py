@@ -112,10 +112,20 @@ def _progress_to_stdout() -> None:
                 handler.setStream(sys.stdout)
 
 
+def skip_nvml_without_gpus() -> None:
+    """Importing Lightning sets PYTORCH_NVML_BASED_CUDA_CHECK=1 (GPU checks through NVML never initialize CUDA
+    before a fork). With torch's CUDA build on a machine without NVIDIA's driver, every such check dlopen()s
+    the absent libnvidia-ml (~40 us), and torch.optim checks on every step. With no GPU there is no CUDA to
+    protect: drop the variable, so torch's cached runtime check answers (~1 us)."""
+    if os.environ.get("PYTORCH_NVML_BASED_CUDA_CHECK") == "1" and torch.cuda.device_count() == 0:
+        del os.environ["PYTORCH_NVML_BASED_CUDA_CHECK"]
+
+
 def main(args: list[str] | None = None, run: bool = True) -> CLI:
     """The command line; with run=False (tests, notebooks) args hold no subcommand and nothing runs."""
     torch.set_float32_matmul_precision("high")  # TF32 matmuls on Ampere+ GPUs; no effect on CPU
     _progress_to_stdout()
+    skip_nvml_without_gpus()
     logging.getLogger("lightning.fabric.utilities.seed").setLevel(logging.WARNING)  # the seed is in config.yaml
     # exit_on_error=False: jsonargparse raises instead of printing the whole usage text; main prints one line.
     defaults = {"default_config_files": [str(DEFAULTS)], "exit_on_error": False}
