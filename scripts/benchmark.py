@@ -2,13 +2,18 @@
 
     python scripts/benchmark.py [--reps 3] [--device cpu] [--json out.json] [--tta] [--manual]
 
-Same model (784-64-128-64-10 MLP with batchnorm, ReLU), batch 128, Adam lr 1e-3, real MNIST (DATA_DIR):
+Same model (784-64-128-64-10 MLP with batchnorm, ReLU), batch 128, the configs' optimizer (Adam, fused,
+lr 1e-3), real MNIST (DATA_DIR):
   T  this template: configs/mnist_mlp.yaml's data module and ImageClassifier, built by LightningCLI,
      one `fit` epoch (train + validation) through Lightning's Trainer;
   S  the standard pipeline: the same LightningModule with torchvision's MNIST, per-sample
      ToTensor + Normalize and a shuffling DataLoader (num_workers 0 and 2);
+  L  Lightning's own floor: the same module and data module in `Trainer(barebones=True)` (no logger,
+     callbacks or progress bar) without the per-step training metrics, so T/L is what this template adds
+     and L/R what Lightning's loop costs;
   R  the limit for a framework: a plain PyTorch loop over preloaded, normalized tensors.
-Repetitions alternate T, S0, S2, R so machine drift hits all alike; each figure is a median (min-max).
+Repetitions alternate T, L, R, S0, S2 so machine drift hits all alike; each time is a median (min-max), each
+ratio the median of the per-repetition ratios.
 An epoch is timed from on_train_epoch_start to on_train_epoch_end (validation included; set-up and data
 decoding excluded, as they happen once per run). --tta adds wall time to test accuracy for the configs;
 --manual adds the manual-backprop step against autograd (scripts/bench_manual_step.py).
@@ -18,10 +23,13 @@ import argparse
 import json
 import os
 import resource
+import shutil
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
+from functools import partial
 from pathlib import Path
 
 import torch
@@ -31,11 +39,13 @@ from torch.utils.data import DataLoader, random_split
 from torchvision import datasets, transforms
 
 from src.cli import main as cli
-from src.data import default_data_dir
+from src.cli import skip_nvml_without_gpus
+from src.data import MNISTDataModule, default_data_dir
 from src.models import MLP, ImageClassifier
 
 HIDDEN = "[64,128,64]"
 TRAIN, VAL = 55_000, 5_000
+ADAM = {"lr": 1e-3, "fused": True}  # the configs' optimizer (fused), at a fixed lr: no schedule in any pipeline
 
 
 class EpochTimer(Callback):
@@ -71,8 +81,9 @@ class TorchvisionMNIST(LightningDataModule):
 
 def template_epoch(device: str, save_dir: str) -> float:
     """T: the real CLI path (config, data module, ImageClassifier, callbacks, logger), one epoch."""
+    adam = [a for k, v in ADAM.items() for a in (f"--model.init_args.optimizer.init_args.{k}", str(v).lower())]
     built = cli(["--config", "configs/mnist_mlp.yaml", "--model.init_args.net.init_args.hidden", HIDDEN,
-                 "--model.init_args.scheduler", "null", "--model.init_args.optimizer.init_args.lr", "0.001",
+                 "--model.init_args.scheduler", "null", *adam,
                  "--trainer.max_epochs", "1", "--trainer.accelerator", device, "--trainer.enable_model_summary", "false",
                  "--trainer.logger.init_args.save_dir", save_dir, "--trainer.num_sanity_val_steps", "0"], run=False)
     timer = EpochTimer()
@@ -84,10 +95,29 @@ def template_epoch(device: str, save_dir: str) -> float:
 def standard_epoch(device: str, num_workers: int) -> float:
     """S: the same LightningModule with torchvision's per-sample pipeline, default Trainer settings."""
     timer = EpochTimer()
-    model = ImageClassifier(MLP(hidden=[64, 128, 64], batchnorm=True))
     trainer = Trainer(max_epochs=1, accelerator=device, logger=False, enable_checkpointing=False,
                       enable_model_summary=False, enable_progress_bar=False, num_sanity_val_steps=0, callbacks=[timer])
-    trainer.fit(model, TorchvisionMNIST(default_data_dir(), num_workers))
+    trainer.fit(classifier(), TorchvisionMNIST(default_data_dir(), num_workers))
+    return timer.times[0]
+
+
+def classifier(cls: type = ImageClassifier) -> ImageClassifier:
+    return cls(MLP(hidden=[64, 128, 64], batchnorm=True), optimizer=partial(torch.optim.Adam, **ADAM))
+
+
+class NoTrainMetrics(ImageClassifier):
+    """L's module: the template's module minus its per-step training metrics (train/acc, train/loss_epoch)."""
+
+    def update_metrics(self, stage, logits, y, loss):
+        if stage != "train":
+            super().update_metrics(stage, logits, y, loss)
+
+
+def lightning_floor_epoch(device: str) -> float:
+    """L: the template's data module and net in Lightning's barebones Trainer, the cheapest loop it has."""
+    timer = EpochTimer()
+    trainer = Trainer(max_epochs=1, accelerator=device, barebones=True, num_sanity_val_steps=0, callbacks=[timer])
+    trainer.fit(classifier(NoTrainMetrics), MNISTDataModule())
     return timer.times[0]
 
 
@@ -103,7 +133,7 @@ def raw_epoch(device: str, data) -> float:
     """R: permutation, index, forward, backward, Adam step; then the validation pass. Nothing else."""
     (xt, yt), (xv, yv) = data
     model = MLP(hidden=[64, 128, 64], batchnorm=True).to(device)
-    opt = torch.optim.Adam(model.parameters(), lr=1e-3)
+    opt = torch.optim.Adam(model.parameters(), **ADAM)
     sync = torch.cuda.synchronize if device == "cuda" else (lambda: None)
     sync()
     start = time.perf_counter()
@@ -150,29 +180,36 @@ def main() -> None:
     parser.add_argument("--manual", action="store_true", help="also time the manual-backprop step")
     parser.add_argument("--workers", default="0,2", help="num_workers values for S")
     args = parser.parse_args()
-    save_dir = "/tmp/benchmark_logs"
+    save_dir = tempfile.mkdtemp(prefix="benchmark_logs_")  # the runs' logs are not the point: removed at the end
     workers = [int(w) for w in args.workers.split(",") if w != ""]
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, {os.cpu_count()} cores, device {args.device}")
+    skip_nvml_without_gpus()  # R stands for a process without Lightning, which never sets this variable
     data = preload(args.device)
-    times = {"T": [], **{f"S{w}": [] for w in workers}, "R": []}
+    times = {"T": [], **{f"S{w}": [] for w in workers}, "L": [], "R": []}
     raw_epoch(args.device, data)  # warm-up
     for rep in range(args.reps):
-        times["T"].append(template_epoch(args.device, save_dir))
+        times["T"].append(template_epoch(args.device, save_dir))  # T, L, R back to back: their ratios are the fine ones
+        times["L"].append(lightning_floor_epoch(args.device))
+        times["R"].append(raw_epoch(args.device, data))
         for w in workers:
             times[f"S{w}"].append(standard_epoch(args.device, w))
-        times["R"].append(raw_epoch(args.device, data))
         print(f"rep {rep}: " + ", ".join(f"{k} {v[-1]:.2f}s" for k, v in times.items()), flush=True)
     result = {k: summary(v) for k, v in times.items()}
-    t, r = result["T"]["median_s"], result["R"]["median_s"]
-    ratios = {"T/R": t / r, **{f"S{w}/T": result[f"S{w}"]["median_s"] / t for w in workers}}
+    # Each ratio is taken within a repetition (its pipelines ran seconds apart), then the median over repetitions:
+    # this VM switches between a fast and a slow state, and a ratio of medians could pair one with the other.
+    pairs = [("T", "R"), *[(f"S{w}", "T") for w in workers], ("T", "L"), ("L", "R")]
+    per_rep = {f"{a}/{b}": [x / y for x, y in zip(times[a], times[b])] for a, b in pairs}
+    ratios = {k: statistics.median(v) for k, v in per_rep.items()}
     print(f"\n{'pipeline':<10}{'median s/epoch':>16}{'min-max':>16}{'samples/s':>12}")
     for k, v in result.items():
         print(f"{k:<10}{v['median_s']:>16.2f}{v['min_s']:>8.2f}-{v['max_s']:<7.2f}{v['samples_per_s']:>12,.0f}")
-    print("ratios: " + ", ".join(f"{k} = {v:.2f}" for k, v in ratios.items()))
+    print("ratios (median over repetitions, min-max): " +
+          ", ".join(f"{k} = {v:.2f} ({min(per_rep[k]):.2f}-{max(per_rep[k]):.2f})" for k, v in ratios.items()))
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(f"peak resident memory of this process: {peak:.0f} MiB")
     report = {"device": args.device, "torch": torch.__version__, "threads": torch.get_num_threads(),
-              "epochs": result, "ratios": ratios, "peak_rss_mib": peak}
+              "epochs": result, "ratios": ratios, "ratios_per_rep": per_rep,
+              "peak_rss_mib": peak}
     if args.manual:
         out = subprocess.run([sys.executable, "scripts/bench_manual_step.py"], capture_output=True, text=True).stdout
         print(out)
@@ -184,6 +221,7 @@ def main() -> None:
             print(row["config"], {k: v for k, v in row.items() if k.startswith(">=")}, "curve (s, test acc):", row["curve"])
     if args.json:
         Path(args.json).write_text(json.dumps(report, indent=2))
+    shutil.rmtree(save_dir)
 
 
 if __name__ == "__main__":
