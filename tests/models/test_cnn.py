@@ -23,3 +23,20 @@ def test_cifar_shape_batchnorm_and_hidden():
 def test_even_kernel_rejected():
     with pytest.raises(ValueError, match="odd"):
         SmallCNN(kernel_size=4)
+
+
+def test_channels_last_is_a_layout_only_same_outputs_and_gradients():
+    torch.manual_seed(0)
+    plain = SmallCNN(in_shape=(3, 32, 32), batchnorm=True, channels_last=False)
+    fast = SmallCNN(in_shape=(3, 32, 32), batchnorm=True)
+    fast.load_state_dict(plain.state_dict())  # values copied in; the NHWC layout stays
+    conv = fast.layers[0].weight
+    assert conv.is_contiguous(memory_format=torch.channels_last) and not conv.is_contiguous()
+    assert fast.to("cpu").layers[0].weight.is_contiguous(memory_format=torch.channels_last)
+    x, y = torch.randn(8, 3, 32, 32), torch.randint(0, 10, (8,))
+    losses = [torch.nn.functional.cross_entropy(net(x), y) for net in (plain, fast)]
+    for loss in losses:
+        loss.backward()
+    assert torch.allclose(losses[0], losses[1], atol=1e-6)
+    for a, b in zip(plain.parameters(), fast.parameters()):
+        assert torch.allclose(a.grad, b.grad, atol=1e-5)
