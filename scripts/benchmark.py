@@ -1,6 +1,6 @@
 """Where a small MLP's MNIST epoch goes: this template vs the standard pipeline vs a bare PyTorch loop.
 
-    python scripts/benchmark.py [--reps 3] [--device cpu] [--json out.json] [--tta] [--manual]
+    python scripts/benchmark.py [--reps 3] [--device cpu] [--json out.json] [--tta] [--manual] [--cnn]
 
 Same model (784-64-128-64-10 MLP with batchnorm, ReLU), batch 128, the configs' optimizer (Adam, fused,
 lr 1e-3), real MNIST (DATA_DIR):
@@ -16,7 +16,8 @@ Repetitions alternate T, L, R, S0, S2 so machine drift hits all alike; each time
 ratio the median of the per-repetition ratios.
 An epoch is timed from on_train_epoch_start to on_train_epoch_end (validation included; set-up and data
 decoding excluded, as they happen once per run). --tta adds wall time to test accuracy for the configs;
---manual adds the manual-backprop step against autograd (scripts/bench_manual_step.py).
+--manual adds the manual-backprop step against autograd (scripts/bench_manual_step.py), --cnn SmallCNN's step per
+memory layout and precision (scripts/bench_cnn_step.py).
 """
 
 import argparse
@@ -178,6 +179,7 @@ def main() -> None:
     parser.add_argument("--json", help="write the figures to this file")
     parser.add_argument("--tta", action="store_true", help="also time fit until target test accuracies")
     parser.add_argument("--manual", action="store_true", help="also time the manual-backprop step")
+    parser.add_argument("--cnn", action="store_true", help="also time SmallCNN's step per memory layout and precision")
     parser.add_argument("--workers", default="0,2", help="num_workers values for S")
     args = parser.parse_args()
     save_dir = tempfile.mkdtemp(prefix="benchmark_logs_")  # the runs' logs are not the point: removed at the end
@@ -210,10 +212,12 @@ def main() -> None:
     report = {"device": args.device, "torch": torch.__version__, "threads": torch.get_num_threads(),
               "epochs": result, "ratios": ratios, "ratios_per_rep": per_rep,
               "peak_rss_mib": peak}
-    if args.manual:
-        out = subprocess.run([sys.executable, "scripts/bench_manual_step.py"], capture_output=True, text=True).stdout
-        print(out)
-        report["manual_step"] = out
+    for flag, script in (("manual", "bench_manual_step"), ("cnn", "bench_cnn_step")):
+        if getattr(args, flag):
+            out = subprocess.run([sys.executable, f"scripts/{script}.py", "--device", args.device],
+                                 capture_output=True, text=True).stdout
+            print(out)
+            report[f"{flag}_step"] = out
     if args.tta:
         report["time_to_accuracy"] = [time_to_accuracy("configs/mnist_cnn.yaml", [0.99, 0.992], args.device, save_dir),
                                       time_to_accuracy("configs/mnist_mlp.yaml", [0.98], args.device, save_dir)]
