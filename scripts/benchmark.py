@@ -1,9 +1,9 @@
 """Where a small MLP's MNIST epoch goes: this template vs the standard pipeline vs a bare PyTorch loop.
 
-    python scripts/benchmark.py [--reps 3] [--device cpu] [--json out.json] [--tta] [--manual] [--cnn]
+    python scripts/benchmark.py [--reps 3] [--batch-size N] [--device cpu] [--json out.json] [--tta] [--manual] [--cnn]
 
-Same model (784-64-128-64-10 MLP with batchnorm, ReLU), batch 128, the configs' optimizer (Adam, fused,
-lr 1e-3), real MNIST (DATA_DIR):
+Same model (784-64-128-64-10 MLP with batchnorm, ReLU), same batch (configs/mnist_mlp.yaml's unless --batch-size
+says otherwise), the configs' optimizer (Adam, fused, lr 1e-3), real MNIST (DATA_DIR):
   T  this template: configs/mnist_mlp.yaml's data module and ImageClassifier, built by LightningCLI,
      one `fit` epoch (train + validation) through Lightning's Trainer;
   S  the standard pipeline: the same LightningModule with torchvision's MNIST, per-sample
@@ -14,8 +14,9 @@ lr 1e-3), real MNIST (DATA_DIR):
   R  the limit for a framework: a plain PyTorch loop over preloaded, normalized tensors.
 Repetitions alternate T, L, R, S0, S2 so machine drift hits all alike; each time is a median (min-max), each
 ratio the median of the per-repetition ratios.
-An epoch is timed from on_train_epoch_start to on_train_epoch_end (validation included; set-up and data
-decoding excluded, as they happen once per run). --tta adds wall time to test accuracy for the configs;
+An epoch is timed from on_train_epoch_start to on_train_end of a one-epoch fit: validation, the epoch's logging and
+the checkpoint saves (ModelCheckpoint saves after every other on_train_epoch_end) are in; set-up and data decoding
+are out, as they happen once per run. --tta adds wall time to test accuracy for the configs;
 --manual adds the manual-backprop step against autograd (scripts/bench_manual_step.py), --cnn SmallCNN's step per
 memory layout and precision (scripts/bench_cnn_step.py).
 """
@@ -35,6 +36,7 @@ from pathlib import Path
 
 import torch
 import torch.nn.functional as F
+import yaml
 from lightning.pytorch import Callback, LightningDataModule, Trainer
 from torch.utils.data import DataLoader, random_split
 from torchvision import datasets, transforms
@@ -44,28 +46,31 @@ from src.cli import skip_nvml_without_gpus
 from src.data import MNISTDataModule, default_data_dir
 from src.models import MLP, ImageClassifier
 
+CONFIG = "configs/mnist_mlp.yaml"
 HIDDEN = "[64,128,64]"
 TRAIN, VAL = 55_000, 5_000
 ADAM = {"lr": 1e-3, "fused": True}  # the configs' optimizer (fused), at a fixed lr: no schedule in any pipeline
 
 
 class EpochTimer(Callback):
+    """Must be the trainer's first callback, so its on_train_end runs before any other's (run-end work)."""
+
     def __init__(self):
         self.times = []
 
     def on_train_epoch_start(self, trainer, pl_module):
         self.start = time.perf_counter()
 
-    def on_train_epoch_end(self, trainer, pl_module):
+    def on_train_end(self, trainer, pl_module):
         self.times.append(time.perf_counter() - self.start)
 
 
 class TorchvisionMNIST(LightningDataModule):
     """The standard pipeline of today's templates: PIL image -> ToTensor -> Normalize per sample."""
 
-    def __init__(self, data_dir: str, num_workers: int):
+    def __init__(self, data_dir: str, num_workers: int, batch_size: int):
         super().__init__()
-        self.data_dir, self.num_workers = data_dir, num_workers
+        self.data_dir, self.num_workers, self.batch_size = data_dir, num_workers, batch_size
         self.tf = transforms.Compose([transforms.ToTensor(), transforms.Normalize((0.1307,), (0.3081,))])
 
     def setup(self, stage):
@@ -73,32 +78,38 @@ class TorchvisionMNIST(LightningDataModule):
         self.train, self.val = random_split(full, [TRAIN, VAL], generator=torch.Generator().manual_seed(0))
 
     def train_dataloader(self):
-        return DataLoader(self.train, batch_size=128, shuffle=True, num_workers=self.num_workers,
+        return DataLoader(self.train, batch_size=self.batch_size, shuffle=True, num_workers=self.num_workers,
                           persistent_workers=self.num_workers > 0)
 
     def val_dataloader(self):
         return DataLoader(self.val, batch_size=1000, num_workers=self.num_workers, persistent_workers=self.num_workers > 0)
 
 
-def template_epoch(device: str, save_dir: str) -> float:
+def config_batch_size() -> int:
+    """The batch the MLP config trains with: T measures the default a user gets."""
+    return yaml.safe_load(Path(CONFIG).read_text())["data"]["init_args"]["batch_size"]
+
+
+def template_epoch(device: str, save_dir: str, batch: int) -> float:
     """T: the real CLI path (config, data module, ImageClassifier, callbacks, logger), one epoch."""
     adam = [a for k, v in ADAM.items() for a in (f"--model.init_args.optimizer.init_args.{k}", str(v).lower())]
-    built = cli(["--config", "configs/mnist_mlp.yaml", "--model.init_args.net.init_args.hidden", HIDDEN,
+    built = cli(["--config", CONFIG, "--model.init_args.net.init_args.hidden", HIDDEN,
+                 "--data.init_args.batch_size", str(batch),
                  "--model.init_args.scheduler", "null", *adam,
                  "--trainer.max_epochs", "1", "--trainer.accelerator", device, "--trainer.enable_model_summary", "false",
                  "--trainer.logger.init_args.save_dir", save_dir, "--trainer.num_sanity_val_steps", "0"], run=False)
     timer = EpochTimer()
-    built.trainer.callbacks.append(timer)
+    built.trainer.callbacks.insert(0, timer)
     built.trainer.fit(built.model, built.datamodule)
     return timer.times[0]
 
 
-def standard_epoch(device: str, num_workers: int) -> float:
+def standard_epoch(device: str, num_workers: int, batch: int) -> float:
     """S: the same LightningModule with torchvision's per-sample pipeline, default Trainer settings."""
     timer = EpochTimer()
     trainer = Trainer(max_epochs=1, accelerator=device, logger=False, enable_checkpointing=False,
                       enable_model_summary=False, enable_progress_bar=False, num_sanity_val_steps=0, callbacks=[timer])
-    trainer.fit(classifier(), TorchvisionMNIST(default_data_dir(), num_workers))
+    trainer.fit(classifier(), TorchvisionMNIST(default_data_dir(), num_workers, batch))
     return timer.times[0]
 
 
@@ -114,11 +125,11 @@ class NoTrainMetrics(ImageClassifier):
             super().update_metrics(stage, logits, y, loss)
 
 
-def lightning_floor_epoch(device: str) -> float:
+def lightning_floor_epoch(device: str, batch: int) -> float:
     """L: the template's data module and net in Lightning's barebones Trainer, the cheapest loop it has."""
     timer = EpochTimer()
     trainer = Trainer(max_epochs=1, accelerator=device, barebones=True, num_sanity_val_steps=0, callbacks=[timer])
-    trainer.fit(classifier(NoTrainMetrics), MNISTDataModule())
+    trainer.fit(classifier(NoTrainMetrics), MNISTDataModule(batch_size=batch))
     return timer.times[0]
 
 
@@ -130,7 +141,7 @@ def preload(device: str):
     return (x[order[VAL:]], ds.targets[order[VAL:]].to(device)), (x[order[:VAL]], ds.targets[order[:VAL]].to(device))
 
 
-def raw_epoch(device: str, data) -> float:
+def raw_epoch(device: str, data, batch: int) -> float:
     """R: permutation, index, forward, backward, Adam step; then the validation pass. Nothing else."""
     (xt, yt), (xv, yv) = data
     model = MLP(hidden=[64, 128, 64], batchnorm=True).to(device)
@@ -140,8 +151,8 @@ def raw_epoch(device: str, data) -> float:
     start = time.perf_counter()
     model.train()
     perm = torch.randperm(len(xt), device=device)
-    for i in range(0, len(xt), 128):
-        idx = perm[i:i + 128]
+    for i in range(0, len(xt), batch):
+        idx = perm[i:i + batch]
         loss = F.cross_entropy(model(xt[idx]), yt[idx])
         opt.zero_grad(set_to_none=True)
         loss.backward()
@@ -175,6 +186,7 @@ def time_to_accuracy(config: str, targets: list[float], device: str, save_dir: s
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--reps", type=int, default=3)
+    parser.add_argument("--batch-size", type=int, default=None, help=f"every pipeline's batch (default: {CONFIG}'s)")
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--json", help="write the figures to this file")
     parser.add_argument("--tta", action="store_true", help="also time fit until target test accuracies")
@@ -184,17 +196,18 @@ def main() -> None:
     args = parser.parse_args()
     save_dir = tempfile.mkdtemp(prefix="benchmark_logs_")  # the runs' logs are not the point: removed at the end
     workers = [int(w) for w in args.workers.split(",") if w != ""]
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, {os.cpu_count()} cores, device {args.device}")
+    batch = args.batch_size or config_batch_size()
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, {os.cpu_count()} cores, device {args.device}, batch {batch}")
     skip_nvml_without_gpus()  # R stands for a process without Lightning, which never sets this variable
     data = preload(args.device)
     times = {"T": [], **{f"S{w}": [] for w in workers}, "L": [], "R": []}
-    raw_epoch(args.device, data)  # warm-up
+    raw_epoch(args.device, data, batch)  # warm-up
     for rep in range(args.reps):
-        times["T"].append(template_epoch(args.device, save_dir))  # T, L, R back to back: their ratios are the fine ones
-        times["L"].append(lightning_floor_epoch(args.device))
-        times["R"].append(raw_epoch(args.device, data))
+        times["T"].append(template_epoch(args.device, save_dir, batch))  # T, L, R back to back: their ratios are the fine ones
+        times["L"].append(lightning_floor_epoch(args.device, batch))
+        times["R"].append(raw_epoch(args.device, data, batch))
         for w in workers:
-            times[f"S{w}"].append(standard_epoch(args.device, w))
+            times[f"S{w}"].append(standard_epoch(args.device, w, batch))
         print(f"rep {rep}: " + ", ".join(f"{k} {v[-1]:.2f}s" for k, v in times.items()), flush=True)
     result = {k: summary(v) for k, v in times.items()}
     # Each ratio is taken within a repetition (its pipelines ran seconds apart), then the median over repetitions:
@@ -209,7 +222,7 @@ def main() -> None:
           ", ".join(f"{k} = {v:.2f} ({min(per_rep[k]):.2f}-{max(per_rep[k]):.2f})" for k, v in ratios.items()))
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(f"peak resident memory of this process: {peak:.0f} MiB")
-    report = {"device": args.device, "torch": torch.__version__, "threads": torch.get_num_threads(),
+    report = {"device": args.device, "torch": torch.__version__, "threads": torch.get_num_threads(), "batch_size": batch,
               "epochs": result, "ratios": ratios, "ratios_per_rep": per_rep,
               "peak_rss_mib": peak}
     for flag, script in (("manual", "bench_manual_step"), ("cnn", "bench_cnn_step")):

@@ -6,6 +6,7 @@ import subprocess
 import sys
 
 import pytest
+import yaml
 
 from tests.conftest import ROOT
 
@@ -26,3 +27,6 @@ def test_benchmark_prints_and_saves_the_ratios(mnist_root, tmp_path):
     assert ratios["T/R"] == pytest.approx(epochs["T"]["median_s"] / epochs["R"]["median_s"])
     assert ratios["T/R"] == pytest.approx(ratios["T/L"] * ratios["L/R"])
     assert report["peak_rss_mib"] > 0
+    # Every pipeline ran at the MLP config's batch: T is the default a user gets.
+    config = yaml.safe_load((ROOT / "configs" / "mnist_mlp.yaml").read_text())
+    assert report["batch_size"] == config["data"]["init_args"]["batch_size"] and f"batch {report['batch_size']}" in proc.stdout
