@@ -23,7 +23,7 @@ class SmallCNN(nn.Module):
         batchnorm: bool = False,  # BatchNorm2d between each conv and its activation
         activation: Activation = "relu",
         hidden: list[int] = [],  # optional hidden Linear layers before the classifier
-        channels_last: bool = True,  # conv weights stored NHWC: oneDNN and cuDNN pick faster kernels (1.4-1.6x a CPU step)
+        channels_last: bool = True,  # conv weights NHWC: oneDNN/cuDNN pick faster kernels (1.3-1.6x a CPU step)
     ):
         super().__init__()
         if kernel_size % 2 != 1:
