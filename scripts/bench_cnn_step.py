@@ -9,13 +9,12 @@ bf16 pays only where the hardware has bf16 arithmetic (AVX512-BF16/AMX CPUs, Amp
 is emulated and slower, which is why it is not a config default.
 """
 
-import argparse
 import statistics
 
 import torch
 import torch.nn.functional as F
 
-from bench_manual_step import timed
+from bench_manual_step import step_args, timed
 from src.models import SmallCNN
 
 VARIANTS = {"NCHW fp32": (False, False), "NHWC fp32": (True, False), "NHWC bf16-mixed": (True, True)}
@@ -38,12 +37,7 @@ def step_fn(in_shape: tuple[int, int, int], channels_last: bool, bf16: bool, bat
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--batch", type=int, default=128)
-    parser.add_argument("--reps", type=int, default=60)
-    parser.add_argument("--device", default="cpu")
-    args = parser.parse_args()
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, device {args.device}, batch {args.batch}")
+    args = step_args(__doc__, reps=60)
     for name, shape in (("MNIST", (1, 28, 28)), ("CIFAR-10", (3, 32, 32))):
         steps = {v: step_fn(shape, *flags, args.batch, args.device) for v, flags in VARIANTS.items()}
         for _ in range(5):  # warm-up: oneDNN picks and caches its kernels

@@ -54,13 +54,19 @@ def timed(step, device: str) -> float:
     return time.perf_counter() - start
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+def step_args(doc: str, reps: int) -> argparse.Namespace:
+    """The step benchmarks' command line (--batch, --reps, --device); prints the setting the figures belong to."""
+    parser = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--batch", type=int, default=128)
-    parser.add_argument("--reps", type=int, default=200)
+    parser.add_argument("--reps", type=int, default=reps)
     parser.add_argument("--device", default="cpu")
     args = parser.parse_args()
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, device {args.device}, batch {args.batch}")
+    return args
+
+
+def main() -> None:
+    args = step_args(__doc__, reps=200)
     for sizes in ([784, 64, 10], [784, 256, 128, 10]):
         manual_step, autograd_step = steps(sizes, args.batch, args.device)
         for _ in range(20):  # warm-up: allocator, kernels, caches
