@@ -20,7 +20,7 @@ def test_torchrun_two_processes_then_test_matches_one_process(mnist_root, tmp_pa
     torchrun = Path(sys.executable).parent / "torchrun"
     cmd = [str(torchrun), "--nproc_per_node", "2", "-m", "src.cli", "fit", "--config", "configs/mnist_mlp.yaml",
            "--trainer.accelerator", "cpu", "--trainer.devices", "2", "--trainer.strategy", "ddp",
-           "--trainer.max_epochs", "1", "--trainer.limit_train_batches", "20", *logs]
+           "--trainer.max_epochs", "1", "--trainer.limit_train_batches", "20", "--data.init_args.batch_size", "128", *logs]
     proc = subprocess.run(cmd, cwd=ROOT, env={**os.environ, "DATA_DIR": str(mnist_root)}, capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr[-3000:]
     run = only_run(tmp_path / "mnist_mlp")  # one set of logs and checkpoints, written by rank 0 alone
