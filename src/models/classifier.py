@@ -26,7 +26,7 @@ LOGGED = tuple(epoch_name(s, m) for s in STAGES for m in EPOCH_METRICS) + ("trai
 class ImageClassifier(LightningModule):
     """Cross-entropy training of `net`, with torchmetrics for every logged number.
 
-    Logs `train/loss` (per step), `train/loss_epoch`, `{val,test}/loss`, `{stage}/acc` and `{stage}/samples` per epoch
+    Logs `train/loss` (on the steps the logger writes), `train/loss_epoch`, `{val,test}/loss`, `{stage}/acc` and `{stage}/samples` per epoch
     (samples proves that every image is scored exactly once, also across DDP ranks), and
     `val/acc_best`. The net's `in_shape` and `num_classes`, where it has them (MLP and SmallCNN; ManualMLP
     has num_classes and checks its input size itself), are checked against the data module's before training.
