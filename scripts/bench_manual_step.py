@@ -1,9 +1,12 @@
-"""One training step of ManualMLP (hand-written backward + ManualSGD) against the same MLP trained with
-autograd + torch.optim.SGD: same weights, same batch, alternating repetitions in one process.
+"""One training step of the manual-backprop nets (hand-written backward + ManualSGD) against the same nets trained
+with autograd + torch.optim.SGD: same weights, same batch, alternating repetitions in one process.
+ManualMLP against MLP (target manual / autograd <= 1.0 on CPU), ManualCNN against SmallCNN (oneDNN's direct
+convolution, channels-last as the configs run it; target <= 2.0), with and without batchnorm.
 
-    python scripts/bench_manual_step.py [--batch 128] [--reps 200] [--device cpu]
+    python scripts/bench_manual_step.py [--batch 128] [--reps 200] [--device cpu] [--profile]
 
-Prints the median time per step of each and the ratio manual / autograd (target: <= 1.0 on CPU).
+Prints the median time per step of each and the ratio manual / autograd; --profile adds where the manual
+CNN's step spends its time (torch.profiler, by operator).
 """
 
 import argparse
@@ -13,21 +16,14 @@ import time
 import torch
 import torch.nn.functional as F
 
-from src.manual import ManualMLP, ManualSGD
-from src.models import MLP
+from src.cli import reuse_freed_memory
+from src.manual import ManualCNN, ManualMLP, ManualSGD
+from src.models import MLP, SmallCNN
 
 
-def steps(sizes: list[int], batch: int, device: str):
-    """Two closures doing one SGD-with-momentum step each, from identical weights on the same batch."""
-    torch.manual_seed(0)
-    manual = ManualMLP(sizes=sizes, activation="improved_sigmoid", init="lecun_normal").to(device)
-    net = MLP(in_shape=(sizes[0],), hidden=sizes[1:-1], num_classes=sizes[-1], activation="improved_sigmoid").to(device)
-    linears = [m for m in net.layers if isinstance(m, torch.nn.Linear)]
-    with torch.no_grad():
-        for l, linear in enumerate(linears, start=1):
-            linear.weight.copy_(manual.params[f"W{l}"].T)
-            linear.bias.copy_(manual.params[f"b{l}"])
-    x, y = torch.randn(batch, sizes[0], device=device), torch.randint(0, sizes[-1], (batch,), device=device)
+def sgd_steps(manual, net, x, y, device: str):
+    """Two closures doing one SGD-with-momentum step each (manual gradients / autograd) on the batch (x, y)."""
+    manual, net = manual.to(device), net.to(device)
     ours, theirs = ManualSGD(manual.parameters(), lr=0.02, momentum=0.9), torch.optim.SGD(net.parameters(), lr=0.02, momentum=0.9)
 
     def manual_step():
@@ -42,6 +38,27 @@ def steps(sizes: list[int], batch: int, device: str):
         theirs.step()
 
     return manual_step, autograd_step
+
+
+def mlp_steps(sizes: list[int], batch: int, device: str):
+    torch.manual_seed(0)
+    manual = ManualMLP(sizes=sizes, activation="improved_sigmoid", init="lecun_normal")
+    net = MLP(in_shape=(sizes[0],), hidden=sizes[1:-1], num_classes=sizes[-1], activation="improved_sigmoid")
+    linears = [m for m in net.layers if isinstance(m, torch.nn.Linear)]
+    with torch.no_grad():
+        for l, linear in enumerate(linears, start=1):
+            linear.weight.copy_(manual.params[f"W{l}"].T)
+            linear.bias.copy_(manual.params[f"b{l}"])
+    x, y = torch.randn(batch, sizes[0], device=device), torch.randint(0, sizes[-1], (batch,), device=device)
+    return sgd_steps(manual, net, x, y, device)
+
+
+def cnn_steps(batchnorm: bool, batch: int, device: str):
+    torch.manual_seed(0)
+    manual = ManualCNN(batchnorm=batchnorm)
+    net = manual.to_module().to(memory_format=torch.channels_last)  # as SmallCNN runs by default
+    x, y = torch.randn(batch, 1, 28, 28, device=device), torch.randint(0, 10, (batch,), device=device)
+    return sgd_steps(manual, net, x, y, device)
 
 
 def timed(step, device: str) -> float:
@@ -60,25 +77,43 @@ def step_args(doc: str, reps: int) -> argparse.Namespace:
     parser.add_argument("--batch", type=int, default=128)
     parser.add_argument("--reps", type=int, default=reps)
     parser.add_argument("--device", default="cpu")
+    parser.add_argument("--profile", action="store_true")
     args = parser.parse_args()
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, device {args.device}, batch {args.batch}")
     return args
 
 
+def compare(name: str, manual_step, autograd_step, reps: int, device: str) -> None:
+    for _ in range(20):  # warm-up: allocator, kernels, caches
+        manual_step(), autograd_step()
+    m, a = [], []
+    for _ in range(reps):  # alternate, so drift in machine speed hits both alike
+        m.append(timed(manual_step, device))
+        a.append(timed(autograd_step, device))
+    ratios = sorted(x / y for x, y in zip(m, a))
+    print(f"{name:>22}: manual {statistics.median(m) * 1e6:8.1f} us   autograd {statistics.median(a) * 1e6:8.1f} us   "
+          f"manual/autograd median {statistics.median(ratios):.3f} "
+          f"(pairwise ratios p10 {ratios[len(ratios) // 10]:.3f}, p90 {ratios[9 * len(ratios) // 10]:.3f})")
+
+
+def profile(step, reps: int = 10) -> None:
+    """Where one manual CNN step spends its time, by operator (self time, summed over reps)."""
+    with torch.profiler.profile() as prof:
+        for _ in range(reps):
+            step()
+    print(prof.key_averages().table(sort_by="self_cpu_time_total", row_limit=12))
+
+
 def main() -> None:
     args = step_args(__doc__, reps=200)
+    reuse_freed_memory()  # as src.cli does for every run
     for sizes in ([784, 64, 10], [784, 256, 128, 10]):
-        manual_step, autograd_step = steps(sizes, args.batch, args.device)
-        for _ in range(20):  # warm-up: allocator, kernels, caches
-            manual_step(), autograd_step()
-        m, a = [], []
-        for _ in range(args.reps):  # alternate, so drift in machine speed hits both alike
-            m.append(timed(manual_step, args.device))
-            a.append(timed(autograd_step, args.device))
-        ratios = sorted(x / y for x, y in zip(m, a))
-        print(f"{'-'.join(map(str, sizes)):>18}: manual {statistics.median(m) * 1e6:8.1f} us   autograd "
-              f"{statistics.median(a) * 1e6:8.1f} us   manual/autograd median {statistics.median(ratios):.3f} "
-              f"(pairwise ratios p10 {ratios[len(ratios) // 10]:.3f}, p90 {ratios[9 * len(ratios) // 10]:.3f})")
+        compare("-".join(map(str, sizes)), *mlp_steps(sizes, args.batch, args.device), args.reps, args.device)
+    for batchnorm in (False, True):
+        steps = cnn_steps(batchnorm, args.batch, args.device)
+        compare("cnn" + (" batchnorm" if batchnorm else ""), *steps, max(args.reps // 4, 20), args.device)
+        if args.profile:
+            profile(steps[0])
 
 
 if __name__ == "__main__":

@@ -30,14 +30,15 @@ def markdown_table(rows: list[dict]) -> str:
 
 def first_layer_filters(net: nn.Module, in_shape: tuple[int, ...]) -> torch.Tensor:
     """The first layer's weights as images [K, C, H, W]: conv kernels as they are; a Linear layer's rows
-    (ManualMLP's W1 columns) reshaped to the input image, i.e. what each first hidden unit looks for."""
+    reshaped to the input image, i.e. what each first hidden unit looks for. A net that keeps its weights
+    outside nn.Linear/nn.Conv2d (the manual-backprop nets) says so itself with a first_layer_filters method."""
+    if hasattr(net, "first_layer_filters"):
+        return net.first_layer_filters(in_shape)
     for module in net.modules():
         if isinstance(module, nn.Conv2d):
             return module.weight
         if isinstance(module, nn.Linear):
             return module.weight.reshape(-1, *in_shape)
-    if hasattr(net, "params"):  # ManualMLP: W1 is [fan_in, fan_out]
-        return net.params["W1"].T.reshape(-1, *in_shape)
     raise ValueError(f"no first Linear or Conv2d layer in {type(net).__name__}")
 
 

@@ -35,7 +35,7 @@ class ManualMLP(nn.Module):
         self.num_classes = sizes[-1]
         self.params = nn.ParameterDict()
         for l, (fan_in, fan_out) in enumerate(zip(sizes, sizes[1:]), start=1):
-            W, b = _init(fan_in, fan_out, init)
+            W, b = init_weights((fan_in, fan_out), fan_in, init)
             self.params[f"W{l}"] = nn.Parameter(W, requires_grad=False)
             self.params[f"b{l}"] = nn.Parameter(b, requires_grad=False)
 
@@ -91,15 +91,22 @@ class ManualMLP(nn.Module):
         _, loss, grads = self.forward_backward(X, y)
         return loss, grads
 
+    def first_layer_filters(self, in_shape: tuple[int, ...]) -> torch.Tensor:
+        """What each first hidden unit looks for: W1's columns as images [H1, *in_shape] (W1 is [D, H1])."""
+        return self.params["W1"].T.reshape(-1, *in_shape)
 
-def _init(fan_in: int, fan_out: int, init: str) -> tuple[torch.Tensor, torch.Tensor]:
-    """W: [fan_in, fan_out], b: [fan_out], drawn from torch's global generator; the same laws as the
-    nn.Module MLP (default: U[-1/sqrt(fan_in), 1/sqrt(fan_in)] for both, PyTorch's Linear default)."""
+
+def init_weights(shape: tuple[int, ...], fan_in: int, init: str) -> tuple[torch.Tensor, torch.Tensor]:
+    """A weight of `shape` and a bias of its output size, drawn from torch's global generator with the laws of the
+    nn.Module nets (src.models.mlp.init_linear_): default is PyTorch's U[-1/sqrt(fan_in), 1/sqrt(fan_in)] for both
+    (nn.Linear's and nn.Conv2d's), lecun_normal is N(0, 1/fan_in) and a zero bias, uniform is U[-1, 1] for both.
+    Linear: shape [fan_in, fan_out], bias [fan_out]; convolution: shape [F, C, k, k] (fan_in C*k*k), bias [F]."""
+    out = shape[-1] if len(shape) == 2 else shape[0]
     if init == "lecun_normal":
-        return torch.randn(fan_in, fan_out) / math.sqrt(fan_in), torch.zeros(fan_out)
+        return torch.randn(shape) / math.sqrt(fan_in), torch.zeros(out)
     if init == "uniform":
-        return torch.rand(fan_in, fan_out) * 2 - 1, torch.rand(fan_out) * 2 - 1
+        return torch.rand(shape) * 2 - 1, torch.rand(out) * 2 - 1
     if init == "default":
         bound = 1 / math.sqrt(fan_in)
-        return (torch.rand(fan_in, fan_out) * 2 - 1) * bound, (torch.rand(fan_out) * 2 - 1) * bound
+        return (torch.rand(shape) * 2 - 1) * bound, (torch.rand(out) * 2 - 1) * bound
     raise ValueError(f"unknown init {init!r}; choose one of default, lecun_normal, uniform")

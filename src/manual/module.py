@@ -3,18 +3,19 @@
 import torch
 from lightning.pytorch.cli import LRSchedulerCallable, OptimizerCallable
 
+from src.manual.cnn import ManualCNN
 from src.manual.mlp import ManualMLP
 from src.manual.optim import ManualSGD
 from src.models.classifier import ImageClassifier
 
 
 class ManualClassifier(ImageClassifier):
-    """Trains a ManualMLP with its own gradients: no loss.backward(), no autograd graph (manual optimization).
+    """Trains a ManualMLP or ManualCNN with its own gradients: no loss.backward(), no autograd graph (manual optimization).
     Validation, test, metrics, checkpoints and the CLI are ImageClassifier's, unchanged."""
 
     def __init__(
         self,
-        net: ManualMLP,  # in YAML: class_path src.manual.ManualMLP with sizes, activation, init, reg
+        net: ManualMLP | ManualCNN,  # in YAML: class_path src.manual.ManualMLP (or ManualCNN) with its init_args
         optimizer: OptimizerCallable = ManualSGD,  # any torch optimizer works; ManualSGD is the exercise's rule
         scheduler: LRSchedulerCallable | None = None,
     ):

@@ -3,7 +3,7 @@ from torchmetrics.classification import MulticlassConfusionMatrix, MulticlassF1S
 
 from src.callbacks.render import confusion_image, filter_grid, labelled_grid
 from src.callbacks.report import first_layer_filters, markdown_table, per_class_rows
-from src.manual import ManualMLP
+from src.manual import ManualCNN, ManualMLP
 from src.models import MLP, SmallCNN
 
 # Fixed predictions for 3 classes, 10 examples; the expected numbers are counted by hand below.
@@ -38,6 +38,8 @@ def test_first_layer_filters_of_each_net():
     manual = ManualMLP(sizes=[3072, 50, 10])
     w = first_layer_filters(manual, (3, 32, 32))
     assert w.shape == (50, 3, 32, 32) and torch.equal(w[7].flatten(), manual.params["W1"][:, 7])  # unit 7's weights
+    cnn = ManualCNN(in_shape=(3, 32, 32))
+    assert torch.equal(first_layer_filters(cnn, (3, 32, 32)), cnn.params["W1"])  # [16, 3, 5, 5] kernels as they are
 
 
 def test_grids_have_one_tile_per_image():

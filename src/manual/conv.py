@@ -1,0 +1,128 @@
+"""Convolution, max pooling and flattening with hand-written backward passes (cs231n style, as layers.py).
+
+    forward(x, ...)       -> (out, cache)
+    backward(dout, cache) -> (dx, grads)
+
+Images are [N, C, H, W] (channels first, as in PyTorch); conv weights are [F, C, k, k], PyTorch's Conv2d layout,
+so a manual net and an nn.Module net can share weights without transposes.
+"""
+
+import torch
+
+
+CHUNK = 16  # images per im2col block; see Conv2d
+
+
+def patches(xp: torch.Tensor, k: int) -> torch.Tensor:
+    """im2col of padded channels-last images xp: [n, Hp, Wp, C] -> [n*H'*W', k*k*C], one k x k patch per row.
+
+    The patch whose top-left corner is (y, x) is xp[i, y:y+k, x:x+k, :]; its row dy starts at element
+    ((i Hp + y + dy) Wp + x) C and runs k*C contiguous elements (C channels of k pixels). as_strided reads every
+    patch of every image in place as [n, H', W', k, k*C] with strides (Hp Wp C, Wp C, C, Wp C, 1); the reshape
+    is the one copy, leaving each row's entries in (dy, dx, c) order."""
+    n, hp, wp, c = xp.shape
+    h_out, w_out = hp - k + 1, wp - k + 1
+    view = xp.as_strided((n, h_out, w_out, k, k * c), (hp * wp * c, wp * c, c, wp * c, 1), xp.storage_offset())
+    return view.reshape(n * h_out * w_out, k * k * c)
+
+
+class Conv2d:
+    """Stride 1, zero padding `pad` on every side (pad <= k - 1), computed as matrix products over image patches.
+
+    x: [N, C, H, W], W: [F, C, k, k], b: [F] or None -> out: [N, F, H', W'], H' = H + 2 pad - k + 1 (same for W').
+
+    Internally images are channels-last, xp: [N, Hp, Wp, C] after padding, so that a patch row's k*C values are
+    adjacent in memory (see `patches`). W permuted to [F, k, k, C] and flattened has the patches' (dy, dx, c)
+    order, so
+        out[(n, y, x), f] = sum_j cols[(n, y, x), j] W[f, j] + b[f]     (cols = patches(xp): [N*H'*W', kkC])
+    and out comes out channels-last, [N, H', W', F], returned as its [N, F, H', W'] view.
+    The patch matrix is k*k times the input (40 MB for MNIST's second conv at batch 128): built for all images
+    at once it is written to memory, then read back by the product, then again by the backward pass. Built
+    CHUNK images at a time it stays in the CPU's cache between the copy and the product (Caffe loops over the
+    batch one image at a time for the same reason), and backward rebuilds it per chunk rather than storing it.
+    Backward: dW = sum over chunks of cols^T dout. For dx, input pixel (i, j) fed output (y, x) through weight
+    (dy, dx) = (i - y + pad, j - x + pad); so
+        dx[i, j, c] = sum_{y, x, f} dout[y, x, f] W[f, c, i - y + pad, j - x + pad],
+    which is this same convolution applied to dout with the kernel flipped in both spatial axes, its channel
+    axes swapped (W^T: [C, F, k, k]) and padding k - 1 - pad: one more pass of patches and products, instead of
+    scattering the k*k copies of every pixel back (col2im), which measured slower.
+    """
+
+    @staticmethod
+    def forward(x, W, b, pad):
+        n, c, h, w = x.shape
+        f, _, k, _ = W.shape
+        xp = torch.nn.functional.pad(x.permute(0, 2, 3, 1), (0, 0, pad, pad, pad, pad)).contiguous()  # [N, Hp, Wp, C]
+        h_out, w_out = h + 2 * pad - k + 1, w + 2 * pad - k + 1
+        W_cols = W.permute(0, 2, 3, 1).reshape(f, k * k * c)  # [F, kkC] in (dy, dx, c) order
+        out = torch.empty(n * h_out * w_out, f, dtype=x.dtype, device=x.device)  # [N*L, F]
+        rows = h_out * w_out
+        for i in range(0, n, CHUNK):
+            block = out[i * rows:(i + CHUNK) * rows]
+            cols = patches(xp[i:i + CHUNK], k)
+            torch.mm(cols, W_cols.T, out=block) if b is None else torch.addmm(b, cols, W_cols.T, out=block)
+        return out.view(n, h_out, w_out, f).permute(0, 3, 1, 2), (xp, W, pad, b is not None)
+
+    @staticmethod
+    def backward(dout, cache, input_grad=True):
+        """dout: [N, F, H', W'] -> dx: [N, C, H, W] (None with input_grad=False: the first layer's input is data),
+        grads {"W": [F, C, k, k], "b": [F] (absent without a bias)}."""
+        xp, W, pad, has_bias = cache
+        f, c, k, _ = W.shape
+        n = xp.shape[0]
+        d = dout.permute(0, 2, 3, 1).reshape(n, -1, f)  # [N, L, F]; a view when dout is channels-last
+        dW_cols = torch.zeros(k * k * c, f, dtype=d.dtype, device=d.device)  # [kkC, F] in (dy, dx, c) order
+        for i in range(0, n, CHUNK):
+            dW_cols.addmm_(patches(xp[i:i + CHUNK], k).T, d[i:i + CHUNK].reshape(-1, f))
+        grads = {"W": dW_cols.T.reshape(f, k, k, c).permute(0, 3, 1, 2).contiguous()}
+        if has_bias:
+            grads["b"] = d.sum(dim=(0, 1))
+        if not input_grad:
+            return None, grads
+        dx, _ = Conv2d.forward(dout, W.flip(2, 3).transpose(0, 1), None, k - 1 - pad)
+        return dx, grads
+
+
+class MaxPool2d:
+    """2 x 2 windows, stride 2 (nn.MaxPool2d(2)): x: [N, C, H, W] -> [N, C, H // 2, W // 2]. An odd last row or
+    column belongs to no window and is dropped, as in PyTorch; its gradient is 0."""
+
+    @staticmethod
+    def forward(x):
+        h, w = x.shape[2] // 2 * 2, x.shape[3] // 2 * 2
+        # The window's four values as strided views [N, C, H/2, W/2], in reading order (top-left, top-right,
+        # bottom-left, bottom-right); no copy of the input.
+        a, b, c, d = x[:, :, 0:h:2, 0:w:2], x[:, :, 0:h:2, 1:w:2], x[:, :, 1:h:2, 0:w:2], x[:, :, 1:h:2, 1:w:2]
+        top, bottom = torch.maximum(a, b), torch.maximum(c, d)
+        out = torch.maximum(top, bottom)
+        # Of tied values the first in reading order wins (a strictly larger later value is needed to replace
+        # it), which is the one PyTorch's max_pool2d picks: it scans the window row by row the same way.
+        where = torch.where(bottom > top, 2 + (d > c).to(torch.uint8), (b > a).to(torch.uint8))  # 0..3
+        return out, (where, x.shape)
+
+    @staticmethod
+    def backward(dout, cache):
+        """dout: [N, C, H/2, W/2] -> dx: [N, C, H, W], each window's gradient routed to its arg-max, 0 elsewhere."""
+        where, shape = cache
+        dx = torch.zeros(shape, dtype=dout.dtype, device=dout.device).contiguous(memory_format=dout_format(dout))
+        h, w = shape[2] // 2 * 2, shape[3] // 2 * 2
+        for k, (dy, dxx) in enumerate(((0, 0), (0, 1), (1, 0), (1, 1))):
+            dx[:, :, dy:h:2, dxx:w:2] = dout * (where == k)
+        return dx, {}
+
+
+def dout_format(t: torch.Tensor) -> torch.memory_format:
+    """Keep a gradient in the memory layout its layer's output had (channels-last inside ManualCNN)."""
+    return torch.channels_last if t.dim() == 4 and t.is_contiguous(memory_format=torch.channels_last) else torch.contiguous_format
+
+
+class Flatten:
+    """x: [N, C, H, W] -> [N, C*H*W] in (c, h, w) order, as nn.Flatten; backward restores the shape."""
+
+    @staticmethod
+    def forward(x):
+        return x.reshape(len(x), -1), x.shape
+
+    @staticmethod
+    def backward(dout, shape):
+        return dout.reshape(shape), {}
