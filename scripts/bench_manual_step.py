@@ -18,7 +18,6 @@ import torch.nn.functional as F
 
 from src.cli import reuse_freed_memory
 from src.manual import ManualCNN, ManualMLP, ManualSGD
-from src.models import MLP, SmallCNN
 
 
 def sgd_steps(manual, net, x, y, device: str):
@@ -43,12 +42,7 @@ def sgd_steps(manual, net, x, y, device: str):
 def mlp_steps(sizes: list[int], batch: int, device: str):
     torch.manual_seed(0)
     manual = ManualMLP(sizes=sizes, activation="improved_sigmoid", init="lecun_normal")
-    net = MLP(in_shape=(sizes[0],), hidden=sizes[1:-1], num_classes=sizes[-1], activation="improved_sigmoid")
-    linears = [m for m in net.layers if isinstance(m, torch.nn.Linear)]
-    with torch.no_grad():
-        for l, linear in enumerate(linears, start=1):
-            linear.weight.copy_(manual.params[f"W{l}"].T)
-            linear.bias.copy_(manual.params[f"b{l}"])
+    net = manual.to_module()
     x, y = torch.randn(batch, sizes[0], device=device), torch.randint(0, sizes[-1], (batch,), device=device)
     return sgd_steps(manual, net, x, y, device)
 

@@ -13,6 +13,7 @@ import ctypes
 import logging
 import os
 import re
+import shutil
 import signal
 import sys
 from pathlib import Path
@@ -25,13 +26,15 @@ from lightning.pytorch.utilities import rank_zero_info
 from lightning.pytorch.utilities.exceptions import MisconfigurationException, SIGTERMException
 
 from src.errors import UsageError
-from src.runs import next_free, next_version, resolve_checkpoint, run_of, run_suffix
+from src.runs import fit_summary, next_free, next_version, resolve_checkpoint, run_of, run_suffix
 
 DEFAULTS = Path(__file__).resolve().parent.parent / "configs" / "default.yaml"  # trainer, logger, callbacks
 EVALUATIONS = ("validate", "test", "predict")
 
 
 class CLI(LightningCLI):
+    made_log_dir: Path | None = None  # the log folder this command creates (None: it exists already, or unknown)
+
     def parse_arguments(self, parser, args) -> None:
         """After parsing and before LightningCLI reads the checkpoint's hyperparameters (it rebuilds the model
         from them when ckpt_path is a file): name the run, resolve best/last, validate the file."""
@@ -54,12 +57,17 @@ class CLI(LightningCLI):
         if logger.version is not None and not resuming and (root / str(logger.version) / "config.yaml").exists():
             raise UsageError(f"{root / str(logger.version)} already holds a run; leave trainer.logger.init_args.version "
                              "empty for a new version_N, or resume it with --ckpt_path last")
-        if ckpt is None:
+        if ckpt is None and subcommand != "predict":
             argv = sys.argv[1:] if args is None else args  # LightningCLI also takes a dict: nothing to name from
-            if subcommand == "fit" and logger.version is None and isinstance(argv, list) and (suffix := run_suffix(argv)):
+            if logger.version is None:  # named here, not by Lightning, so that the folder is known before it exists
+                suffix = run_suffix(argv) if subcommand == "fit" and isinstance(argv, list) else ""
                 logger.version = f"version_{next_version(root)}{suffix}"  # no overrides: Lightning's own version_N
+            self.made_log_dir = _new(root / str(logger.version))
             return
         hint = " ".join(f"--config {c}" for c in (config.get("config") or []))
+        if subcommand == "predict" and ckpt is None:
+            raise UsageError(f"predict needs a trained model: add --ckpt_path best, last or a .ckpt file "
+                             f"(python -m src.cli predict {hint} --ckpt_path best)")
         path = resolve_checkpoint(ckpt, root, hint)
         config.ckpt_path = str(path)
         rank_zero_info(f"{subcommand}: using checkpoint {path}")
@@ -69,8 +77,32 @@ class CLI(LightningCLI):
         logger.version = run.name
         if subcommand in EVALUATIONS:
             logger.sub_dir = next_free(run, subcommand)  # <run>/test_K: beside the run, never a new version
+            self.made_log_dir = run / logger.sub_dir
         else:  # resuming: keep logging in the same run; keep its first config.yaml, save this one beside it
             self.save_config_kwargs["config_filename"] = next_free(run, "config_resume") + ".yaml"
+
+    def _run_subcommand(self, subcommand: str) -> None:
+        """No phantom runs: a command that fails (bad data, Ctrl-C, ...) before its first training step, or an
+        evaluation that fails at all, removes the log folder it made (Lightning makes it before setup), so that
+        TensorBoard and `--ckpt_path best` never see it. A run that trained keeps everything."""
+        try:
+            super()._run_subcommand(subcommand)
+        except BaseException:
+            made = self.made_log_dir
+            untrained = subcommand != "fit" or self.trainer.global_step == 0
+            if made is not None and untrained and self.trainer.is_global_zero and made.is_dir():
+                shutil.rmtree(made, ignore_errors=True)
+            raise
+
+    def after_fit(self) -> None:
+        """Where the run is, which checkpoint is best, and what to run next."""
+        callback, logger = self.trainer.checkpoint_callback, self.trainer.logger
+        if callback is None or logger is None or not self.trainer.is_global_zero or not callback.best_model_path:
+            return
+        configs = " ".join(f"--config {c}" for c in (self.config["fit"].get("config") or []))
+        score = None if callback.best_model_score is None else float(callback.best_model_score)
+        # logger.log_dir, not trainer.log_dir: the trainer's is a broadcast that every DDP rank would have to join.
+        print(fit_summary(Path(logger.log_dir), Path(callback.best_model_path), score, configs, logger.save_dir))
 
     def before_fit(self) -> None:
         """A monitor that is never logged would fail only after the first epoch; fail now, in one line."""
@@ -80,6 +112,10 @@ class CLI(LightningCLI):
             if monitor is not None and monitor not in logged:
                 raise UsageError(f"{type(callback).__name__} monitors {monitor!r}, which is never logged; "
                                  f"choose one of {', '.join(logged)}")
+
+
+def _new(path: Path) -> Path | None:
+    return None if path.exists() else path
 
 
 def _tensorboard_args(config: Namespace) -> Namespace | None:

@@ -76,6 +76,19 @@ def resolve_checkpoint(ckpt_path: str, root: Path, config_hint: str) -> Path:
     return path
 
 
+def fit_summary(run: Path, best: Path, score: float | None, configs: str, save_dir: str) -> str:
+    """The block printed at the end of `fit`: the run, its best checkpoint (epoch, val/acc) and the next commands."""
+    epoch = load_checkpoint(best).get("epoch")
+    logs = "" if Path(save_dir) == Path("lightning_logs") else f" --trainer.logger.init_args.save_dir {save_dir}"
+    score_text = f", val/acc {score:.4f}" if score is not None else ""
+    return "\n".join([
+        f"run:   {run}",
+        f"best:  {best} (epoch {epoch}{score_text})",
+        f"test:  python -m src.cli test {configs}{logs} --ckpt_path best",
+        f"watch: tensorboard --logdir {save_dir}",
+    ])
+
+
 def next_version(root: Path) -> int:
     """The N of a new version_N under root (one more than any version_N there, suffix or not)."""
     numbers = [int(m.group(1)) for p in root.glob("version_*") if (m := _VERSION.match(p.name))]

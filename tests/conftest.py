@@ -2,6 +2,8 @@
 
 import os
 import pickle
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -68,3 +70,27 @@ def only_run(root: Path) -> Path:
     runs = sorted(p for p in Path(root).iterdir() if p.name.startswith("version_"))
     assert len(runs) == 1, runs
     return runs[0]
+
+
+def run_cli(*args: str, data_dir: Path | None = None, check: bool = True, module: str = "src.cli") -> subprocess.CompletedProcess:
+    """python -m <module> args... in its own process, from the repository root; with check, a non-zero exit fails
+    the test and shows the end of both streams."""
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    if data_dir is not None:
+        env["DATA_DIR"] = str(data_dir)
+    proc = subprocess.run([sys.executable, "-m", module, *args], cwd=ROOT, env=env, capture_output=True, text=True, timeout=900)
+    if check and proc.returncode != 0:
+        raise AssertionError(f"exit {proc.returncode}\n{proc.stdout[-3000:]}\n{proc.stderr[-5000:]}")
+    return proc
+
+
+@pytest.fixture(scope="session")
+def short_mlp_run(tmp_path_factory) -> tuple[Path, Path, str]:
+    """One short real-MNIST fit of mnist_mlp in its own process (1 epoch of 30 batches, ~92 % test accuracy),
+    shared by the tests that use a trained model: (save_dir, run directory, the fit's stdout)."""
+    if not (REAL_DATA / "MNIST" / "raw" / "train-images-idx3-ubyte").is_file():
+        pytest.skip(f"real MNIST not found under {REAL_DATA}; set DATA_DIR to the folder holding MNIST/raw")
+    save_dir = tmp_path_factory.mktemp("short_run")
+    proc = run_cli("fit", "--config", "configs/mnist_mlp.yaml", "--trainer.logger.init_args.save_dir", str(save_dir),
+                   "--trainer.max_epochs", "1", "--trainer.limit_train_batches", "30", data_dir=REAL_DATA)
+    return save_dir, only_run(save_dir / "mnist_mlp"), proc.stdout

@@ -2,8 +2,6 @@
 
 import csv
 import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -13,17 +11,7 @@ from tensorboard.backend.event_processing.event_accumulator import EventAccumula
 from src.cli import skip_nvml_without_gpus
 from src.data import MNISTDataModule
 from src.models import MLP
-from tests.conftest import ROOT, only_run, read_scalars
-
-
-def run_cli(*args: str, data_dir: Path | None = None, check: bool = True) -> subprocess.CompletedProcess:
-    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-    if data_dir is not None:
-        env["DATA_DIR"] = str(data_dir)
-    proc = subprocess.run([sys.executable, "-m", "src.cli", *args], cwd=ROOT, env=env, capture_output=True, text=True, timeout=900)
-    if check and proc.returncode != 0:
-        raise AssertionError(f"exit {proc.returncode}\n{proc.stdout[-3000:]}\n{proc.stderr[-5000:]}")
-    return proc
+from tests.conftest import ROOT, only_run, read_scalars, run_cli
 
 
 @pytest.mark.slow

@@ -1,12 +1,12 @@
 """Two CPU processes with DDP (gloo): the same code path as several GPUs."""
 
+import csv
 import os
 
 import pytest
 
 from src.data import MNISTDataModule
-from tests.conftest import only_run, read_scalars
-from tests.test_cli import run_cli
+from tests.conftest import only_run, read_scalars, run_cli
 
 class CountingMNIST(MNISTDataModule):
     """MNIST that appends its process id to `marker` each time prepare_data runs."""
@@ -42,3 +42,11 @@ def test_two_process_fit_and_test_score_every_image_exactly_once(mnist_root, tmp
     two, one = read_scalars(run / "test_0"), read_scalars(run / "test_1")
     assert two["test/samples"][-1][1] == one["test/samples"][-1][1] == 10_000
     assert abs(two["test/acc"][-1][1] - one["test/acc"][-1][1]) < 1e-6
+
+    # predict: each rank predicts its share, rank 0 writes every image once, in order, as one process would.
+    run_cli("predict", "--config", "configs/mnist_mlp.yaml", "--ckpt_path", "best", *DDP, *logs, data_dir=mnist_root)
+    run_cli("predict", "--config", "configs/mnist_mlp.yaml", "--ckpt_path", "best", "--trainer.accelerator", "cpu", *logs,
+            data_dir=mnist_root)
+    two, one = (list(csv.DictReader(open(run / f"predict_{k}" / "predictions.csv"))) for k in (0, 1))
+    assert [int(r["index"]) for r in two] == list(range(10_000))
+    assert [r["predicted"] for r in two] == [r["predicted"] for r in one]

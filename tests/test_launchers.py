@@ -8,8 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import ROOT, only_run, read_scalars
-from tests.test_cli import run_cli
+from tests.conftest import ROOT, only_run, read_scalars, run_cli
 
 SBATCH = sorted((ROOT / "scripts" / "slurm").glob("*.sbatch"))
 

@@ -10,8 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import ROOT, only_run, read_scalars
-from tests.test_cli import run_cli
+from tests.conftest import ROOT, only_run, read_scalars, run_cli
 
 sys.path.insert(0, str(ROOT / "scripts"))
 from tensorboard_snapshots import find_chromium, get_json, tensorboard  # noqa: E402

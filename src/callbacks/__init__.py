@@ -3,6 +3,7 @@
 from src.callbacks.finite import StopOnNonFiniteLoss
 from src.callbacks.hparams import HParamsSummary
 from src.callbacks.interrupt import CheckpointOnInterrupt
+from src.callbacks.predictions import PredictionWriter
 from src.callbacks.report import TestReport
 
-__all__ = ["HParamsSummary", "CheckpointOnInterrupt", "StopOnNonFiniteLoss", "TestReport"]
+__all__ = ["HParamsSummary", "CheckpointOnInterrupt", "PredictionWriter", "StopOnNonFiniteLoss", "TestReport"]

@@ -6,6 +6,7 @@ from pathlib import Path
 import torch
 from lightning.pytorch import Callback, LightningModule, Trainer
 from lightning.pytorch.loggers import TensorBoardLogger
+from lightning.pytorch.utilities.rank_zero import rank_zero_info
 from torch import nn
 from torchmetrics import MetricCollection
 from torchmetrics.classification import (MulticlassConfusionMatrix, MulticlassF1Score, MulticlassPrecision,
@@ -86,7 +87,7 @@ class TestReport(Callback):
         images = {"confusion_matrix": confusion_image(confmat, classes),
                   "filters": filter_grid(first_layer_filters(pl_module.net, data.in_shape)[: self.max_filters])}
         if self.wrong:
-            x = torch.stack([w[0] for w in self.wrong]) * data.std.view(1, -1, 1, 1) + data.mean.view(1, -1, 1, 1)
+            x = data.denormalize(torch.stack([w[0] for w in self.wrong]))
             images["misclassified"] = labelled_grid(x, [f"{classes[t]}->{classes[p]}" for _, t, p in self.wrong])
         for name, img in images.items():
             img.save(out / f"{name}.png")
@@ -95,3 +96,4 @@ class TestReport(Callback):
                 logger.experiment.add_text("test/per_class", table, trainer.global_step)
                 for name, img in images.items():
                     logger.experiment.add_image(f"test/{name}", pil_to_tensor(img), trainer.global_step)
+        rank_zero_info(f"test report: {out} (per-class table, confusion matrix, misclassified images, filters)")

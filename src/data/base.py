@@ -15,6 +15,7 @@ from lightning.pytorch.overrides.distributed import UnrepeatedDistributedSampler
 from torch.utils.data import DataLoader, DistributedSampler
 
 from src.data.augment import random_crop_flip
+from src.data.images import image_files, read_images
 from src.data.memory import InMemoryDataset, keep_batch
 from src.errors import UsageError
 
@@ -33,11 +34,13 @@ def channel_stats(images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
 
 
 class ImageDataModule(LightningDataModule):
-    """Base class. A subclass sets `in_shape`, `classes` and `dataset_cls` (the torchvision data set that
-    downloads it) and implements `folder` and `read_split(train)`."""
+    """Base class. A subclass sets `in_shape`, `classes`, `dark_background` (light strokes on black, as MNIST: a user's
+    picture with a light border is inverted for predict) and `dataset_cls` (the torchvision data set that
+    downloads it), and implements `folder` and `read_split(train)`."""
 
     in_shape: tuple[int, int, int]
     classes: tuple[str, ...]
+    dark_background: bool = False
     dataset_cls: type
 
     def __init__(
@@ -51,6 +54,7 @@ class ImageDataModule(LightningDataModule):
         download: bool = True,  # fetch the data set with torchvision if its folder is not in data_dir
         seed: int = 0,  # seeds the train/val split, the per-epoch shuffles and the augmentation
         on_device: bool = True,  # hold the decoded splits on the training device (GPU) instead of in RAM
+        predict_path: str | None = None,  # `predict` on these PNG/JPEG files (a file or a folder) instead of the test split
     ):
         super().__init__()
         if batch_size <= 0 or eval_batch_size <= 0:
@@ -60,8 +64,10 @@ class ImageDataModule(LightningDataModule):
         self.data_dir = Path(data_dir if data_dir is not None else default_data_dir())
         self.batch_size, self.eval_batch_size, self.val_size = batch_size, eval_batch_size, val_size
         self.normalize, self.augment, self.download, self.seed, self.on_device = normalize, augment, download, seed, on_device
+        self.predict_path = Path(predict_path) if predict_path is not None else None
         self.splits: dict[str, InMemoryDataset] = {}
         self.mean = self.std = None  # [C] each, set by setup()
+        self.predict_files: list[Path] = []  # the files behind the predict set's rows, when predict_path is set
 
     @property
     def num_classes(self) -> int:
@@ -94,6 +100,9 @@ class ImageDataModule(LightningDataModule):
                              f"set {DATA_DIR_ENV} to a folder that already holds it ({reason})") from err
 
     def setup(self, stage: str) -> None:
+        if stage == "predict":
+            self._setup_predict()
+            return
         if self.splits:  # fit then test in one process: decode once
             return
         images, labels = self.read_split(train=True)
@@ -111,6 +120,28 @@ class ImageDataModule(LightningDataModule):
             "val": self._to_dataset(images[val_idx], labels[val_idx], device),
             "test": self._to_dataset(test_images, test_labels, device),
         }
+
+    def _setup_predict(self) -> None:
+        """The predict set holds raw uint8 images [N, C, H, W] (the model normalizes them itself, as it does for any
+        user's images) with their labels: the test split, or predict_path's files (label -1: unknown)."""
+        if self.predict_path is not None:
+            self.predict_files = image_files(self.predict_path)
+            images = read_images(self.predict_files, self.in_shape, self.dark_background)
+            labels = torch.full((len(images),), -1, dtype=torch.long)
+        else:
+            images, labels = self.read_split(train=False)
+        device = self.trainer.strategy.root_device if (self.trainer is not None and self.on_device) else torch.device("cpu")
+        self.splits["predict"] = InMemoryDataset(images.to(device), labels.to(device))
+
+    def inference_meta(self) -> dict:
+        """What a trained model needs to classify raw images without this data module (saved in its checkpoints):
+        the train split's per-channel mean/std, the class names, the image shape, the background's brightness."""
+        return {"mean": self.mean.tolist(), "std": self.std.tolist(), "classes": list(self.classes),
+                "in_shape": list(self.in_shape), "dark_background": self.dark_background}
+
+    def denormalize(self, x: torch.Tensor) -> torch.Tensor:
+        """Normalized images [N, C, H, W] back to [0, 1] (for pictures of them)."""
+        return x * self.std.to(x).view(1, -1, 1, 1) + self.mean.to(x).view(1, -1, 1, 1)
 
     def _to_dataset(self, images: torch.Tensor, labels: torch.Tensor, device: torch.device) -> InMemoryDataset:
         """uint8 [N, C, H, W] -> normalized float32 on `device` (converted there: 4x fewer bytes to copy)."""
@@ -142,7 +173,7 @@ class ImageDataModule(LightningDataModule):
         return self._eval_dataloader("test")
 
     def predict_dataloader(self) -> DataLoader:
-        return self._eval_dataloader("test")
+        return self._eval_dataloader("predict")
 
     def on_after_batch_transfer(self, batch, dataloader_idx: int):
         if not (self.augment and self.trainer is not None and self.trainer.training):

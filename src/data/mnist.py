@@ -34,6 +34,7 @@ class MNISTDataModule(ImageDataModule):
 
     in_shape = (1, 28, 28)
     classes = tuple(str(d) for d in range(10))
+    dark_background = True
     dataset_cls = datasets.MNIST
 
     @property

@@ -8,6 +8,7 @@ from torch import nn
 
 from src.manual.layers import ACTIVATIONS, Linear, softmax_cross_entropy
 from src.models.activations import Activation
+from src.models.mlp import MLP
 
 
 class ManualMLP(nn.Module):
@@ -32,6 +33,7 @@ class ManualMLP(nn.Module):
         if activation not in ACTIVATIONS:
             raise ValueError(f"unknown activation {activation!r}; choose one of {', '.join(ACTIVATIONS)}")
         self.sizes, self.activation, self.reg = list(sizes), ACTIVATIONS[activation], reg
+        self.activation_name = activation
         self.num_classes = sizes[-1]
         self.params = nn.ParameterDict()
         for l, (fan_in, fan_out) in enumerate(zip(sizes, sizes[1:]), start=1):
@@ -90,6 +92,18 @@ class ManualMLP(nn.Module):
         """(mean cross-entropy + reg * sum ||W||^2, {name: d loss / d param})."""
         _, loss, grads = self.forward_backward(X, y)
         return loss, grads
+
+    def to_module(self) -> MLP:
+        """The same network as an nn.Module MLP (nn.Linear stores W^T) holding copies of these weights: the twin
+        autograd is compared against, and a traceable module for export."""
+        net = MLP(in_shape=(self.sizes[0],), hidden=self.sizes[1:-1], num_classes=self.sizes[-1],
+                  activation=self.activation_name).to(self.params["W1"].dtype)
+        linears = [m for m in net.layers if isinstance(m, nn.Linear)]
+        with torch.no_grad():
+            for l, linear in enumerate(linears, start=1):
+                linear.weight.copy_(self.params[f"W{l}"].T)
+                linear.bias.copy_(self.params[f"b{l}"])
+        return net
 
     def first_layer_filters(self, in_shape: tuple[int, ...]) -> torch.Tensor:
         """What each first hidden unit looks for: W1's columns as images [H1, *in_shape] (W1 is [D, H1])."""

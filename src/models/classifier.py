@@ -1,5 +1,7 @@
 """ImageClassifier: the one LightningModule; it takes any net that maps images to logits."""
 
+import warnings
+
 import torch
 import torch.nn.functional as F
 from lightning.pytorch import LightningModule
@@ -7,6 +9,7 @@ from lightning.pytorch.cli import LRSchedulerCallable, OptimizerCallable
 from torch import nn
 from torchmetrics import MaxMetric
 
+from src.data.images import resize, to_unit_range
 from src.errors import UsageError
 from src.models.metrics import EpochStats
 
@@ -42,7 +45,12 @@ class ImageClassifier(LightningModule):
     ):
         super().__init__()
         self.net, self.optimizer, self.scheduler = net, optimizer, scheduler
-        self.save_hyperparameters()
+        with warnings.catch_warnings():
+            # Lightning warns that `net` (an nn.Module argument) would be pickled into the hyperparameters. Under
+            # LightningCLI (and load_from_checkpoint) what is saved is net's class_path/init_args config, which
+            # load_from_checkpoint needs to rebuild the net; a hand-built net is removed below. A false alarm here.
+            warnings.filterwarnings("ignore", message="Attribute 'net' is an instance of `nn.Module`")
+            self.save_hyperparameters()
         # LightningCLI saves the config of `net` and `optimizer` (plain class_path/init_args dicts); a module
         # built by hand would pickle objects into every checkpoint, which torch's weights_only load refuses.
         for key in [k for k, v in self.hparams.items() if callable(v)]:
@@ -51,6 +59,9 @@ class ImageClassifier(LightningModule):
         self.stats = nn.ModuleDict({f"{stage}_stats": EpochStats() for stage in STAGES})
         self.val_acc_best = MaxMetric()
         self.val_acc_best.persistent(True)  # saved in checkpoints, so a resumed run keeps its best
+        # What classifying raw images needs (data module's inference_meta: mean, std, classes, in_shape, ...);
+        # taken from the data module in setup, saved in and restored from every checkpoint.
+        self.inference: dict | None = None
 
     def setup(self, stage: str) -> None:
         data = self.trainer.datamodule
@@ -62,6 +73,12 @@ class ImageClassifier(LightningModule):
         if classes is not None and outputs is not None and classes != outputs:
             raise UsageError(f"the net has {outputs} outputs but the data set has {classes} classes: set "
                              f"--model.init_args.net.init_args.num_classes {classes}")
+        if getattr(data, "mean", None) is not None:  # not in predict, which reads no train split: the checkpoint's stay
+            self.inference = data.inference_meta()
+
+    def on_save_checkpoint(self, checkpoint: dict) -> None:
+        if self.inference is not None:
+            checkpoint["inference"] = self.inference  # plain lists and strings: loadable with weights_only=True
 
     def on_load_checkpoint(self, checkpoint: dict) -> None:
         """Name the first mismatch between the checkpoint and this model (Lightning's own error lists every
@@ -76,6 +93,31 @@ class ImageClassifier(LightningModule):
         if missing:
             raise UsageError(f"the checkpoint does not fit this model: it lacks {missing[0]}; use the config the "
                              "checkpoint was trained with (its run's config.yaml)")
+        self.inference = checkpoint.get("inference")  # None in checkpoints written before it was saved
+
+    @torch.no_grad()
+    def predict_images(self, images) -> torch.Tensor:
+        """Class probabilities [N, num_classes] for raw images: uint8 [N, C, H, W] (0..255), float [N, C, H, W] in
+        [0, 1], or a list of PIL images; grey/colour are mapped to the model's channels and other sizes resized
+        as src/data/images.py resizes files. Normalizes with the training split's statistics saved in the checkpoint and
+        runs the net in eval mode, whatever mode the module is in."""
+        if self.inference is None:
+            raise UsageError("this model carries no normalization statistics (a checkpoint written before they were "
+                             "saved, or a model never set up with a data module): retrain it, or normalize the images "
+                             "yourself and call model(x)")
+        c, h, w = self.inference["in_shape"]
+        x = resize(to_unit_range(images, c).to(self.device), (h, w))
+        mean, std = (torch.tensor(self.inference[k], device=x.device).view(1, -1, 1, 1) for k in ("mean", "std"))
+        training = self.net.training
+        self.net.eval()
+        probs = self.net((x - mean) / std).softmax(dim=1)
+        self.net.train(training)
+        return probs
+
+    @property
+    def classes(self) -> list[str]:
+        """Class names, index by index (from the data set the model was trained on)."""
+        return self.inference["classes"] if self.inference else [str(i) for i in range(self.net.num_classes)]
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """x: [N, C, H, W] normalized images -> logits [N, num_classes]."""
@@ -126,8 +168,9 @@ class ImageClassifier(LightningModule):
         return self._shared_step(batch, "test")[1]
 
     def predict_step(self, batch, batch_idx):
-        """Returns predicted class indices [N]."""
-        return self.net(batch[0]).argmax(dim=1)
+        """batch: raw images (uint8 [N, C, H, W]) and labels (-1 where unknown) -> {"probs": [N, classes], "target"}.
+        The same path as predict_images on a user's images (the data module serves predict data unnormalized)."""
+        return {"probs": self.predict_images(batch[0]), "target": batch[1]}
 
     def on_train_epoch_end(self):
         self._log_epoch("train")

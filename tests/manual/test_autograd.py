@@ -6,7 +6,6 @@ import torch.nn.functional as F
 
 from src.data import MNISTDataModule
 from src.manual import ManualMLP, ManualSGD
-from src.models import MLP
 from tests.conftest import REAL_DATA
 
 
@@ -19,18 +18,7 @@ def mnist_batch():
     return dm.splits["train"].images[:128], dm.splits["train"].labels[:128]  # [128, 1, 28, 28], [128]
 
 
-def twin(manual: ManualMLP, hidden: list[int], activation: str) -> MLP:
-    """The nn.Module MLP with the manual net's weights (nn.Linear stores W^T: [fan_out, fan_in])."""
-    net = MLP(hidden=hidden, activation=activation).to(manual.params["W1"].dtype)
-    linears = [m for m in net.layers if isinstance(m, torch.nn.Linear)]
-    with torch.no_grad():
-        for l, linear in enumerate(linears, start=1):
-            linear.weight.copy_(manual.params[f"W{l}"].T)
-            linear.bias.copy_(manual.params[f"b{l}"])
-    return net
-
-
-def autograd_loss(net: MLP, x, y, reg: float):
+def autograd_loss(net, x, y, reg: float):
     linears = [m for m in net.layers if isinstance(m, torch.nn.Linear)]
     return F.cross_entropy(net(x), y) + reg * sum((m.weight ** 2).sum() for m in linears), linears
 
@@ -43,7 +31,7 @@ def test_loss_and_every_gradient_equal_autograd(mnist_batch, dtype, tol, activat
     manual = ManualMLP(sizes=[784, *hidden, 10], activation=activation, init="lecun_normal", reg=reg).to(dtype)
     x, y = mnist_batch[0].to(dtype), mnist_batch[1]
     loss, grads = manual.loss(x, y)
-    net = twin(manual, hidden, activation)
+    net = manual.to_module()
     ref, linears = autograd_loss(net, x, y, reg)
     ref.backward()
     assert abs(loss.item() - ref.item()) < tol
@@ -58,7 +46,7 @@ def test_momentum_steps_equal_torch_sgd(mnist_batch):
     torch.manual_seed(0)
     lr, momentum, reg = 0.05, 0.9, 1e-3
     manual = ManualMLP(sizes=[784, 64, 10], activation="improved_sigmoid", reg=reg).double()
-    net = twin(manual, [64], "improved_sigmoid")
+    net = manual.to_module()
     x, y = mnist_batch[0].double(), mnist_batch[1]
     linears = [m for m in net.layers if isinstance(m, torch.nn.Linear)]
     reference = torch.optim.SGD([{"params": [m.weight for m in linears], "weight_decay": 2 * reg},

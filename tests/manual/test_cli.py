@@ -3,8 +3,7 @@
 import pytest
 import torch
 
-from tests.conftest import only_run, read_scalars
-from tests.test_cli import run_cli
+from tests.conftest import only_run, read_scalars, run_cli
 
 
 @pytest.mark.slow

@@ -10,10 +10,9 @@ from src.manual.batchnorm import BatchNorm1d, BatchNorm2d
 from src.manual.conv import Conv2d, Flatten, MaxPool2d
 from src.manual.layers import ACTIVATIONS
 from src.models import SmallCNN
-from tests.conftest import only_run, read_scalars
+from tests.conftest import only_run, read_scalars, run_cli
 from tests.manual.test_autograd import mnist_batch  # noqa: F401  (the module-scoped real MNIST batch fixture)
 from tests.manual.test_gradients import max_relative_error
-from tests.test_cli import run_cli
 
 def numeric_grad(f, t: torch.Tensor, H: float = 1e-5) -> torch.Tensor:
     """Centred differences (f(t + h e_i) - f(t - h e_i)) / 2h of the scalar function f, one entry of t at a time."""

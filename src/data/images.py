@@ -1,0 +1,90 @@
+"""Images from outside the data set (a user's PNG/JPEG files, or tensors) brought to a model's input format.
+
+What a user would expect of a photo or a drawing of a digit: any size, colour or grey, is turned into what
+the data set's images look like -- the data set's channel count (colour to grey by PIL's ITU-R 601 luma, grey
+to colour by repeating the channel), its height and width (a larger picture shrunk by area averaging, a
+smaller one enlarged bilinearly; aspect ratio not kept: the data sets' images are square and so are most crops
+a user would make), values in [0, 1]. For data sets of
+light strokes on a dark background (MNIST, FashionMNIST), a picture with a light border (black ink on white
+paper) is inverted, so that it looks like the training images.
+"""
+
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from PIL import Image, UnidentifiedImageError
+from torchvision.transforms.functional import pil_to_tensor
+
+from src.errors import UsageError
+
+SUFFIXES = (".png", ".jpg", ".jpeg")
+
+
+def image_files(path: Path) -> list[Path]:
+    """The PNG/JPEG files named by `path`: the file itself, or the folder's images in sorted order."""
+    if path.is_file():
+        return [path]
+    if not path.is_dir():
+        raise UsageError(f"predict_path {path} does not exist; pass an image file or a folder of PNG/JPEG images")
+    files = sorted(p for p in path.iterdir() if p.suffix.lower() in SUFFIXES and p.is_file())
+    if not files:
+        raise UsageError(f"no PNG or JPEG images in {path}; pass a folder that holds some, or one image file")
+    return files
+
+
+def read_image(path: Path, in_shape: tuple[int, int, int], dark_background: bool) -> torch.Tensor:
+    """One file -> uint8 [C, H, W] in the model's shape (see the module's docstring)."""
+    try:
+        with Image.open(path) as img:
+            img.load()
+            img = img.convert("L" if in_shape[0] == 1 else "RGB")
+    except (UnidentifiedImageError, OSError, ValueError) as err:
+        raise UsageError(f"cannot read the image {path} ({type(err).__name__}); remove or replace it") from err
+    shrink = img.width >= in_shape[2] and img.height >= in_shape[1]
+    img = img.resize((in_shape[2], in_shape[1]), Image.BOX if shrink else Image.BILINEAR)
+    x = pil_to_tensor(img)  # [C, H, W] uint8
+    if dark_background and light_border(x):
+        x = 255 - x
+    return x
+
+
+def light_border(x: torch.Tensor) -> bool:
+    """Whether an image's outermost pixels are mostly light: x uint8 [C, H, W]."""
+    border = torch.cat([x[:, 0].flatten(), x[:, -1].flatten(), x[:, :, 0].flatten(), x[:, :, -1].flatten()])
+    return border.float().mean().item() > 127.5
+
+
+def read_images(files: list[Path], in_shape: tuple[int, int, int], dark_background: bool) -> torch.Tensor:
+    """-> uint8 [N, C, H, W]; the first unreadable file stops it with a one-line error that names it."""
+    return torch.stack([read_image(f, in_shape, dark_background) for f in files])
+
+
+def to_unit_range(images, channels: int) -> torch.Tensor:
+    """uint8 or float images [N, C, H, W] (or a list of PIL images) -> float32 in [0, 1] with `channels` channels.
+    uint8 is scaled by 1/255; float is taken to be in [0, 1] already. 1 <-> 3 channels are mapped (luma weights
+    of ITU-R 601 for colour -> grey, as PIL's convert("L")); a 4th (alpha) channel is dropped."""
+    if isinstance(images, (list, tuple)):
+        images = torch.stack([pil_to_tensor(img.convert("L" if channels == 1 else "RGB")) for img in images])
+    if images.dim() != 4:
+        raise UsageError(f"images must be [N, C, H, W], got shape {list(images.shape)}")
+    x = images.float() / 255.0 if images.dtype == torch.uint8 else images.float()
+    if x.shape[1] == 4:
+        x = x[:, :3]
+    if x.shape[1] == channels:
+        return x
+    if (x.shape[1], channels) == (3, 1):
+        return (x * torch.tensor([0.299, 0.587, 0.114], device=x.device).view(1, 3, 1, 1)).sum(dim=1, keepdim=True)
+    if (x.shape[1], channels) == (1, 3):
+        return x.expand(-1, 3, -1, -1)
+    raise UsageError(f"images have {images.shape[1]} channels but the model takes {channels}: pass grey (1), RGB (3) "
+                     "or RGBA (4) images")
+
+
+def resize(x: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+    """Float images [N, C, H, W] -> [N, C, *size], as read_image resizes files: area averaging to shrink,
+    bilinear to enlarge."""
+    if tuple(x.shape[-2:]) == tuple(size):
+        return x
+    shrink = x.shape[-2] >= size[0] and x.shape[-1] >= size[1]
+    return F.interpolate(x, size=size, mode="area") if shrink else F.interpolate(x, size=size, mode="bilinear")

@@ -1,0 +1,69 @@
+"""ONNX and TorchScript exports, normalization inside, against the PyTorch model on real test images."""
+
+import pytest
+import torch
+
+from src.data import MNISTDataModule
+from src.errors import UsageError
+from src.export import export
+from src.manual import ManualCNN, ManualClassifier, ManualMLP
+from src.models import MLP, ImageClassifier, SmallCNN
+from tests.conftest import REAL_DATA, run_cli
+
+
+@pytest.fixture(scope="module")
+def mnist():
+    """(the data module's inference metadata, the first 256 raw test images)."""
+    if not (REAL_DATA / "MNIST" / "raw").is_dir():
+        pytest.skip("real MNIST not found; set DATA_DIR")
+    dm = MNISTDataModule(data_dir=str(REAL_DATA))
+    dm.setup("fit")
+    return dm.inference_meta(), dm.read_split(train=False)[0][:256]
+
+
+def nets():
+    torch.manual_seed(0)
+    return {"mlp": ImageClassifier(MLP(hidden=[64], batchnorm=True)), "cnn": ImageClassifier(SmallCNN(batchnorm=True)),
+            "manual_mlp": ManualClassifier(ManualMLP(sizes=[784, 64, 10])),
+            "manual_cnn": ManualClassifier(ManualCNN(batchnorm=True))}
+
+
+@pytest.mark.parametrize("fmt", ["onnx", "torchscript"])
+@pytest.mark.parametrize("name", ["mlp", "cnn", "manual_mlp", "manual_cnn"])
+def test_exported_logits_equal_pytorch(mnist, tmp_path, name, fmt):
+    meta, images = mnist
+    model = nets()[name]
+    model.inference = meta
+    if name.endswith("cnn"):  # non-trivial running statistics, so eval-mode batchnorm is what gets checked
+        model.net.train()
+        model.net(torch.randn(64, 1, 28, 28))
+    path, difference = export(model.eval(), images, tmp_path / "checkpoints" / "x.ckpt", fmt)
+    assert path == tmp_path / "export" / ("x.onnx" if fmt == "onnx" else "x.pt") and path.stat().st_size > 10_000
+    assert difference < 1e-4
+    # Independent of export(): the file's logits on the images equal predict_images' probabilities.
+    x = images.float() / 255
+    if fmt == "torchscript":
+        logits = torch.jit.load(str(path))(x)
+    else:
+        import onnxruntime
+        logits = torch.from_numpy(onnxruntime.InferenceSession(str(path)).run(None, {"images": x.numpy()})[0])
+    assert (logits.softmax(1) - model.predict_images(images)).abs().max() < 1e-5
+
+
+def test_a_model_without_normalization_is_refused(tmp_path):
+    with pytest.raises(UsageError, match="carries no normalization statistics"):
+        export(nets()["mlp"], torch.zeros(2, 1, 28, 28, dtype=torch.uint8), tmp_path / "x.ckpt", "onnx")
+
+
+def test_export_command_prints_the_file_and_the_difference(short_mlp_run):
+    save_dir, run, _ = short_mlp_run
+    proc = run_cli("--config", "configs/mnist_mlp.yaml", "--format", "onnx",
+                   "--trainer.logger.init_args.save_dir", str(save_dir), data_dir=REAL_DATA, module="src.export")
+    best = next((run / "checkpoints").glob("epoch*.ckpt"))
+    lines = proc.stdout.strip().splitlines()
+    assert lines[-2] == f"exported {best} to {run / 'export' / (best.stem + '.onnx')}"
+    assert lines[-1].startswith("max |logit difference| against PyTorch on 256 test images: ")
+    assert float(lines[-1].rsplit(" ", 1)[1]) < 1e-4
+    bad = run_cli("--config", "configs/mnist_mlp.yaml", "--format", "tflite", module="src.export", check=False)
+    lines = bad.stderr.strip().splitlines()  # argparse quotes the choices on some Python versions, not on others
+    assert bad.returncode == 2 and len(lines) == 1 and lines[0].startswith("error: argument --format: invalid choice: 'tflite'")
