@@ -26,14 +26,17 @@ from lightning.pytorch.utilities import rank_zero_info
 from lightning.pytorch.utilities.exceptions import MisconfigurationException, SIGTERMException
 
 from src.errors import UsageError
-from src.runs import fit_summary, next_free, next_version, resolve_checkpoint, run_of, run_suffix
+from src.runs import (better_run, describe, fit_summary, load_checkpoint, next_free, next_version, resolve_checkpoint,
+                      run_of, run_suffix)
 
 DEFAULTS = Path(__file__).resolve().parent.parent / "configs" / "default.yaml"  # trainer, logger, callbacks
 EVALUATIONS = ("validate", "test", "predict")
 
 
 class CLI(LightningCLI):
-    made_log_dir: Path | None = None  # the log folder this command creates (None: it exists already, or unknown)
+    log_dir: Path | None = None  # the folder this command logs into, where known before it runs (see _watch)
+    log_dir_held: set[Path] | None = None  # its entries before the command (None: the folder is new)
+    start_step: int = 0  # the global step training starts from (a resumed run's checkpoint's)
 
     def parse_arguments(self, parser, args) -> None:
         """After parsing and before LightningCLI reads the checkpoint's hyperparameters (it rebuilds the model
@@ -62,7 +65,7 @@ class CLI(LightningCLI):
             if logger.version is None:  # named here, not by Lightning, so that the folder is known before it exists
                 suffix = run_suffix(argv) if subcommand == "fit" and isinstance(argv, list) else ""
                 logger.version = f"version_{next_version(root)}{suffix}"  # no overrides: Lightning's own version_N
-            self.made_log_dir = _new(root / str(logger.version))
+            self._watch(root / str(logger.version))
             return
         hint = " ".join(f"--config {c}" for c in (config.get("config") or []))
         if subcommand == "predict" and ckpt is None:
@@ -70,28 +73,39 @@ class CLI(LightningCLI):
                              f"(python -m src.cli predict {hint} --ckpt_path best)")
         path = resolve_checkpoint(ckpt, root, hint)
         config.ckpt_path = str(path)
-        rank_zero_info(f"{subcommand}: using checkpoint {path}")
         run = run_of(path)
+        rank_zero_info(f"{subcommand}: using checkpoint {path}{describe(path)}")
+        if run is not None and subcommand in EVALUATIONS and (note := better_run(run, root)):
+            rank_zero_info(note)
         if run is None or Path(run).parent.resolve() != root.resolve():
             return
         logger.version = run.name
         if subcommand in EVALUATIONS:
             logger.sub_dir = next_free(run, subcommand)  # <run>/test_K: beside the run, never a new version
-            self.made_log_dir = run / logger.sub_dir
+            self._watch(run / logger.sub_dir)
         else:  # resuming: keep logging in the same run; keep its first config.yaml, save this one beside it
             self.save_config_kwargs["config_filename"] = next_free(run, "config_resume") + ".yaml"
+            self._watch(run, start_step=load_checkpoint(path).get("global_step", 0))
+
+    def _watch(self, log_dir: Path, start_step: int = 0) -> None:
+        """Remember the folder this command logs into, what it held before, and the step training starts from."""
+        self.log_dir, self.start_step = log_dir, start_step
+        self.log_dir_held = set(log_dir.iterdir()) if log_dir.is_dir() else None
 
     def _run_subcommand(self, subcommand: str) -> None:
-        """No phantom runs: a command that fails (bad data, Ctrl-C, ...) before its first training step, or an
-        evaluation that fails at all, removes the log folder it made (Lightning makes it before setup), so that
-        TensorBoard and `--ckpt_path best` never see it. A run that trained keeps everything."""
+        """No phantom runs: a command that fails (bad data, Ctrl-C, a refused resume, ...) before its first training
+        step, or an evaluation that fails at all, removes what it wrote into its log folder (Lightning makes the
+        folder, an event file and config.yaml before setup), so that TensorBoard and `--ckpt_path best` never see
+        it and a resumed run is left as it was. A run that trained keeps everything."""
         try:
             super()._run_subcommand(subcommand)
         except BaseException:
-            made = self.made_log_dir
-            untrained = subcommand != "fit" or self.trainer.global_step == 0
-            if made is not None and untrained and self.trainer.is_global_zero and made.is_dir():
-                shutil.rmtree(made, ignore_errors=True)
+            untrained = subcommand != "fit" or self.trainer.global_step <= self.start_step
+            if self.log_dir is not None and untrained and self.trainer.is_global_zero and self.log_dir.is_dir():
+                if self.log_dir_held is None:
+                    shutil.rmtree(self.log_dir, ignore_errors=True)
+                for entry in set(self.log_dir.iterdir()) - (self.log_dir_held or set()) if self.log_dir.is_dir() else ():
+                    shutil.rmtree(entry, ignore_errors=True) if entry.is_dir() else entry.unlink()
             raise
 
     def after_fit(self) -> None:
@@ -112,10 +126,6 @@ class CLI(LightningCLI):
             if monitor is not None and monitor not in logged:
                 raise UsageError(f"{type(callback).__name__} monitors {monitor!r}, which is never logged; "
                                  f"choose one of {', '.join(logged)}")
-
-
-def _new(path: Path) -> Path | None:
-    return None if path.exists() else path
 
 
 def _tensorboard_args(config: Namespace) -> Namespace | None:
@@ -179,19 +189,24 @@ def main(args: list[str] | None = None, run: bool = True) -> CLI:
     reuse_freed_memory()
     logging.getLogger("lightning.fabric.utilities.seed").setLevel(logging.WARNING)  # the seed is in config.yaml
     # exit_on_error=False: jsonargparse raises instead of printing the whole usage text; main prints one line.
-    defaults = {"default_config_files": [str(DEFAULTS)], "exit_on_error": False}
+    # allow_abbrev=False: argparse would take --trainer.max_epoch for --trainer.max_epochs; a typo must be an error.
+    defaults = {"default_config_files": [str(DEFAULTS)], "exit_on_error": False, "allow_abbrev": False}
     try:
         return CLI(
             LightningModule,
             LightningDataModule,
             subclass_mode_model=True,
             subclass_mode_data=True,
-            parser_kwargs={"exit_on_error": False, **{sub: defaults for sub in ("fit", *EVALUATIONS)}} if run else defaults,
+            parser_kwargs={"exit_on_error": False, "allow_abbrev": False, **{sub: defaults for sub in ("fit", *EVALUATIONS)}}
+            if run else defaults,
             args=args,
             run=run,
         )
     except SIGTERMException:  # CheckpointOnInterrupt has saved and said how to resume
         sys.exit(128 + signal.SIGTERM)
+    except KeyboardInterrupt:  # Ctrl-C before Lightning's own handling took over (importing, parsing, building)
+        print("interrupted", file=sys.stderr)
+        sys.exit(128 + signal.SIGINT)
     except (ValueError, ArgumentError, MisconfigurationException) as err:  # UsageError is a ValueError
         if os.environ.get("SRC_DEBUG"):
             raise

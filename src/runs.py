@@ -3,7 +3,8 @@
 Layout: <save_dir>/<config name>/version_N/{config.yaml, events..., checkpoints/{last.ckpt, epochXX-...ckpt,
 interrupted.ckpt}}.
 Lightning resolves "best" only inside the process that trained (Lightning issue #17312); here the newest
-fit run of the config is found on disk, and its ModelCheckpoint state (saved in last.ckpt) names the best.
+fit run of the config (or the one named, or the best of all) is found on disk, and its ModelCheckpoint state
+(saved in last.ckpt) names the best.
 Evaluation runs log into <run>/test_K (or validate_K, predict_K), never a version_N of their own.
 """
 
@@ -49,31 +50,84 @@ def latest_checkpoint(run: Path) -> Path:
     return max(candidates, key=lambda p: p.stat().st_mtime_ns)
 
 
+def _model_checkpoint_state(run: Path) -> dict:
+    """The ModelCheckpoint callback's state as saved in the run's newest checkpoint."""
+    state = load_checkpoint(latest_checkpoint(run)).get("callbacks", {})
+    return next((s for k, s in state.items() if k.startswith("ModelCheckpoint")), {})
+
+
 def best_checkpoint(run: Path) -> Path:
     """The best checkpoint of a fit run, as recorded by its ModelCheckpoint in the newest checkpoint."""
-    state = load_checkpoint(latest_checkpoint(run)).get("callbacks", {})
-    paths = [s.get("best_model_path") for k, s in state.items() if k.startswith("ModelCheckpoint")]
-    if not paths or not paths[0]:
+    path = _model_checkpoint_state(run).get("best_model_path")
+    if not path:
         raise UsageError(f"{run} records no best checkpoint; pass --ckpt_path with a file")
-    best = run / "checkpoints" / Path(paths[0]).name  # by name: the run directory may have moved since
+    best = run / "checkpoints" / Path(path).name  # by name: the run directory may have moved since
     if not best.is_file():
         raise UsageError(f"the best checkpoint {best} of {run} is gone; pass --ckpt_path last or a file")
     return best
 
 
+def best_score(run: Path) -> float | None:
+    """The monitored value (val/acc) of the run's best checkpoint; None where the run records none."""
+    score = _model_checkpoint_state(run).get("best_model_score")
+    return None if score is None else float(score)
+
+
+def _pick_run(which: str, kind: str, runs: list[Path], root: Path) -> Path:
+    """'' -> the newest run; 'all' -> the run with the best val/acc (for best) or the newest (for last);
+    a run's folder name, or its version_N alone -> that run."""
+    if not which:
+        return runs[-1]
+    if which == "all":
+        return max(reversed(runs), key=lambda r: best_score(r) or float("-inf")) if kind == "best" else runs[-1]
+    named = [r for r in runs if r.name == which or _VERSION.match(r.name).group(1) == which.removeprefix("version_")]
+    if len(named) != 1:
+        raise UsageError(f"no trained run {which!r} under {root}; runs with checkpoints: "
+                         f"{', '.join(r.name for r in runs)} (pass NAME:best, NAME:last or all:best)")
+    return named[0]
+
+
 def resolve_checkpoint(ckpt_path: str, root: Path, config_hint: str) -> Path:
-    """`best`/`last` -> that file of the newest fit run under root; any other value is a path that must exist."""
-    if ckpt_path in ("best", "last"):
+    """best | last -> that checkpoint of the config's newest fit run under root; RUN:best | RUN:last -> of the run
+    named RUN (a folder name, or version_N); all:best -> the best val/acc over all the config's runs;
+    anything else is the path of a checkpoint file, which must exist and be readable."""
+    which, _, kind = ckpt_path.rpartition(":") if ckpt_path.endswith((":best", ":last")) else ("", "", ckpt_path)
+    if kind in ("best", "last") and "/" not in which:
         runs = fit_runs(root)
         if not runs:
             raise UsageError(f"no trained run with checkpoints under {root}; train first: python -m src.cli fit {config_hint}")
-        path = best_checkpoint(runs[-1]) if ckpt_path == "best" else latest_checkpoint(runs[-1])
+        run = _pick_run(which, kind, runs, root)
+        path = best_checkpoint(run) if kind == "best" else latest_checkpoint(run)
     else:
         path = Path(ckpt_path)
         if not path.is_file():
-            raise UsageError(f"checkpoint {path} does not exist; pass best, last or the path of a .ckpt file")
+            raise UsageError(f"checkpoint {path} does not exist; pass best, last, RUN:best, all:best or the path of a .ckpt file")
     load_checkpoint(path)  # fail here, in one line, rather than deep inside the trainer
     return path
+
+
+def describe(path: Path) -> str:
+    """' (run version_2, val/acc 0.9824)' for a run's best checkpoint, ' (run version_2)' for its other ones."""
+    run = run_of(path)
+    if run is None:
+        return ""
+    try:
+        score = best_score(run) if path.resolve() == best_checkpoint(run).resolve() else None
+    except UsageError:  # a run without last.ckpt or a recorded best: name the run alone
+        score = None
+    return f" (run {run.name}" + (f", val/acc {score:.4f})" if score is not None else ")")
+
+
+def better_run(run: Path, root: Path) -> str | None:
+    """A line naming another run of the config whose best val/acc beats this run's, or None."""
+    mine = best_score(run) if run in fit_runs(root) else None
+    scored = [(best_score(r), r) for r in fit_runs(root) if r != run]
+    scored = [(s, r) for s, r in scored if s is not None and (mine is None or s > mine)]
+    if not scored:
+        return None
+    score, other = max(scored, key=lambda t: t[0])
+    return (f"note: run {other.name} of this config has a better best checkpoint (val/acc {score:.4f}"
+            f"{'' if mine is None else f' vs {mine:.4f}'}): --ckpt_path {other.name}:best, or all:best for the best of all runs")
 
 
 def fit_summary(run: Path, best: Path, score: float | None, configs: str, save_dir: str) -> str:
@@ -95,9 +149,10 @@ def next_version(root: Path) -> int:
     return max(numbers, default=-1) + 1
 
 
-def run_suffix(args: list[str], limit: int = 80) -> str:
+def run_suffix(args: list[str], limit: int = 160) -> str:
     """'_lr=0.01_hidden=[128,64]' from the overrides on a command line, so runs of one config tell apart in
-    TensorBoard: each --a.init_args.b value becomes b=value (the last key segment)."""
+    TensorBoard: each --a.init_args.b value becomes b=value (the last key segment). Cut at `limit` characters, well
+    inside the file systems' 255, so that a name still tells runs apart where several values changed."""
     parts, i = [], 0
     while i < len(args):
         arg = args[i]

@@ -80,6 +80,37 @@ def test_resume_from_last_equals_an_uninterrupted_run(mnist_root, tmp_path, monk
     assert (resumed / "config.yaml").is_file() and (resumed / "config_resume_0.yaml").is_file()
 
 
+class InterruptAt(Callback):
+    """Ctrl-C in the middle of an epoch: after training batch `batch` of epoch `epoch`."""
+
+    def __init__(self, epoch: int = 1, batch: int = 13):
+        self.epoch, self.batch = epoch, batch
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
+        if (trainer.current_epoch, batch_idx) == (self.epoch, self.batch):
+            raise KeyboardInterrupt
+
+
+@pytest.mark.slow
+def test_a_run_interrupted_mid_epoch_resumes_exactly(mnist_root, tmp_path, monkeypatch):
+    """3 epochs straight vs interrupted at batch 13 of epoch 1 and resumed with --ckpt_path last (constant lr):
+    the rest of the interrupted epoch sees exactly the batches it would have seen, so metrics and weights agree."""
+    monkeypatch.setenv("DATA_DIR", str(mnist_root))
+    constant = ["--model.init_args.scheduler", "null", "--trainer.max_epochs", "3"]
+    fit(tmp_path, *constant, "--trainer.logger.init_args.name", "straight")
+    with pytest.raises(SystemExit):  # Lightning's exit after Ctrl-C, once CheckpointOnInterrupt has saved
+        fit(tmp_path, *constant, "--trainer.logger.init_args.name", "resumed", "--trainer.callbacks+",
+            "tests.test_reliability.InterruptAt")
+    resumed = only_run(tmp_path / "resumed")
+    assert torch.load(resumed / "checkpoints" / "interrupted.ckpt", weights_only=True)["global_step"] == 30 + 14
+    fit(tmp_path, *constant, "--trainer.logger.init_args.name", "resumed", "--ckpt_path", "last")
+    straight = only_run(tmp_path / "straight")
+    s, r = read_scalars(straight)["val/loss"], read_scalars(resumed)["val/loss"]
+    assert len(s) == len(r) == 3 and all(abs(x[1] - y[1]) < 1e-6 for x, y in zip(s, r)), (s, r)
+    ws, wr = weights(straight / "checkpoints" / "last.ckpt"), weights(resumed / "checkpoints" / "last.ckpt")
+    assert all(torch.allclose(ws[k], wr[k], atol=1e-6) for k in ws)
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("sig,code", [(signal.SIGTERM, 143), (signal.SIGINT, 1)])
 def test_interrupt_saves_a_checkpoint_and_resumes(mnist_root, tmp_path, sig, code):
@@ -98,6 +129,7 @@ def test_interrupt_saves_a_checkpoint_and_resumes(mnist_root, tmp_path, sig, cod
     out, _ = proc.communicate(timeout=120)
     assert proc.returncode == code, out[-2000:]
     assert "resume by running the same command with --ckpt_path last" in out
+    assert "weights_only" not in out  # no stray notice from Lightning about how the checkpoint was saved
     assert (ckpts / "interrupted.ckpt").is_file() and weights(ckpts / "interrupted.ckpt")
     for name in before:  # last and best from before are still there and readable
         assert (ckpts / name).is_file() and weights(ckpts / name)

@@ -5,7 +5,8 @@ import pytest
 import torch
 
 from src.errors import UsageError
-from src.runs import fit_runs, latest_checkpoint, next_free, next_version, resolve_checkpoint, run_of, run_suffix
+from src.runs import (better_run, describe, fit_runs, latest_checkpoint, next_free, next_version, resolve_checkpoint,
+                      run_of, run_suffix)
 
 
 def test_run_suffix_names_what_the_command_line_changed():
@@ -14,6 +15,10 @@ def test_run_suffix_names_what_the_command_line_changed():
             "--trainer.logger.init_args.save_dir", "/tmp/x", "--trainer.accelerator", "cpu"]
     assert run_suffix(args) == "_lr=0.01_hidden=[128,64]_max_epochs=3"
     assert run_suffix(["fit", "--config", "configs/mnist_mlp.yaml"]) == ""
+    many = ["--model.init_args.net.init_args.hidden", "[500,300,250,100,50,25]", "--model.init_args.net.init_args.activation",
+            "leaky_relu", "--model.init_args.optimizer.init_args.lr", "0.001", "--data.init_args.batch_size", "200",
+            "--trainer.max_epochs", "50", "--seed_everything", "2"]
+    assert run_suffix(many).endswith("_max_epochs=50_seed_everything=2")  # the last values survive: not cut at 80
 
 
 def _run(root, name, ckpts=("last.ckpt",)):
@@ -49,3 +54,32 @@ def test_best_without_a_recorded_best_is_a_clear_error(tmp_path):
 def test_next_free_counts_up(tmp_path):
     (tmp_path / "test_0").mkdir()
     assert next_free(tmp_path, "test") == "test_1"
+
+
+def _scored_run(root, name, score):
+    """A run whose last.ckpt records (as ModelCheckpoint does) a best checkpoint with val/acc `score`."""
+    ckpts = root / name / "checkpoints"
+    ckpts.mkdir(parents=True)
+    best = ckpts / f"epoch03-acc{score:.4f}.ckpt"
+    torch.save({"state_dict": {}, "epoch": 3}, best)
+    state = {"ModelCheckpoint{'monitor': 'val/acc'}": {"best_model_path": str(best), "best_model_score": torch.tensor(score)}}
+    torch.save({"state_dict": {}, "callbacks": state}, ckpts / "last.ckpt")
+    return root / name
+
+
+def test_best_of_the_newest_run_says_when_another_run_is_better(tmp_path):
+    """A 1-epoch smoke run after a real run: best still means the newest run, but it says which run is better
+    and how to pick it by name, or the best of all."""
+    real = _scored_run(tmp_path, "version_0", 0.9921)
+    smoke = _scored_run(tmp_path, "version_1_max_epochs=1", 0.9512)
+    path = resolve_checkpoint("best", tmp_path, "--config x.yaml")
+    assert path == smoke / "checkpoints" / "epoch03-acc0.9512.ckpt"
+    assert describe(path) == " (run version_1_max_epochs=1, val/acc 0.9512)"
+    assert better_run(smoke, tmp_path) == ("note: run version_0 of this config has a better best checkpoint (val/acc "
+                                           "0.9921 vs 0.9512): --ckpt_path version_0:best, or all:best for the best of all runs")
+    assert better_run(real, tmp_path) is None
+    assert resolve_checkpoint("version_0:best", tmp_path, "") == real / "checkpoints" / "epoch03-acc0.9921.ckpt"
+    assert resolve_checkpoint("version_1:last", tmp_path, "") == smoke / "checkpoints" / "last.ckpt"
+    assert resolve_checkpoint("all:best", tmp_path, "") == real / "checkpoints" / "epoch03-acc0.9921.ckpt"
+    with pytest.raises(UsageError, match="no trained run 'version_7'.*version_0, version_1_max_epochs=1"):
+        resolve_checkpoint("version_7:best", tmp_path, "")

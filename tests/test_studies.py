@@ -58,7 +58,12 @@ def test_study_depth_both_parts_on_mnist(mnist_root, tmp_path):
 
 @pytest.mark.slow
 def test_study_cnn_vs_mlp_marks_absent_data(mnist_root, tmp_path):
-    rows = study("study_cnn_vs_mlp.py", tmp_path, mnist_root, "--datasets", "mnist,fashion_mnist")
+    # A data folder of the test's own with MNIST linked in: the attempt to fetch the absent FashionMNIST must not
+    # touch DATA_DIR (where, with a network, it would download).
+    data = tmp_path / "data"
+    data.mkdir()
+    (data / "MNIST").symlink_to(mnist_root / "MNIST")
+    rows = study("study_cnn_vs_mlp.py", tmp_path, data, "--datasets", "mnist,fashion_mnist")
     assert [r[0] for r in rows] == ["mnist mlp", "mnist cnn", "fashion_mnist mlp", "fashion_mnist cnn"]
     assert rows[2][2].startswith("not run") and rows[3][2].startswith("not run")  # no FashionMNIST copy here
     assert re.fullmatch(r"0\.\d{4}", rows[1][4])

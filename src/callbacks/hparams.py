@@ -2,12 +2,16 @@
 
 import importlib
 import inspect
+import os
 
 from lightning.pytorch import Callback, LightningModule, Trainer
 
 METRIC = "val/acc_best"
 DATA_KEYS = ("batch_size", "val_size", "normalize", "augment", "seed")  # data settings that change results
-ALWAYS = ("hidden", "channels", "sizes", "activation")  # a net's shape, shown even when it is the default
+ALWAYS = ("hidden", "channels", "sizes", "activation", "batch_size")  # shown even at their defaults: what tells runs apart
+# Trainer settings that change what a run trains, with Lightning's defaults; max_epochs is always shown.
+TRAINER_DEFAULTS = {"precision": "32-true", "accumulate_grad_batches": 1, "limit_train_batches": 1.0,
+                    "gradient_clip_val": None}
 
 
 def _defaults(class_path: str) -> dict:
@@ -24,11 +28,12 @@ def _plain(value):
     return list(value) if isinstance(value, tuple) else value
 
 
-def table(model_hparams: dict, data=None) -> dict:
+def table(model_hparams: dict, data=None, trainer=None) -> dict:
     """{'net': {class_path, init_args}, 'optimizer': {...}, ...} -> {'net': 'MLP', 'net/hidden': [256, 128],
-    'optimizer': 'Adam', 'optimizer/lr': 0.005, 'data/batch_size': 64, ...}. Arguments appear only where they
-    differ from their class's defaults (TensorBoard shows the first five columns, so defaults would hide what a
-    run changed), except a net's shape (ALWAYS); Lightning's own keys (`_...`) are left out."""
+    'optimizer': 'Adam', 'optimizer/lr': 0.005, 'data/batch_size': 64, 'trainer/max_epochs': 12, 'seed': 0, ...}.
+    Arguments appear only where they differ from their class's defaults (TensorBoard shows the first columns
+    first, so defaults would push what a run changed, and hp_metric after them, off screen), except what tells
+    runs apart even at its default (ALWAYS, max_epochs, the seed); Lightning's own keys (`_...`) are left out."""
     rows = {}
     for key, value in model_hparams.items():
         if key.startswith("_"):
@@ -43,8 +48,15 @@ def table(model_hparams: dict, data=None) -> dict:
             rows[key] = value
     data_defaults = _defaults(f"{type(data).__module__}.{type(data).__qualname__}") if data is not None else {}
     for key in DATA_KEYS if data is not None else ():
-        if hasattr(data, key) and data_defaults.get(key, None) != getattr(data, key):
+        if hasattr(data, key) and (key in ALWAYS or data_defaults.get(key, None) != getattr(data, key)):
             rows[f"data/{key}"] = getattr(data, key)
+    if trainer is not None:
+        rows["trainer/max_epochs"] = trainer.max_epochs
+        for key, default in TRAINER_DEFAULTS.items():
+            if getattr(trainer, key, default) != default:
+                rows[f"trainer/{key}"] = getattr(trainer, key)
+    if os.environ.get("PL_GLOBAL_SEED") is not None:  # set by seed_everything (the configs' seed_everything: 0)
+        rows["seed"] = int(os.environ["PL_GLOBAL_SEED"])
     return rows
 
 
@@ -71,7 +83,7 @@ class HParamsSummary(Callback):
             if self._written:
                 logger.log_metrics({"hp_metric": best}, step=trainer.global_step)
             else:
-                params = {**table(dict(pl_module.hparams), trainer.datamodule),
+                params = {**table(dict(pl_module.hparams), trainer.datamodule, trainer),
                           "num_params": sum(p.numel() for p in pl_module.parameters())}
                 logger.log_hyperparams(params, metrics={"hp_metric": best})
                 logger.log_metrics({"num_params": params["num_params"]}, step=0)  # a scalar studies can read

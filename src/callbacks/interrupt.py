@@ -21,6 +21,6 @@ class CheckpointOnInterrupt(Callback):
         if trainer.checkpoint_callback is None or trainer.checkpoint_callback.dirpath is None:
             return
         path = Path(trainer.checkpoint_callback.dirpath) / INTERRUPTED
-        trainer.save_checkpoint(path)
+        trainer.save_checkpoint(path, weights_only=False)  # a full, resumable checkpoint (and no "not set" notice)
         rank_zero_info(f"interrupted at epoch {trainer.current_epoch}, step {trainer.global_step}: saved {path}; "
                        "resume by running the same command with --ckpt_path last")

@@ -7,6 +7,8 @@ ranks, no padding). Augmentation runs batched on the device after transfer.
 """
 
 import os
+import shutil
+import tempfile
 from pathlib import Path
 
 import torch
@@ -16,7 +18,7 @@ from torch.utils.data import DataLoader, DistributedSampler
 
 from src.data.augment import random_crop_flip
 from src.data.images import image_files, read_images
-from src.data.memory import InMemoryDataset, keep_batch
+from src.data.memory import InMemoryDataset, ResumableLoader, keep_batch
 from src.errors import UsageError
 
 DATA_DIR_ENV = "DATA_DIR"  # the one setting that says where data sets live (default: ./data)
@@ -83,21 +85,34 @@ class ImageDataModule(LightningDataModule):
         raise NotImplementedError
 
     def prepare_data(self) -> None:
-        """Downloads when the data set's folder is absent or empty. Lightning runs this on one process per node,
-        so concurrent ranks never download twice; a folder with files in it is never touched."""
+        """Downloads when the data set's folder is absent or empty. Lightning runs this on one process per node, so
+        concurrent ranks never download twice; a folder with files in it is never touched. The download goes into a
+        temporary folder beside it and is moved into place only when it succeeded: a failed one leaves data_dir as
+        it was (folders it had to create are removed again), so a data folder only ever holds whole data sets."""
         if not self.download or (self.folder.is_dir() and any(self.folder.iterdir())):
-            return  # an empty folder is what a failed download leaves behind: try again
+            return  # an empty folder is what a failed download used to leave behind: try again
         existing = next(p for p in [self.data_dir, *self.data_dir.parents] if p.exists())
         if not os.access(existing, os.W_OK):
             raise UsageError(f"cannot download into {self.data_dir}: {existing} is not writable; "
                              f"set {DATA_DIR_ENV} or --data.init_args.data_dir to a writable directory")
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=".download-", dir=self.data_dir))
         try:
             for train in (True, False):
-                self.dataset_cls(str(self.data_dir), train=train, download=True)
+                self.dataset_cls(str(tmp), train=train, download=True)
+            self.folder.parent.mkdir(parents=True, exist_ok=True)
+            if self.folder.is_dir():
+                self.folder.rmdir()  # empty (checked above)
+            (tmp / self.folder.relative_to(self.data_dir)).rename(self.folder)
         except (OSError, RuntimeError) as err:  # URLError is an OSError
             reason = " ".join(str(err).split())[:300]  # torchvision's message spans lines; keep the error on one
             raise UsageError(f"could not download {self.dataset_cls.__name__} into {self.data_dir}: check the network, or "
                              f"set {DATA_DIR_ENV} to a folder that already holds it ({reason})") from err
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+            for folder in [self.data_dir, *self.data_dir.parents][: len(self.data_dir.parts) - len(existing.parts)]:
+                if folder.is_dir() and not any(folder.iterdir()):
+                    folder.rmdir()  # made above for a download that did not happen
 
     def setup(self, stage: str) -> None:
         if stage == "predict":
@@ -157,7 +172,14 @@ class ImageDataModule(LightningDataModule):
         rank, world = self._rank_and_world()
         # Lightning calls set_epoch on this sampler every epoch: the order is a function of (seed, epoch).
         sampler = DistributedSampler(self.splits["train"], num_replicas=world, rank=rank, shuffle=True, seed=self.seed)
-        return DataLoader(self.splits["train"], batch_size=self.batch_size, sampler=sampler, collate_fn=keep_batch)
+        loader = ResumableLoader(self.splits["train"], batch_size=self.batch_size, sampler=sampler, collate_fn=keep_batch)
+        loader.progress = self._train_progress
+        return loader
+
+    def _train_progress(self) -> tuple[int, int]:
+        """(epoch, training batches of it processed) for ResumableLoader's checkpoint state."""
+        trainer = self.trainer
+        return trainer.current_epoch, trainer.fit_loop.epoch_loop.batch_progress.current.processed
 
     def _eval_dataloader(self, split: str) -> DataLoader:
         rank, world = self._rank_and_world()

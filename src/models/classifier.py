@@ -6,6 +6,7 @@ import torch
 import torch.nn.functional as F
 from lightning.pytorch import LightningModule
 from lightning.pytorch.cli import LRSchedulerCallable, OptimizerCallable
+from lightning.pytorch.utilities.warnings import PossibleUserWarning
 from torch import nn
 from torchmetrics import MaxMetric
 
@@ -45,6 +46,11 @@ class ImageClassifier(LightningModule):
     ):
         super().__init__()
         self.net, self.optimizer, self.scheduler = net, optimizer, scheduler
+        # Under DDP Lightning recommends sync_dist=True for every epoch-level value logged as a tensor. These are
+        # computed by torchmetrics, which has already summed their states over all ranks: every rank logs the same
+        # global value, and a further all-reduce would only average identical numbers. A false alarm for our names.
+        warnings.filterwarnings("ignore", message=r"It is recommended to use `self\.log\('(train|val|test)/",
+                                category=PossibleUserWarning)
         with warnings.catch_warnings():
             # Lightning warns that `net` (an nn.Module argument) would be pickled into the hyperparameters. Under
             # LightningCLI (and load_from_checkpoint) what is saved is net's class_path/init_args config, which
@@ -94,6 +100,21 @@ class ImageClassifier(LightningModule):
             raise UsageError(f"the checkpoint does not fit this model: it lacks {missing[0]}; use the config the "
                              "checkpoint was trained with (its run's config.yaml)")
         self.inference = checkpoint.get("inference")  # None in checkpoints written before it was saved
+        self._check_schedule_length(checkpoint)
+
+    def _check_schedule_length(self, checkpoint: dict) -> None:
+        """A schedule over the whole run (OneCycleLR) restored from a checkpoint keeps the length it was planned
+        for; resumed with more epochs it would run past its end (torch raises at the step after). Refuse before
+        the first step, while nothing has changed on disk."""
+        trainer = self._trainer
+        schedules = checkpoint.get("lr_schedulers") or []
+        if trainer is None or trainer.state.fn != "fit" or not schedules or "total_steps" not in schedules[0]:
+            return
+        planned, needed = schedules[0]["total_steps"], int(trainer.estimated_stepping_batches)
+        if needed > planned:
+            raise UsageError(f"this run's learning-rate schedule was planned for {planned} steps (its first fit) and cannot go on to "
+                             f"{needed}: start a new run with the longer schedule (leave out --ckpt_path), or resume "
+                             "with the run's own max_epochs")
 
     @torch.no_grad()
     def predict_images(self, images) -> torch.Tensor:

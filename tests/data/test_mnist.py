@@ -1,4 +1,6 @@
 import numpy as np
+from pathlib import Path
+
 import pytest
 import torch
 
@@ -107,5 +109,28 @@ def test_failed_download_is_a_clear_error(tmp_path, monkeypatch):
 
     monkeypatch.setattr(FashionMNISTDataModule.dataset_cls, "download", offline)
     with pytest.raises(UsageError, match=r"could not download FashionMNIST into .*DATA_DIR.*no network") as info:
-        FashionMNISTDataModule(data_dir=str(tmp_path / "new"), download=True).prepare_data()
+        FashionMNISTDataModule(data_dir=str(tmp_path / "new" / "deeper"), download=True).prepare_data()
     assert "\n" not in str(info.value)
+    assert list(tmp_path.iterdir()) == []  # not even the folders it had to make for the download
+    (tmp_path / "datasets").mkdir()
+    make_idx_dataset(tmp_path / "datasets", "MNIST", n_train=20, n_test=10)  # a data folder with something in it
+    before = sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*"))
+    with pytest.raises(UsageError):
+        FashionMNISTDataModule(data_dir=str(tmp_path / "datasets"), download=True).prepare_data()
+    assert sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*")) == before  # no empty FashionMNIST/raw
+
+
+def test_a_download_lands_whole_or_not_at_all(tmp_path, monkeypatch):
+    """torchvision's download writes into the temporary folder; only the finished folder is moved into place."""
+    seen = []
+
+    def fake_download(self):  # called for the train and the test split, as torchvision's is
+        seen.append(Path(self.root))
+        if not (Path(self.root) / "FashionMNIST").exists():
+            make_idx_dataset(Path(self.root), "FashionMNIST", n_train=20, n_test=10)
+
+    monkeypatch.setattr(FashionMNISTDataModule.dataset_cls, "download", fake_download)
+    FashionMNISTDataModule(data_dir=str(tmp_path), download=True).prepare_data()
+    assert seen and all(p.parent == tmp_path and p.name.startswith(".download-") for p in seen)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["FashionMNIST"]  # the temporary folder is gone
+    assert len(list((tmp_path / "FashionMNIST" / "raw").iterdir())) == 4
