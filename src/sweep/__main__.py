@@ -1,0 +1,113 @@
+"""python -m src.sweep configs/sweeps/<name>.yaml [--workers N] [--storage URL] [--trials N] [--threads N] [--report-only]
+
+Runs a sweep file (src/sweep/spec.py) with Optuna: every trial is `fit` + `test --ckpt_path best` in processes of
+their own (src/sweep/trials.py), logged under lightning_logs/sweeps/<name>/<trial name>/. The study lives in
+lightning_logs/sweeps/<name>/optuna.db (SQLite) unless --storage names a database URL (postgresql://..., mysql://...)
+or journal:PATH (Optuna's journal file, for a shared file system): the same command on several machines with one
+--storage shares the work. Running the command again resumes: finished trials are kept, trials that were running
+when a sweep died are run again, a grid point is never run twice. The report (src/sweep/report.py) is rebuilt from
+the storage and the event files at the end, or alone with --report-only.
+"""
+
+import argparse
+import os
+import signal
+import sys
+import time
+from pathlib import Path
+
+from src.errors import UsageError
+
+class Parser(argparse.ArgumentParser):
+    def error(self, message: str):
+        raise UsageError(f"{message} (python -m src.sweep --help)")
+
+
+def parse(argv):
+    parser = Parser(prog="python -m src.sweep", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter,
+                    allow_abbrev=False)
+    parser.add_argument("file", type=Path, help="the sweep file, e.g. configs/sweeps/tricks.yaml")
+    parser.add_argument("--workers", type=int, default=1, help="trials at once on this machine")
+    parser.add_argument("--threads", type=int, default=None, help="torch threads per trial (default: cores / workers)")
+    parser.add_argument("--storage", default=None, help="database URL or journal:PATH (default: SQLite in the sweep folder)")
+    parser.add_argument("--trials", type=int, default=None, help="overrides the file's trials (tpe / random)")
+    parser.add_argument("--report-only", action="store_true", help="rebuild the report without training")
+    parser.add_argument("--save-dir", type=Path, default=Path("lightning_logs/sweeps"), help="where sweeps live")
+    return parser.parse_args(argv)
+
+
+def open_storage(url: str | None, folder: Path):
+    import optuna
+    from optuna.storages.journal import JournalFileBackend
+
+    try:
+        if url is None:
+            folder.mkdir(parents=True, exist_ok=True)
+            return optuna.storages.RDBStorage(f"sqlite:///{folder / 'optuna.db'}")
+        if url.startswith("journal:"):
+            return optuna.storages.JournalStorage(JournalFileBackend(url.removeprefix("journal:")))
+        return optuna.storages.RDBStorage(url)
+    except Exception as err:  # a driver error, a refused connection, a bad URL, a folder that cannot be written
+        raise UsageError(f"cannot open the storage {url or folder / 'optuna.db'} ({type(err).__name__}: "
+                         f"{' '.join(str(err).split())[:200]}); pass a reachable --storage URL or journal:PATH") from err
+
+
+def validate(sweep) -> None:
+    """Every point's full config through the CLI's own parser, before any trial runs (a misspelt key is a one-line
+    error and exit 2 from src.cli.main). Distributions are checked at both ends."""
+    from src.cli import main as cli_main
+    from src.sweep.trials import fit_args
+
+    ends = [{k: (v[end] if isinstance(v, dict) else v[0]) for k, v in sweep.params.items()} for end in ("low", "high")]
+    for values in sweep.grid() if sweep.sampler == "grid" else ends:
+        cli_main(fit_args(sweep.base, sweep.overrides, values, sweep.seeds[0]), run=False)
+
+
+def stop_on_sigterm() -> None:
+    """SIGTERM (a scheduler, kill) ends the sweep like Ctrl-C: the running trials' processes are ended, Optuna marks
+    their trials failed, and the next run of the same command runs them again."""
+    def handler(signum, frame):
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, handler)
+
+
+def main(argv: list[str] | None = None) -> None:
+    try:
+        args = parse(argv)
+        if args.workers <= 0:
+            raise UsageError(f"--workers must be at least 1, got {args.workers}")
+        from src.sweep.spec import load
+
+        sweep = load(args.file)
+        if args.trials is not None:
+            sweep.trials = args.trials
+        folder = args.save_dir / sweep.name
+        storage = open_storage(args.storage, folder)
+        from src.sweep.study import open_study, run
+
+        study = open_study(sweep, storage, folder)
+        if not args.report_only:
+            validate(sweep)
+            threads = args.threads or max(1, (os.cpu_count() or 1) // args.workers)
+            stop_on_sigterm()
+            run(study, sweep, folder, args.workers, threads)
+        from src.sweep.report import report
+
+        print(report(study, sweep, folder))
+    except UsageError as err:
+        print(f"error: {err}", file=sys.stderr)
+        sys.exit(2)
+    except KeyboardInterrupt:
+        from src.sweep.trials import LIVE, STOPPING
+
+        STOPPING.set()
+        for proc in list(LIVE):
+            proc.terminate()
+        print("interrupted: run the same command again to resume", file=sys.stderr)
+        time.sleep(0.5)
+        sys.exit(128 + signal.SIGTERM)
+
+
+if __name__ == "__main__":
+    main()

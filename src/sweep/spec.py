@@ -1,0 +1,89 @@
+"""A sweep file: which configs, which keys to vary and how, over which seeds, judged by which metric.
+
+    base: configs/mnist_mlp.yaml            # one or a list of --config files
+    overrides: {trainer.max_epochs: 5}      # fixed dotted CLI keys for every trial
+    params:                                 # dotted CLI keys -> a list (grid) or a distribution
+      model.init_args.net.init_args.hidden: [[32], [64], [128]]
+      model.init_args.optimizer.init_args.lr: {low: 1.0e-4, high: 1.0e-1, log: true}
+    seeds: [0, 1, 2]                        # each point repeated: seed_everything and the data module's seed
+    sampler: grid                           # grid (lists only) | tpe | random
+    trials: 20                              # for tpe / random: how many points
+    objective: {metric: val/acc_best, direction: maximize}
+"""
+
+import itertools
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import yaml
+
+from src.errors import UsageError
+
+SAMPLERS = ("grid", "tpe", "random")
+KEYS = {"base", "overrides", "params", "seeds", "sampler", "trials", "objective"}
+
+
+@dataclass
+class Sweep:
+    name: str  # the file's stem: lightning_logs/sweeps/<name>/
+    base: list[str]
+    params: dict[str, list | dict]
+    overrides: dict = field(default_factory=dict)
+    seeds: list[int] = field(default_factory=lambda: [0])
+    sampler: str = "grid"
+    trials: int = 20
+    metric: str = "val/acc_best"
+    direction: str = "maximize"
+
+    def grid(self) -> list[dict]:
+        """Every combination of the listed values, in the file's order (the last key varies fastest)."""
+        keys = list(self.params)
+        return [dict(zip(keys, values)) for values in itertools.product(*(self.params[k] for k in keys))]
+
+    def space(self) -> str:
+        """What identifies the search: a sweep of the same name must not change it (see src.sweep.__main__)."""
+        return json.dumps({"base": self.base, "overrides": self.overrides, "params": self.params, "seeds": self.seeds,
+                           "sampler": self.sampler, "metric": self.metric}, sort_keys=True)
+
+
+def load(path: Path) -> Sweep:
+    """Read and check a sweep file; every problem is a one-line UsageError that says what to change."""
+    if not path.is_file():
+        raise UsageError(f"sweep file {path} does not exist; pass a file such as configs/sweeps/tricks.yaml")
+    spec = yaml.safe_load(path.read_text()) or {}
+    unknown = set(spec) - KEYS
+    if unknown:
+        raise UsageError(f"{path}: unknown key {sorted(unknown)[0]!r}; a sweep file has {', '.join(sorted(KEYS))}")
+    base = spec.get("base")
+    base = [base] if isinstance(base, str) else base
+    if not base or not all(isinstance(b, str) for b in base):
+        raise UsageError(f"{path}: base must name the --config file(s) to start from, e.g. base: configs/mnist_mlp.yaml")
+    objective = spec.get("objective") or {}
+    sweep = Sweep(name=path.stem, base=base, params=spec.get("params") or {}, overrides=spec.get("overrides") or {},
+                  seeds=list(spec.get("seeds", [0])), sampler=spec.get("sampler", "grid"), trials=int(spec.get("trials", 20)),
+                  metric=objective.get("metric", "val/acc_best"), direction=objective.get("direction", "maximize"))
+    check(sweep, path)
+    return sweep
+
+
+def check(sweep: Sweep, path: Path) -> None:
+    if sweep.sampler not in SAMPLERS:
+        raise UsageError(f"{path}: unknown sampler {sweep.sampler!r}; choose one of {', '.join(SAMPLERS)}")
+    if sweep.direction not in ("maximize", "minimize"):
+        raise UsageError(f"{path}: objective direction must be maximize or minimize, not {sweep.direction!r}")
+    if not sweep.seeds or not all(isinstance(s, int) for s in sweep.seeds):
+        raise UsageError(f"{path}: seeds must be a non-empty list of integers, e.g. seeds: [0, 1, 2]")
+    if not sweep.params:
+        raise UsageError(f"{path}: params is empty: name at least one dotted key with its values")
+    for key, values in sweep.params.items():
+        if isinstance(values, dict):
+            if sweep.sampler == "grid":
+                raise UsageError(f"{path}: {key} is a distribution, which sampler: grid cannot enumerate; give it a list "
+                                 "of values, or use sampler: tpe or random")
+            if not {"low", "high"} <= set(values) or not set(values) <= {"low", "high", "log", "step"}:
+                raise UsageError(f"{path}: {key} must be a list of values or {{low, high[, log][, step]}}")
+        elif not isinstance(values, list) or not values:
+            raise UsageError(f"{path}: {key} has no values: give a non-empty list (the grid would be empty)")
+    if sweep.sampler != "grid" and sweep.trials <= 0:
+        raise UsageError(f"{path}: trials must be positive for sampler: {sweep.sampler}")

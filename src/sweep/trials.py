@@ -1,0 +1,103 @@
+"""One trial: `fit` then `test --ckpt_path best` of one point and seed, each in its own process (a crash, NaN or
+out-of-memory fails the trial, not the sweep), numbers read back from the run's event files."""
+
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+from src.runs import next_version, read_scalars
+
+LIVE: set[subprocess.Popen] = set()  # the trial processes running now: ended when the sweep is stopped
+STOPPING = threading.Event()  # set when the sweep is being stopped: trials cut short then leave no run behind
+_LOCK = threading.Lock()
+
+
+def as_arg(value) -> str:
+    """A value as the CLI reads it: lists and dicts as JSON, the rest as text."""
+    return json.dumps(value) if isinstance(value, (list, dict)) else str(value)
+
+
+def overrides(values: dict) -> list[str]:
+    return [arg for key, value in values.items() for arg in (f"--{key}", as_arg(value))]
+
+
+def trial_name(values: dict, seed: int) -> str:
+    """hidden=[64]_lr=0.01_seed=1: each key's last segment and its value, safe as a folder name."""
+    parts = [f"{k.rsplit('.', 1)[-1]}={as_arg(v).replace(' ', '')}" for k, v in values.items()] + [f"seed={seed}"]
+    return re.sub(r"[^A-Za-z0-9.,=+\-\[\]_]", "", "_".join(parts).replace("/", "-"))
+
+
+def fit_args(base: list[str], fixed: dict, values: dict, seed: int) -> list[str]:
+    """The arguments after `fit` (or `test`) shared by a trial's two commands."""
+    configs = [arg for config in base for arg in ("--config", config)]
+    return [*configs, *overrides(fixed), *overrides(values), "--seed_everything", str(seed),
+            "--data.init_args.seed", str(seed)]
+
+
+def _run(commands: list[list[str]], env: dict, log: Path) -> int:
+    """The CLI commands one after the other in one new process (python -m src.sweep.trials): one start-up, not two."""
+    with open(log, "a") as out:
+        proc = subprocess.Popen([sys.executable, "-m", "src.sweep.trials", json.dumps(commands)], stdout=out,
+                                stderr=subprocess.STDOUT, env=env)
+        with _LOCK:
+            LIVE.add(proc)
+        try:
+            return proc.wait()
+        except BaseException:  # the sweep is being stopped (Ctrl-C, SIGTERM): the trial's process goes with it
+            proc.terminate()
+            proc.wait()
+            raise
+        finally:
+            with _LOCK:
+                LIVE.discard(proc)
+
+
+def run_trial(base: list[str], fixed: dict, values: dict, seed: int, save_dir: Path, threads: int) -> dict:
+    """-> {"run": the run folder, "ok": both commands succeeded, "wall": seconds, "log": the commands' output}."""
+    name = trial_name(values, seed)
+    logger = ["--trainer.logger.init_args.save_dir", str(save_dir), "--trainer.logger.init_args.name", name,
+              "--trainer.enable_progress_bar", "false"]
+    version = ["--trainer.logger.init_args.version", f"version_{next_version(save_dir / name)}"]  # the name says the rest
+    env = {**os.environ, "OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads), "PYTHONUNBUFFERED": "1"}
+    (save_dir / name).mkdir(parents=True, exist_ok=True)
+    log = save_dir / name / "trial.log"
+    start = time.time()
+    before = set((save_dir / name).glob("version_*"))
+    args = [*fit_args(base, fixed, values, seed), *logger]
+    try:
+        ok = _run([["fit", *args, *version], ["test", *args, "--ckpt_path", "best"]], env, log) == 0
+    except BaseException:
+        ok = False
+        STOPPING.set()
+    runs = sorted(set((save_dir / name).glob("version_*")) - before, key=lambda p: p.stat().st_mtime)
+    if not ok and STOPPING.is_set():  # an attempt cut short by stopping the sweep: it is run again on resume
+        for run in runs:
+            shutil.rmtree(run, ignore_errors=True)
+        raise KeyboardInterrupt
+    return {"run": str(runs[-1]) if runs else "", "ok": ok and bool(runs), "wall": time.time() - start, "start": start,
+            "end": time.time(), "log": str(log)}
+
+
+def run_numbers(run: Path, metric: str) -> dict:
+    """The numbers a report needs from one finished run's event files."""
+    fit = read_scalars(run)
+    tests = sorted(run.glob("test_*"))
+    test = read_scalars(tests[-1]) if tests else {}
+    return {"objective": fit[metric][-1][1] if metric in fit else float("nan"),
+            "val_acc_best": max((v for _, v in fit.get("val/acc", [])), default=float("nan")),
+            "test_acc": test["test/acc"][-1][1] if "test/acc" in test else float("nan"),
+            "epochs": len(fit.get("val/acc", [])), "num_params": int(fit["num_params"][0][1]) if "num_params" in fit else 0,
+            "val_curve": [v for _, v in fit.get("val/acc", [])], "loss_curve": fit.get("train/loss", [])}
+
+
+if __name__ == "__main__":  # a trial's process: fit, then test the best checkpoint (see _run)
+    from src.cli import main
+
+    for command in json.loads(sys.argv[1]):
+        main(command)
