@@ -13,6 +13,7 @@ weights in nn.Linear/nn.Conv2d layers), so the check compares the exported file 
 """
 
 import argparse
+import re
 import sys
 from pathlib import Path
 
@@ -71,7 +72,7 @@ def export(model, images: torch.Tensor, ckpt: Path, fmt: str) -> tuple[Path, flo
             difference = (exported(x) - reference).abs().max().item()
     except (RuntimeError, TypeError, ValueError, torch.onnx.errors.OnnxExporterError) as err:
         path.unlink(missing_ok=True)
-        reason = " ".join(str(err).split())[:200]
+        reason = " ".join(re.sub(r"\x1b\[[0-9;]*m", "", str(err)).split())[:200]  # without the exporter's colour codes
         raise UsageError(f"cannot export {type(model.net).__name__} to {fmt} ({type(err).__name__}: {reason})") from err
     return path, difference
 

@@ -67,3 +67,25 @@ def test_export_command_prints_the_file_and_the_difference(short_mlp_run):
     bad = run_cli("--config", "configs/mnist_mlp.yaml", "--format", "tflite", module="src.export", check=False)
     lines = bad.stderr.strip().splitlines()  # argparse quotes the choices on some Python versions, not on others
     assert bad.returncode == 2 and len(lines) == 1 and lines[0].startswith("error: argument --format: invalid choice: 'tflite'")
+
+
+class Branchy(torch.nn.Module):
+    """A net whose forward branches on the data: torch.export (and so the ONNX exporter) cannot capture it."""
+
+    def __init__(self):
+        super().__init__()
+        self.linear = torch.nn.Linear(784, 10)
+
+    def forward(self, x):
+        logits = self.linear(x.flatten(1))
+        return logits if x.sum() > 0 else -logits
+
+
+def test_a_net_the_exporter_cannot_trace_is_one_line_and_leaves_no_file(mnist, tmp_path):
+    meta, images = mnist
+    model = ImageClassifier(Branchy())
+    model.inference = meta
+    with pytest.raises(UsageError, match=r"^cannot export Branchy to onnx \(TorchExportError: .*") as info:
+        export(model.eval(), images, tmp_path / "checkpoints" / "x.ckpt", "onnx")
+    assert "\n" not in str(info.value) and "\x1b" not in str(info.value)
+    assert not list((tmp_path / "export").iterdir())

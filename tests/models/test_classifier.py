@@ -62,3 +62,15 @@ def test_train_loss_is_logged_on_exactly_the_steps_the_logger_writes(config, mni
     # 24 optimizer steps (0..23); Lightning writes step scalars after steps 4, 9, 14, 19, across the epoch boundary.
     assert [step for step, _ in scalars["train/loss"]] == [4, 9, 14, 19]
     assert [step for step, _ in scalars["lr-" + ("ManualSGD" if config == "mnist_manual" else "Adam")]] == [4, 9, 14, 19]
+
+
+def test_a_checkpoint_from_before_inference_metadata_loads_and_predict_says_why_not():
+    """Checkpoints written before mean/std and class names were saved: they load; predicting raw images is one
+    clear error (the model cannot know the normalization)."""
+    model = ImageClassifier(MLP(hidden=[8]))
+    old = {"state_dict": model.state_dict()}  # no "inference" entry
+    model.on_load_checkpoint(old)
+    model.load_state_dict(old["state_dict"])
+    assert model.inference is None and model.classes == [str(i) for i in range(10)]
+    with pytest.raises(UsageError, match="carries no normalization statistics"):
+        model.predict_images(torch.zeros(2, 1, 28, 28, dtype=torch.uint8))
