@@ -84,6 +84,14 @@ def run_cli(*args: str, data_dir: Path | None = None, check: bool = True, module
     return proc
 
 
+def fit_then_test_best(config: str, save_dir: Path, data_dir: Path, *extra: str) -> Path:
+    """`fit` a config, then `test --ckpt_path best` in a new process, as a user does; -> the run folder."""
+    logs = ["--trainer.logger.init_args.save_dir", str(save_dir), *extra]
+    run_cli("fit", "--config", config, *logs, data_dir=data_dir)
+    run_cli("test", "--config", config, "--ckpt_path", "best", *logs, data_dir=data_dir)
+    return only_run(save_dir / Path(config).stem)
+
+
 @pytest.fixture(scope="session")
 def short_mlp_run(tmp_path_factory) -> tuple[Path, Path, str]:
     """One short real-MNIST fit of mnist_mlp in its own process (1 epoch of 30 batches, ~92 % test accuracy),

@@ -1,17 +1,14 @@
-"""The manual-backprop network through the same CLI as every other model, on real MNIST."""
+"""The manual-backprop networks through the same CLI as every other model, on real MNIST."""
 
 import pytest
 import torch
 
-from tests.conftest import only_run, read_scalars, run_cli
+from tests.conftest import fit_then_test_best, read_scalars
 
 
 @pytest.mark.slow
 def test_mnist_manual_reaches_97_percent_on_the_best_checkpoint(mnist_root, tmp_path):
-    logs = ["--trainer.logger.init_args.save_dir", str(tmp_path)]
-    run_cli("fit", "--config", "configs/mnist_manual.yaml", *logs, data_dir=mnist_root)
-    run_cli("test", "--config", "configs/mnist_manual.yaml", "--ckpt_path", "best", *logs, data_dir=mnist_root)
-    run = only_run(tmp_path / "mnist_manual")
+    run = fit_then_test_best("configs/mnist_manual.yaml", tmp_path, mnist_root)
     fit, test = read_scalars(run), read_scalars(run / "test_0")
     assert test["test/samples"][-1][1] == 10_000 and test["test/acc"][-1][1] >= 0.97
     assert {"train/loss", "train/acc", "val/loss", "val/acc", "val/acc_best", "hp_metric"} <= set(fit)
@@ -19,3 +16,13 @@ def test_mnist_manual_reaches_97_percent_on_the_best_checkpoint(mnist_root, tmp_
     ckpt = torch.load(run / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=True)
     assert ckpt["state_dict"]["net.params.W1"].shape == (784, 64)
     assert ckpt["optimizer_states"][0]["state"][0]["delta"].shape == (784, 64)
+
+
+@pytest.mark.slow
+def test_mnist_manual_cnn_reaches_98_5_percent_on_the_best_checkpoint(mnist_root, tmp_path):
+    run = fit_then_test_best("configs/mnist_manual_cnn.yaml", tmp_path, mnist_root)
+    test = read_scalars(run / "test_0")
+    assert test["test/samples"][-1][1] == 10_000 and test["test/acc"][-1][1] >= 0.985
+    assert (run / "test_0" / "test_report" / "filters.png").is_file()
+    ckpt = torch.load(run / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=True)
+    assert ckpt["state_dict"]["net.params.W1"].shape == (16, 1, 5, 5)

@@ -10,7 +10,6 @@ from src.manual.batchnorm import BatchNorm1d, BatchNorm2d
 from src.manual.conv import Conv2d, Flatten, MaxPool2d
 from src.manual.layers import ACTIVATIONS
 from src.models import SmallCNN
-from tests.conftest import only_run, read_scalars, run_cli
 from tests.manual.test_autograd import mnist_batch  # noqa: F401  (the module-scoped real MNIST batch fixture)
 from tests.manual.test_gradients import max_relative_error
 
@@ -250,16 +249,3 @@ def test_trains_without_autograd(mnist_root, tmp_path, monkeypatch):
     before = cli.model.net.params["W2"].clone()
     cli.trainer.fit(cli.model, cli.datamodule)
     assert cli.trainer.global_step == 20 and not torch.equal(before, cli.model.net.params["W2"])
-
-
-@pytest.mark.slow
-def test_mnist_manual_cnn_reaches_98_5_percent_on_the_best_checkpoint(mnist_root, tmp_path):
-    logs = ["--trainer.logger.init_args.save_dir", str(tmp_path)]
-    run_cli("fit", "--config", "configs/mnist_manual_cnn.yaml", *logs, data_dir=mnist_root)
-    run_cli("test", "--config", "configs/mnist_manual_cnn.yaml", "--ckpt_path", "best", *logs, data_dir=mnist_root)
-    run = only_run(tmp_path / "mnist_manual_cnn")
-    test = read_scalars(run / "test_0")
-    assert test["test/samples"][-1][1] == 10_000 and test["test/acc"][-1][1] >= 0.985
-    assert (run / "test_0" / "test_report" / "filters.png").is_file()
-    ckpt = torch.load(run / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=True)
-    assert ckpt["state_dict"]["net.params.W1"].shape == (16, 1, 5, 5)
