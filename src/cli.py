@@ -102,9 +102,7 @@ class CLI(LightningCLI):
         except BaseException:
             untrained = subcommand != "fit" or self.trainer.global_step <= self.start_step
             if self.log_dir is not None and untrained and self.trainer.is_global_zero and self.log_dir.is_dir():
-                if self.log_dir_held is None:
-                    shutil.rmtree(self.log_dir, ignore_errors=True)
-                for entry in set(self.log_dir.iterdir()) - (self.log_dir_held or set()) if self.log_dir.is_dir() else ():
+                for entry in [self.log_dir] if self.log_dir_held is None else set(self.log_dir.iterdir()) - self.log_dir_held:
                     shutil.rmtree(entry, ignore_errors=True) if entry.is_dir() else entry.unlink()
             raise
 
