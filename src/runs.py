@@ -8,6 +8,7 @@ fit run of the config (or the one named, or the best of all) is found on disk, a
 Evaluation runs log into <run>/test_K (or validate_K, predict_K), never a version_N of their own.
 """
 
+import functools
 import re
 from pathlib import Path
 
@@ -51,8 +52,15 @@ def latest_checkpoint(run: Path) -> Path:
 
 
 def _model_checkpoint_state(run: Path) -> dict:
-    """The ModelCheckpoint callback's state as saved in the run's newest checkpoint."""
-    state = load_checkpoint(latest_checkpoint(run)).get("callbacks", {})
+    """The ModelCheckpoint callback's state as saved in the run's newest checkpoint (read once per file version:
+    resolving best, describing it and comparing runs all ask for it)."""
+    latest = latest_checkpoint(run)
+    return _saved_state(latest, latest.stat().st_mtime_ns)
+
+
+@functools.lru_cache(maxsize=256)
+def _saved_state(path: Path, mtime_ns: int) -> dict:
+    state = load_checkpoint(path).get("callbacks", {})
     return next((s for k, s in state.items() if k.startswith("ModelCheckpoint")), {})
 
 
@@ -120,8 +128,9 @@ def describe(path: Path) -> str:
 
 def better_run(run: Path, root: Path) -> str | None:
     """A line naming another run of the config whose best val/acc beats this run's, or None."""
-    mine = best_score(run) if run in fit_runs(root) else None
-    scored = [(best_score(r), r) for r in fit_runs(root) if r != run]
+    runs = fit_runs(root)
+    mine = best_score(run) if run in runs else None
+    scored = [(best_score(r), r) for r in runs if r != run]
     scored = [(s, r) for s, r in scored if s is not None and (mine is None or s > mine)]
     if not scored:
         return None
