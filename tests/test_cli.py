@@ -2,7 +2,6 @@
 
 import csv
 import os
-from pathlib import Path
 
 import pytest
 import torch

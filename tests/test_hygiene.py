@@ -9,7 +9,7 @@ import time
 import pytest
 
 from src.data import MNISTDataModule
-from tests.conftest import REAL_DATA, ROOT, only_run, run_cli
+from tests.conftest import ROOT, only_run, run_cli
 
 SHORT = ["--trainer.limit_train_batches", "20", "--trainer.limit_val_batches", "2", "--trainer.enable_progress_bar", "false"]
 
