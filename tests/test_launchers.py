@@ -10,7 +10,7 @@ import pytest
 
 from tests.conftest import ROOT, only_run, read_scalars, run_cli
 
-SBATCH = sorted((ROOT / "scripts" / "slurm").glob("*.sbatch"))
+SBATCH = sorted((ROOT / "scripts" / "slurm").glob("train*.sbatch"))
 
 
 @pytest.mark.slow
@@ -53,3 +53,27 @@ def test_sbatch_parses_and_runs_the_documented_command(script):
 
 def test_both_cluster_variants_exist():
     assert [p.name for p in SBATCH] == ["train.sbatch", "train_2nodes.sbatch"]
+
+
+@pytest.mark.slow
+def test_sweep_array_tasks_share_one_journal_study(mnist_root, tmp_path):
+    """Two array tasks of scripts/slurm/sweep.sbatch, run here by bash at the same time: between them they run the
+    grid's two points once each, recorded in one journal file."""
+    import optuna
+
+    (tmp_path / "two.yaml").write_text(
+        "base: configs/mnist_mlp.yaml\noverrides: {trainer.max_epochs: 1, trainer.limit_train_batches: 4, "
+        "trainer.limit_val_batches: 2, trainer.limit_test_batches: 2}\n"
+        "params:\n  model.init_args.net.init_args.hidden: [[8], [16]]\nseeds: [0]\n")
+    env = {**os.environ, "SWEEP": str(tmp_path / "two.yaml"), "SAVE_DIR": str(tmp_path / "sweeps"),
+           "VENV": str(Path(sys.executable).parent.parent), "DATA_DIR": str(mnist_root), "SLURM_CPUS_PER_TASK": "1"}
+    tasks = [subprocess.Popen(["bash", "scripts/slurm/sweep.sbatch"], cwd=ROOT, env=env, stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, text=True) for _ in range(2)]
+    errors = [task.communicate(timeout=600)[1] for task in tasks]
+    assert [t.returncode for t in tasks] == [0, 0], [e[-2000:] for e in errors]
+    journal = tmp_path / "sweeps" / "two.journal"
+    storage = optuna.storages.JournalStorage(optuna.storages.journal.JournalFileBackend(str(journal)))
+    done = [t for t in optuna.load_study(study_name="two", storage=storage).trials if t.state.name == "COMPLETE"]
+    assert sorted(t.user_attrs["point"] for t in done) == [0, 1]
+    assert sorted(p.parent.name for p in (tmp_path / "sweeps" / "two").glob("*/version_*")) == ["hidden=[16]_seed=0",
+                                                                                              "hidden=[8]_seed=0"]

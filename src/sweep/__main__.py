@@ -36,6 +36,36 @@ def parse(argv):
     return parser.parse_args(argv)
 
 
+def sqlite_storage(url: str):
+    """Optuna's RDBStorage on SQLite, with every transaction taking the write lock as it begins (BEGIN IMMEDIATE).
+    Optuna hands a queued trial to a worker by reading it WAITING and then writing RUNNING; it locks the row
+    (SELECT ... FOR UPDATE) to make that atomic, which SQLite ignores, so under its default deferred transactions two
+    workers could both take the same grid point (and one of them crash the sweep when it reports back)."""
+    import optuna
+    from sqlalchemy import event
+
+    storage = optuna.storages.RDBStorage(url, engine_kwargs={"connect_args": {"timeout": 120}})
+    event.listen(storage.engine, "connect", lambda connection, _: setattr(connection, "isolation_level", None))
+    event.listen(storage.engine, "begin", lambda connection: connection.exec_driver_sql("BEGIN IMMEDIATE"))
+    storage.engine.dispose()  # the connections opened before the listeners existed
+    return storage
+
+
+def database_storage(url: str, attempts: int = 5):
+    """RDBStorage on a server. Sweeps started together on several machines all create the tables at once; those that
+    lose that race find them there a moment later."""
+    import optuna
+    from sqlalchemy.exc import IntegrityError, ProgrammingError
+
+    for attempt in range(attempts):
+        try:
+            return optuna.storages.RDBStorage(url)
+        except (IntegrityError, ProgrammingError):  # "already exists"
+            if attempt == attempts - 1:
+                raise
+            time.sleep(1 + attempt)
+
+
 def open_storage(url: str | None, folder: Path):
     import optuna
     from optuna.storages.journal import JournalFileBackend
@@ -43,10 +73,12 @@ def open_storage(url: str | None, folder: Path):
     try:
         if url is None:
             folder.mkdir(parents=True, exist_ok=True)
-            return optuna.storages.RDBStorage(f"sqlite:///{folder / 'optuna.db'}")
+            return sqlite_storage(f"sqlite:///{folder / 'optuna.db'}")
+        if url.startswith("sqlite:"):
+            return sqlite_storage(url)
         if url.startswith("journal:"):
             return optuna.storages.JournalStorage(JournalFileBackend(url.removeprefix("journal:")))
-        return optuna.storages.RDBStorage(url)
+        return database_storage(url)
     except Exception as err:  # a driver error, a refused connection, a bad URL, a folder that cannot be written
         raise UsageError(f"cannot open the storage {url or folder / 'optuna.db'} ({type(err).__name__}: "
                          f"{' '.join(str(err).split())[:200]}); pass a reachable --storage URL or journal:PATH") from err
@@ -54,13 +86,25 @@ def open_storage(url: str | None, folder: Path):
 
 def validate(sweep) -> None:
     """Every point's full config through the CLI's own parser, before any trial runs (a misspelt key is a one-line
-    error and exit 2 from src.cli.main). Distributions are checked at both ends."""
+    error and exit 2 from src.cli.main). Distributions are checked at both ends. Quietly: Lightning's banners and
+    its warning about parsing arguments from within Python would otherwise repeat once per point."""
+    import logging
+    import warnings
+
     from src.cli import main as cli_main
     from src.sweep.trials import fit_args
 
     ends = [{k: (v[end] if isinstance(v, dict) else v[0]) for k, v in sweep.params.items()} for end in ("low", "high")]
-    for values in sweep.grid() if sweep.sampler == "grid" else ends:
-        cli_main(fit_args(sweep.base, sweep.overrides, values, sweep.seeds[0]), run=False)
+    lightning_log = logging.getLogger("lightning.pytorch")
+    level = lightning_log.level
+    lightning_log.setLevel(logging.WARNING)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            for values in sweep.grid() if sweep.sampler == "grid" else ends:
+                cli_main(fit_args(sweep, values, sweep.seeds[0]), run=False)
+    finally:
+        lightning_log.setLevel(level)
 
 
 def stop_on_sigterm() -> None:

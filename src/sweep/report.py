@@ -2,23 +2,28 @@
 
 One row per point (the values of the swept keys): its parameter count, best val acc and test acc (best
 checkpoint) as mean +- std over the seeds that finished, epochs and wall time. Plots: the learning curves of every
-point (val/acc per epoch and train/loss per step, mean over seeds with a band from the lowest to the highest
+point (val/acc and train/loss against the optimizer step, mean over seeds with a band from the lowest to the highest
 seed), and the objective against each swept key with error bars (std over seeds).
 """
 
 import csv
 import json
+import math
+import re
+import shlex
 import statistics
 from pathlib import Path
 
 import matplotlib
+import yaml
 
 matplotlib.use("Agg")  # files only, no display
 import matplotlib.pyplot as plt  # noqa: E402
 import optuna  # noqa: E402
 from optuna.trial import TrialState  # noqa: E402
 
-from src.sweep.trials import as_arg, run_numbers  # noqa: E402
+from src.sweep.spec import column, label  # noqa: E402
+from src.sweep.trials import fit_args, run_numbers  # noqa: E402
 
 
 def points(study: optuna.Study, sweep) -> dict[str, list[dict]]:
@@ -40,7 +45,7 @@ def mean_std(values: list[float]) -> tuple[float, float]:
 def rows(grouped: dict[str, list[dict]]) -> list[dict]:
     table = []
     for key, runs in grouped.items():
-        row = {k.rsplit(".", 1)[-1]: as_arg(v) for k, v in json.loads(key).items()}
+        row = dict(label(k, v) for k, v in json.loads(key).items())
         row["params"] = runs[0]["num_params"]
         for name in ("objective", "val_acc_best", "test_acc"):
             row[f"{name}_mean"], row[f"{name}_std"] = mean_std([r[name] for r in runs])
@@ -56,7 +61,7 @@ def write_tables(table: list[dict], folder: Path, sweep) -> str:
         writer = csv.DictWriter(f, fieldnames=list(table[0]))
         writer.writeheader()
         writer.writerows(table)
-    keys = [k.rsplit(".", 1)[-1] for k in sweep.params]
+    keys = [column(k) for k in sweep.params]
     lines = [f"| {' | '.join(keys)} | params | best val acc | test acc (best ckpt) | epochs | wall s | seeds |",
              "|" + "---|" * (len(keys) + 6)]
     for r in table:
@@ -69,24 +74,23 @@ def write_tables(table: list[dict], folder: Path, sweep) -> str:
     return text
 
 
-def band(ax, curves: list[list[float]], xs, label: str) -> None:
+def band(ax, curves: list[list[float]], xs, name: str) -> None:
     """Mean of the seeds' curves with a band from their lowest to their highest value."""
     n = min(len(c) for c in curves)
     if n == 0:  # a run too short to log a point (train/loss is written every log_every_n_steps)
         return
     columns = [[c[i] for c in curves] for i in range(n)]
-    ax.plot(xs[:n], [statistics.fmean(c) for c in columns], label=label)
+    ax.plot(xs[:n], [statistics.fmean(c) for c in columns], label=name)
     ax.fill_between(xs[:n], [min(c) for c in columns], [max(c) for c in columns], alpha=0.2)
 
 
 def plot_curves(grouped: dict[str, list[dict]], folder: Path) -> None:
     fig, (acc, loss) = plt.subplots(1, 2, figsize=(12, 4.5))
     for key, runs in grouped.items():
-        label = ", ".join(f"{k.rsplit('.', 1)[-1]}={as_arg(v)}" for k, v in json.loads(key).items())
-        band(acc, [r["val_curve"] for r in runs], list(range(1, 1 + max(len(r["val_curve"]) for r in runs))), label)
-        steps = [s for s, _ in runs[0]["loss_curve"]]
-        band(loss, [[v for _, v in r["loss_curve"]] for r in runs], steps, label)
-    acc.set(xlabel="epoch", ylabel="validation accuracy (fraction)", title="val/acc per epoch (band: min-max over seeds)")
+        name = ", ".join("=".join(label(k, v)) for k, v in json.loads(key).items())
+        for ax, curve in ((acc, "val_curve"), (loss, "loss_curve")):
+            band(ax, [[v for _, v in r[curve]] for r in runs], [s for s, _ in runs[0][curve]], name)
+    acc.set(xlabel="optimizer step", ylabel="validation accuracy (fraction)", title="val/acc (band: min-max over seeds)")
     loss.set(xlabel="optimizer step", ylabel="training loss (cross-entropy, nats)", title="train/loss per logged step")
     if loss.lines:
         loss.set_yscale("log")
@@ -94,29 +98,73 @@ def plot_curves(grouped: dict[str, list[dict]], folder: Path) -> None:
         ax.grid(True, alpha=0.3)
         if ax.lines:
             ax.legend(fontsize=7)
+    save(fig, folder / "curves.png")
+
+
+def plot_grad_norms(grouped: dict[str, list[dict]], folder: Path) -> None:
+    """Where runs logged grad_norm/* (src.callbacks.GradNorms): each weight's gradient norm, median over the logged
+    steps and the seeds, against its depth (input first). A fan falling towards the input is a vanishing gradient."""
+    fig, ax = plt.subplots(figsize=(7, 4.2))
+    for key, runs in grouped.items():
+        # input layer first: by the module indices in the names (layers.2.weight before layers.10.weight)
+        names = sorted(runs[0]["grad_norms"], key=lambda n: [int(i) for i in re.findall(r"\d+", n)])
+        if names:
+            ax.plot(range(1, len(names) + 1), [statistics.median(v for r in runs for v in r["grad_norms"][n]) for n in names],
+                    "o-", label=", ".join("=".join(label(k, v)) for k, v in json.loads(key).items()))
+    if not ax.lines:
+        return plt.close(fig)
+    ax.set(xlabel="weight layer (1 = next to the input)", ylabel="gradient 2-norm (median over steps and seeds)",
+           yscale="log", title="gradient norm per layer")
+    ax.grid(True, alpha=0.3, which="both")
+    ax.legend(fontsize=7)
+    save(fig, folder / "grad_norms.png")
+
+
+def save(fig, path: Path) -> None:
     fig.tight_layout()
-    fig.savefig(folder / "curves.png", dpi=90)
+    fig.savefig(path, dpi=90)
     plt.close(fig)
 
 
 def plot_objective(table: list[dict], sweep, folder: Path) -> None:
-    for key in sweep.params:
-        short = key.rsplit(".", 1)[-1]
-        fig, ax = plt.subplots(figsize=(6, 4))
-        xs = [r[short] for r in table]
-        ax.errorbar(range(len(xs)), [r["objective_mean"] for r in table], yerr=[r["objective_std"] for r in table],
-                    fmt="o", capsize=4, label=f"{sweep.metric}: mean ± std over seeds")
-        ax.set_xticks(range(len(xs)), xs, rotation=30, fontsize=7)
-        ax.set(xlabel=short, ylabel=f"{sweep.metric} (fraction)", title=f"{sweep.name}: {sweep.metric} against {short}")
+    """One plot per swept key: the objective at each of its values, one series per setting of the other keys."""
+    columns = [column(k) for k in sweep.params]
+    for key in columns:
+        others = [c for c in columns if c != key]
+        xs = list(dict.fromkeys(r[key] for r in table))
+        series: dict[tuple, list[dict]] = {}
+        for r in table:
+            series.setdefault(tuple(r[c] for c in others), []).append(r)
+        fig, ax = plt.subplots(figsize=(6.5, 4.2))
+        for i, (rest, rs) in enumerate(series.items()):
+            shift = 0.08 * (i - (len(series) - 1) / 2)  # side by side, so that the error bars do not hide each other
+            ax.errorbar([xs.index(r[key]) + shift for r in rs], [r["objective_mean"] for r in rs],
+                        yerr=[r["objective_std"] for r in rs], fmt="o-", capsize=4,
+                        label=", ".join(f"{c}={v}" for c, v in zip(others, rest)) or "mean ± std over seeds")
+        ax.set_xticks(range(len(xs)), xs, rotation=20, fontsize=7)
+        ax.set(xlabel=key, ylabel=f"{sweep.metric} (fraction)", title=f"{sweep.name}: {sweep.metric} against {key}")
         ax.grid(True, alpha=0.3)
-        ax.legend(fontsize=8)
-        fig.tight_layout()
-        fig.savefig(folder / f"objective_{short}.png", dpi=90)
-        plt.close(fig)
+        ax.legend(fontsize=7)
+        save(fig, folder / f"objective_{key}.png")
+
+
+def write_best(grouped: dict[str, list[dict]], sweep, folder: Path) -> str:
+    """best.yaml: the point with the best mean objective over its seeds, and the command that trains it again."""
+    sign = 1 if sweep.direction == "maximize" else -1
+    score = {k: statistics.fmean(r["objective"] for r in runs) for k, runs in grouped.items()}
+    key = max(grouped, key=lambda k: sign * score[k] if math.isfinite(score[k]) else -math.inf)
+    mean, std = mean_std([r["objective"] for r in grouped[key]])
+    values = json.loads(key)
+    command = shlex.join(["python", "-m", "src.cli", "fit", *fit_args(sweep, values, sweep.seeds[0])])
+    best = {"point": dict(label(k, v) for k, v in values.items()), "values": values,
+            sweep.metric: {"mean": mean, "std": std, "seeds": [r["seed"] for r in grouped[key]]}, "command": command}
+    (folder / "best.yaml").write_text(yaml.safe_dump(best, sort_keys=False, width=1000))
+    return f"best: {', '.join('='.join(label(k, v)) for k, v in values.items())} ({sweep.metric} {mean:.4f} ± {std:.4f}): " \
+           f"{folder / 'best.yaml'}"
 
 
 def report(study: optuna.Study, sweep, folder: Path) -> str:
-    """Writes results.csv, results.md, curves.png and objective_<key>.png into folder; returns the table."""
+    """Writes results.csv, results.md, best.yaml, curves.png, objective_<key>.png (and grad_norms.png) into folder."""
     grouped = points(study, sweep)
     if not grouped:
         return f"sweep {sweep.name}: no finished trial yet in {folder}"
@@ -124,6 +172,5 @@ def report(study: optuna.Study, sweep, folder: Path) -> str:
     text = write_tables(table, folder, sweep)
     plot_curves(grouped, folder)
     plot_objective(table, sweep, folder)
-    best = study.best_trial if sweep.sampler != "grid" else None
-    extra = f"\nbest: {json.dumps(best.user_attrs['values'])} ({sweep.metric} {best.value:.4f})" if best else ""
-    return f"{text}{extra}\nreport: {folder / 'results.md'}"
+    plot_grad_norms(grouped, folder)
+    return f"{text}\n{write_best(grouped, sweep, folder)}\nreport: {folder / 'results.md'}"

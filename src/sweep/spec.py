@@ -5,6 +5,9 @@
     params:                                 # dotted CLI keys -> a list (grid) or a distribution
       model.init_args.net.init_args.hidden: [[32], [64], [128]]
       model.init_args.optimizer.init_args.lr: {low: 1.0e-4, high: 1.0e-1, log: true}
+      net:                                  # a key without a dot is a group: each value sets several keys at once
+        - {name: mlp, config: configs/mnist_mlp.yaml}                 # name: the value's label in names and tables
+        - {name: cnn, config: configs/mnist_cnn.yaml, model.init_args.net.init_args.batchnorm: false}
     seeds: [0, 1, 2]                        # each point repeated: seed_everything and the data module's seed
     sampler: grid                           # grid (lists only) | tpe | random
     trials: 20                              # for tpe / random: how many points
@@ -41,10 +44,37 @@ class Sweep:
         keys = list(self.params)
         return [dict(zip(keys, values)) for values in itertools.product(*(self.params[k] for k in keys))]
 
+    def settings(self, values: dict) -> tuple[list[str], dict]:
+        """A point -> (its --config files, its dotted keys in order): groups expanded, their config files after base."""
+        configs, keys = list(self.base), {}
+        for key, value in values.items():
+            if is_group(key):
+                configs += [value["config"]] if "config" in value else []
+                keys.update({k: v for k, v in value.items() if k not in ("name", "config")})
+            else:
+                keys[key] = value
+        return configs, keys
+
     def space(self) -> str:
         """What identifies the search: a sweep of the same name must not change it (see src.sweep.__main__)."""
         return json.dumps({"base": self.base, "overrides": self.overrides, "params": self.params, "seeds": self.seeds,
                            "sampler": self.sampler, "metric": self.metric}, sort_keys=True)
+
+
+def is_group(key: str) -> bool:
+    return "." not in key
+
+
+def column(key: str) -> str:
+    """A swept key's short name in tables, plots and trial names: a group's own name, else the key's last part."""
+    return key if is_group(key) else key.rsplit(".", 1)[-1]
+
+
+def label(key: str, value) -> tuple[str, str]:
+    """(column, value) as tables and trial names show a point's value: a group value's name, else compact JSON."""
+    if is_group(key):
+        return key, str(value["name"])
+    return column(key), json.dumps(value).replace(" ", "") if isinstance(value, (list, dict)) else str(value)
 
 
 def load(path: Path) -> Sweep:
@@ -55,9 +85,9 @@ def load(path: Path) -> Sweep:
     unknown = set(spec) - KEYS
     if unknown:
         raise UsageError(f"{path}: unknown key {sorted(unknown)[0]!r}; a sweep file has {', '.join(sorted(KEYS))}")
-    base = spec.get("base")
+    base = spec.get("base", [])
     base = [base] if isinstance(base, str) else base
-    if not base or not all(isinstance(b, str) for b in base):
+    if not isinstance(base, list) or not all(isinstance(b, str) for b in base):
         raise UsageError(f"{path}: base must name the --config file(s) to start from, e.g. base: configs/mnist_mlp.yaml")
     objective = spec.get("objective") or {}
     sweep = Sweep(name=path.stem, base=base, params=spec.get("params") or {}, overrides=spec.get("overrides") or {},
@@ -77,7 +107,9 @@ def check(sweep: Sweep, path: Path) -> None:
     if not sweep.params:
         raise UsageError(f"{path}: params is empty: name at least one dotted key with its values")
     for key, values in sweep.params.items():
-        if isinstance(values, dict):
+        if is_group(key):
+            check_group(key, values, path)
+        elif isinstance(values, dict):
             if sweep.sampler == "grid":
                 raise UsageError(f"{path}: {key} is a distribution, which sampler: grid cannot enumerate; give it a list "
                                  "of values, or use sampler: tpe or random")
@@ -87,3 +119,20 @@ def check(sweep: Sweep, path: Path) -> None:
             raise UsageError(f"{path}: {key} has no values: give a non-empty list (the grid would be empty)")
     if sweep.sampler != "grid" and sweep.trials <= 0:
         raise UsageError(f"{path}: trials must be positive for sampler: {sweep.sampler}")
+    if not sweep.base and not any(is_group(k) and all("config" in v for v in vs) for k, vs in sweep.params.items()):
+        raise UsageError(f"{path}: no config to start from: add base: configs/<name>.yaml, or a config to every value "
+                         "of a group")
+
+
+def check_group(key: str, values, path: Path) -> None:
+    example = f"{key}: [{{name: a, config: configs/mnist_mlp.yaml, trainer.max_epochs: 3}}, ...]"
+    if not isinstance(values, list) or not values or not all(isinstance(v, dict) and "name" in v for v in values):
+        raise UsageError(f"{path}: {key} has no dot, so it is a group: give it a list of named settings, e.g. {example}")
+    for value in values:
+        odd = [k for k in value if k not in ("name", "config") and is_group(k)]
+        if odd:
+            raise UsageError(f"{path}: {key} {value['name']!r} sets {odd[0]!r}, which is neither config nor a dotted "
+                             f"CLI key, e.g. {example}")
+    names = [str(v["name"]) for v in values]
+    if len(set(names)) != len(names):
+        raise UsageError(f"{path}: {key} repeats a name ({', '.join(names)}): each value needs its own")

@@ -7,6 +7,8 @@ twice. TPE / random: each trial draws a point and runs it for every seed in turn
 """
 
 import json
+import os
+import socket
 import threading
 import time
 from pathlib import Path
@@ -59,6 +61,15 @@ def enqueue_missing(study: optuna.Study, sweep) -> int:
     return len(study.get_trials(deepcopy=False, states=(TrialState.WAITING,)))
 
 
+def first_claim(trial: optuna.Trial, point: int, seed: int) -> bool:
+    """Whether this trial is the lowest-numbered live (waiting, running or finished) trial of its grid pair. Two
+    sweeps that start together can both enqueue the missing pairs; only the first trial of each pair then runs."""
+    live = [t.number for t in trial.study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.WAITING,
+                                                                              TrialState.RUNNING))
+            if (t.user_attrs.get("point"), t.user_attrs.get("seed")) == (point, seed)]
+    return min(live, default=trial.number) == trial.number
+
+
 def suggest(trial: optuna.Trial, sweep) -> dict:
     """The point a TPE/random trial draws: lists as categorical choices (JSON text: Optuna keeps scalars only)."""
     values = {}
@@ -81,14 +92,17 @@ def objective(sweep, folder: Path, threads: int):
                 trial.study.stop()
                 raise optuna.TrialPruned("no grid point left")
             point, seed = trial.suggest_int("point", 0, len(grid) - 1), trial.suggest_categorical("seed", sweep.seeds)
+            if not first_claim(trial, point, seed):
+                raise optuna.TrialPruned("another trial has this grid point and seed")
             pairs = [(grid[point], seed)]
         else:
             values = suggest(trial, sweep)
             pairs = [(values, seed) for seed in sweep.seeds]
+        trial.set_user_attr("worker", f"{socket.gethostname()}:{os.getpid()}")  # which sweep command ran it
         done = threading.Event()
         threading.Thread(target=heartbeat, args=(trial, done), daemon=True).start()
         try:
-            runs = [run_trial(sweep.base, sweep.overrides, values, seed, folder, threads) for values, seed in pairs]
+            runs = [run_trial(sweep, values, seed, folder, threads) for values, seed in pairs]
         finally:
             done.set()
         trial.set_user_attr("values", pairs[0][0])

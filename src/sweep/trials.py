@@ -12,6 +12,7 @@ import time
 from pathlib import Path
 
 from src.runs import next_version, read_scalars
+from src.sweep.spec import label
 
 LIVE: set[subprocess.Popen] = set()  # the trial processes running now: ended when the sweep is stopped
 STOPPING = threading.Event()  # set when the sweep is being stopped: trials cut short then leave no run behind
@@ -23,21 +24,19 @@ def as_arg(value) -> str:
     return json.dumps(value) if isinstance(value, (list, dict)) else str(value)
 
 
-def overrides(values: dict) -> list[str]:
-    return [arg for key, value in values.items() for arg in (f"--{key}", as_arg(value))]
-
-
 def trial_name(values: dict, seed: int) -> str:
-    """hidden=[64]_lr=0.01_seed=1: each key's last segment and its value, safe as a folder name."""
-    parts = [f"{k.rsplit('.', 1)[-1]}={as_arg(v).replace(' ', '')}" for k, v in values.items()] + [f"seed={seed}"]
+    """hidden=[64]_lr=0.01_seed=1: each key's label and its value, safe as a folder name."""
+    parts = ["=".join(label(k, v)) for k, v in values.items()] + [f"seed={seed}"]
     return re.sub(r"[^A-Za-z0-9.,=+\-\[\]_]", "", "_".join(parts).replace("/", "-"))
 
 
-def fit_args(base: list[str], fixed: dict, values: dict, seed: int) -> list[str]:
-    """The arguments after `fit` (or `test`) shared by a trial's two commands."""
-    configs = [arg for config in base for arg in ("--config", config)]
-    return [*configs, *overrides(fixed), *overrides(values), "--seed_everything", str(seed),
-            "--data.init_args.seed", str(seed)]
+def fit_args(sweep, values: dict, seed: int) -> list[str]:
+    """The arguments after `fit` (or `test`) shared by a trial's two commands: config files first, so that the
+    fixed overrides and the point's keys win over what they set."""
+    configs, keys = sweep.settings(values)
+    return [*(arg for config in configs for arg in ("--config", config)),
+            *(arg for key, value in {**sweep.overrides, **keys}.items() for arg in (f"--{key}", as_arg(value))),
+            "--seed_everything", str(seed), "--data.init_args.seed", str(seed)]
 
 
 def _run(commands: list[list[str]], env: dict, log: Path) -> int:
@@ -58,7 +57,7 @@ def _run(commands: list[list[str]], env: dict, log: Path) -> int:
                 LIVE.discard(proc)
 
 
-def run_trial(base: list[str], fixed: dict, values: dict, seed: int, save_dir: Path, threads: int) -> dict:
+def run_trial(sweep, values: dict, seed: int, save_dir: Path, threads: int) -> dict:
     """-> {"run": the run folder, "ok": both commands succeeded, "wall": seconds, "log": the commands' output}."""
     name = trial_name(values, seed)
     logger = ["--trainer.logger.init_args.save_dir", str(save_dir), "--trainer.logger.init_args.name", name,
@@ -69,7 +68,7 @@ def run_trial(base: list[str], fixed: dict, values: dict, seed: int, save_dir: P
     log = save_dir / name / "trial.log"
     start = time.time()
     before = set((save_dir / name).glob("version_*"))
-    args = [*fit_args(base, fixed, values, seed), *logger]
+    args = [*fit_args(sweep, values, seed), *logger]
     try:
         ok = _run([["fit", *args, *version], ["test", *args, "--ckpt_path", "best"]], env, log) == 0
     except BaseException:
@@ -85,15 +84,17 @@ def run_trial(base: list[str], fixed: dict, values: dict, seed: int, save_dir: P
 
 
 def run_numbers(run: Path, metric: str) -> dict:
-    """The numbers a report needs from one finished run's event files."""
+    """The numbers a report needs from one finished run's event files (curves as [(step, value)])."""
     fit = read_scalars(run)
     tests = sorted(run.glob("test_*"))
     test = read_scalars(tests[-1]) if tests else {}
     return {"objective": fit[metric][-1][1] if metric in fit else float("nan"),
             "val_acc_best": max((v for _, v in fit.get("val/acc", [])), default=float("nan")),
             "test_acc": test["test/acc"][-1][1] if "test/acc" in test else float("nan"),
-            "epochs": len(fit.get("val/acc", [])), "num_params": int(fit["num_params"][0][1]) if "num_params" in fit else 0,
-            "val_curve": [v for _, v in fit.get("val/acc", [])], "loss_curve": fit.get("train/loss", [])}
+            "epochs": len(fit.get("val/acc", [])),  # validation runs once per epoch
+            "num_params": int(fit["num_params"][0][1]) if "num_params" in fit else 0,
+            "val_curve": fit.get("val/acc", []), "loss_curve": fit.get("train/loss", []),
+            "grad_norms": {k.removeprefix("grad_norm/"): [v for _, v in c] for k, c in fit.items() if k.startswith("grad_norm/")}}
 
 
 if __name__ == "__main__":  # a trial's process: fit, then test the best checkpoint (see _run)

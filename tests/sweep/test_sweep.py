@@ -132,6 +132,9 @@ def test_bad_sweeps_are_one_line_before_any_trial(tmp_path):
     assert "unknown sampler 'bayes'" in bad(tmp_path, head + "params:\n  trainer.max_epochs: [1]\nsampler: bayes\n")
     assert "--workers must be at least 1" in bad(tmp_path, GRID, "--workers", "0")
     assert "cannot open the storage" in bad(tmp_path, GRID, "--storage", "postgresql://nobody@127.0.0.1:1/none")
+    assert "so it is a group: give it a list of named settings" in bad(tmp_path, head + "params:\n  net: [configs/mnist_cnn.yaml]\n")
+    assert "sets 'hidden', which is neither config nor a dotted CLI key" in bad(
+        tmp_path, head + "params:\n  net: [{name: a, hidden: [8]}]\n")
     assert not list((tmp_path / "logs").glob("*/*/version_*"))  # no trial ran
 
 
@@ -154,3 +157,125 @@ def test_every_sweep_file_parses_and_every_point_instantiates(path, tmp_path, mo
     sweep = load(path)
     assert sweep.name == path.stem and len(sweep.grid()) >= 2 and len(sweep.seeds) >= 3
     validate(sweep)  # each point through the CLI's parser, as the command does before its first trial
+
+
+def test_a_group_sets_its_config_and_keys_together_and_is_named_by_its_name():
+    """tricks.yaml's third point (autograd, 3-improved_sigmoid) as the trial's command line and folder name."""
+    from src.sweep.spec import load
+    from src.sweep.trials import fit_args, trial_name
+
+    sweep = load(ROOT / "configs" / "sweeps" / "tricks.yaml")
+    points = sweep.grid()
+    assert len(points) == 8 and [p["net"]["name"] for p in points] == ["autograd"] * 4 + ["manual"] * 4
+    args = fit_args(sweep, points[2], 1)
+    assert trial_name(points[2], 1) == "net=autograd_trick=3-improved_sigmoid_seed=1"
+    # the group's config after base (none here), then the fixed overrides, then the point's keys: later ones win
+    assert args[:2] == ["--config", "configs/mnist_seed002.yaml"] and args.count("--config") == 1
+    keys = dict(zip(args[2::2], args[3::2]))
+    assert keys == {"--trainer.max_epochs": "30", "--data.init_args.batch_size": "32",
+                    "--model.init_args.net.init_args.init": "lecun_normal",
+                    "--model.init_args.net.init_args.activation": "improved_sigmoid",
+                    "--model.init_args.optimizer.init_args.lr": "0.1", "--model.init_args.optimizer.init_args.momentum": "0.0",
+                    "--seed_everything": "1", "--data.init_args.seed": "1"}
+
+
+@pytest.mark.slow
+def test_one_trick_of_the_tricks_sweep_runs_for_both_nets(tmp_path):
+    """The tricks file's last step for the autograd and the manual net, with tiny limits: each run trained what its
+    point says (read back from the run's saved config), and the table has one row per net."""
+    import yaml
+
+    spec = yaml.safe_load((ROOT / "configs" / "sweeps" / "tricks.yaml").read_text())
+    spec["params"]["trick"] = spec["params"]["trick"][-1:]
+    spec["overrides"].update(yaml.safe_load(TINY)["overrides"])
+    spec["seeds"] = [0]
+    proc = sweep(tmp_path, yaml.safe_dump(spec), name="tricks")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    folder = tmp_path / "logs" / "tricks"
+    assert [(r["net"], r["trick"], r["params"]) for r in table(folder)] == [("autograd", "4-momentum", "50890"),
+                                                                          ("manual", "4-momentum", "50890")]
+    for net in ("autograd", "manual"):
+        run = next((folder / f"net={net}_trick=4-momentum_seed=0").glob("version_*"))
+        config = yaml.safe_load((run / "config.yaml").read_text())
+        model = config["model"]["init_args"]
+        assert model["net"]["init_args"]["activation"] == "improved_sigmoid" and model["net"]["init_args"]["init"] == "lecun_normal"
+        assert model["optimizer"]["init_args"]["lr"] == 0.02 and model["optimizer"]["init_args"]["momentum"] == 0.9
+        assert config["data"]["init_args"]["batch_size"] == 32 and config["trainer"]["max_epochs"] == 1
+        assert model["net"]["class_path"] == {"autograd": "src.models.MLP", "manual": "src.manual.ManualMLP"}[net]
+
+
+@pytest.mark.slow
+def test_a_tpe_sweep_draws_its_trials_and_writes_the_best(tmp_path):
+    import optuna
+    import yaml
+
+    text = ("base: configs/mnist_mlp.yaml\n" + TINY + "params:\n  model.init_args.scheduler.init_args.max_lr: "
+            "{low: 1.0e-4, high: 1.0e-1, log: true}\nseeds: [0]\nsampler: tpe\ntrials: 3\n")
+    proc = sweep(tmp_path, text, name="tpe")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    folder = tmp_path / "logs" / "tpe"
+    trials = optuna.load_study(study_name="tpe", storage=f"sqlite:///{folder / 'optuna.db'}").trials
+    lrs = [t.params["model.init_args.scheduler.init_args.max_lr"] for t in trials if t.state.name == "COMPLETE"]
+    assert len(lrs) == 3 == len(set(lrs)) and all(1e-4 <= lr <= 1e-1 for lr in lrs)
+    best = yaml.safe_load((folder / "best.yaml").read_text())
+    rows = table(folder)
+    top = max(rows, key=lambda r: float(r["objective_mean"]))
+    assert len(rows) == 3 and best["val/acc_best"]["mean"] == pytest.approx(float(top["objective_mean"]), abs=1e-9)
+    assert best["point"]["max_lr"] == top["max_lr"] and f"--model.init_args.scheduler.init_args.max_lr {top['max_lr']}" in best["command"]
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def postgres_url():
+    """A throw-away PostgreSQL server (Debian's `postgresql` package; .ci/run installs it) on a free local port, run
+    as the `postgres` user where the tests run as root (the server refuses root); skipped where none can start."""
+    import glob
+    import shutil
+
+    bin_dir = next(iter(sorted(glob.glob("/usr/lib/postgresql/*/bin"))[-1:]), None) or (
+        str(Path(shutil.which("pg_ctl")).parent) if shutil.which("pg_ctl") else None)
+    pytest.importorskip("psycopg", reason="no PostgreSQL driver (pip install \"psycopg[binary]\")")
+    if bin_dir is None:
+        pytest.skip("no PostgreSQL server here (Debian: apt-get install postgresql)")
+    import tempfile
+
+    folder = Path(tempfile.mkdtemp(prefix="sweep-postgres-"))  # not under pytest's tmp: its parents are root's only
+    as_user = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
+    if as_user:
+        shutil.chown(folder, "postgres")
+    port, data = free_port(), folder / "data"
+    start = [[f"{bin_dir}/initdb", "-D", str(data), "-A", "trust", "-U", "sweep"],
+             [f"{bin_dir}/pg_ctl", "-D", str(data), "-l", str(folder / "log"), "-w", "-o",
+              f"-p {port} -k {folder} -c listen_addresses=127.0.0.1", "start"]]
+    for cmd in start:
+        proc = subprocess.run(as_user + cmd, capture_output=True, text=True)
+        if proc.returncode != 0:
+            pytest.skip(f"PostgreSQL did not start: {(proc.stderr or proc.stdout).strip().splitlines()[-1:]}")
+    yield f"postgresql://sweep@127.0.0.1:{port}/postgres"
+    subprocess.run(as_user + [f"{bin_dir}/pg_ctl", "-D", str(data), "-m", "immediate", "stop"], capture_output=True)
+    shutil.rmtree(folder, ignore_errors=True)
+
+
+@pytest.mark.slow
+def test_two_sweep_commands_share_a_postgresql_study(postgres_url, tmp_path):
+    """Two machines, as two processes here: the same command with one --storage URL. Every grid point x seed runs
+    exactly once between them, both take part, and the table is complete."""
+    procs = [sweep(tmp_path, GRID, "--storage", postgres_url, wait=False) for _ in range(2)]
+    outs = [proc.communicate(timeout=600) for proc in procs]
+    assert [p.returncode for p in procs] == [0, 0], [err[-2000:] for _, err in outs]
+    import optuna
+
+    trials = optuna.load_study(study_name="grid", storage=postgres_url).trials
+    done = [t for t in trials if t.state.name == "COMPLETE"]
+    assert sorted((t.user_attrs["point"], t.user_attrs["seed"]) for t in done) == [(0, 0), (0, 1), (1, 0), (1, 1)]
+    assert len({t.user_attrs["worker"] for t in done}) == 2
+    folder = tmp_path / "logs" / "grid"
+    assert len(fit_runs(folder)) == 4 and len({p.parent.name for p in fit_runs(folder)}) == 4
+    assert [(r["hidden"], r["seeds"]) for r in table(folder)] == [("[16]", "2"), ("[32]", "2")]
