@@ -11,9 +11,7 @@ from torch import nn
 from torchmetrics import MetricCollection
 from torchmetrics.classification import (MulticlassConfusionMatrix, MulticlassF1Score, MulticlassPrecision,
                                          MulticlassRecall)
-from torchvision.transforms.functional import pil_to_tensor
-
-from src.callbacks.render import confusion_image, filter_grid, labelled_grid
+from torchvision.utils import make_grid, save_image
 
 
 def per_class_rows(precision, recall, f1, confmat, classes) -> list[dict]:
@@ -41,6 +39,21 @@ def first_layer_filters(net: nn.Module, in_shape: tuple[int, ...]) -> torch.Tens
         if isinstance(module, nn.Linear):
             return module.weight.reshape(-1, *in_shape)
     raise ValueError(f"no first Linear or Conv2d layer in {type(net).__name__}")
+
+
+def misclassified_figure(images: torch.Tensor, captions: list[str], ncol: int = 8):
+    """images [N, C, H, W] in [0, 1], one captioned tile each ("true -> predicted"), as a matplotlib figure."""
+    import matplotlib.pyplot as plt
+
+    rows = (len(images) + ncol - 1) // ncol
+    fig, axes = plt.subplots(rows, ncol, figsize=(1.5 * ncol, 1.7 * rows), squeeze=False)
+    for ax, image, caption in zip(axes.flat, images, captions + [""] * (rows * ncol - len(captions))):
+        ax.imshow(image.clamp(0, 1).permute(1, 2, 0).squeeze(-1).numpy(), cmap="gray", vmin=0, vmax=1)
+        ax.set_title(caption, fontsize=7)
+    for ax in axes.flat:
+        ax.axis("off")
+    fig.tight_layout()
+    return fig
 
 
 class TestReport(Callback):
@@ -84,16 +97,29 @@ class TestReport(Callback):
         confmat = values["confmat"].cpu()
         with open(out / "confusion_matrix.csv", "w", newline="") as f:
             csv.writer(f).writerows([["true \\ predicted", *classes]] + [[c, *map(int, r)] for c, r in zip(classes, confmat)])
-        images = {"confusion_matrix": confusion_image(confmat, classes),
-                  "filters": filter_grid(first_layer_filters(pl_module.net, data.in_shape)[: self.max_filters])}
-        if self.wrong:
-            x = data.denormalize(torch.stack([w[0] for w in self.wrong]))
-            images["misclassified"] = labelled_grid(x, [f"{classes[t]}->{classes[p]}" for _, t, p in self.wrong])
-        for name, img in images.items():
-            img.save(out / f"{name}.png")
-        for logger in trainer.loggers:
-            if isinstance(logger, TensorBoardLogger):
-                logger.experiment.add_text("test/per_class", table, trainer.global_step)
-                for name, img in images.items():
-                    logger.experiment.add_image(f"test/{name}", pil_to_tensor(img), trainer.global_step)
+        self.pictures(trainer, out, table, confmat, classes, first_layer_filters(pl_module.net, data.in_shape))
         rank_zero_info(f"test report: {out} (per-class table, confusion matrix, misclassified images, filters)")
+
+    def pictures(self, trainer, out: Path, table: str, confmat, classes, filters: torch.Tensor) -> None:
+        """confusion_matrix.png (torchmetrics' own plot), misclassified.png (matplotlib) and filters.png (torchvision's
+        grid, each filter scaled to [0, 1] on its own), as files and in TensorBoard."""
+        import matplotlib.pyplot as plt
+
+        figures = {"confusion_matrix": MulticlassConfusionMatrix(len(classes)).plot(confmat, labels=list(classes))[0]}
+        if self.wrong:
+            x = trainer.datamodule.denormalize(torch.stack([w[0] for w in self.wrong]))
+            figures["misclassified"] = misclassified_figure(x, [f"{classes[t]} -> {classes[p]}" for _, t, p in self.wrong])
+        grid = make_grid(filters[: self.max_filters].detach().float().cpu(), nrow=8, normalize=True, scale_each=True,
+                         pad_value=1.0)
+        grid = grid.repeat_interleave(4, dim=1).repeat_interleave(4, dim=2)  # 4x, so that 5x5 kernels can be seen
+        save_image(grid, out / "filters.png")
+        tensorboard = [lg.experiment for lg in trainer.loggers if isinstance(lg, TensorBoardLogger)]
+        for name, fig in figures.items():
+            fig.savefig(out / f"{name}.png", dpi=90, bbox_inches="tight")
+        for writer in tensorboard:
+            writer.add_text("test/per_class", table, trainer.global_step)
+            writer.add_image("test/filters", grid, trainer.global_step)
+            for name, fig in figures.items():
+                writer.add_figure(f"test/{name}", fig, trainer.global_step, close=False)
+        for fig in figures.values():
+            plt.close(fig)

@@ -14,16 +14,13 @@ import shlex
 import statistics
 from pathlib import Path
 
-import matplotlib
+import matplotlib.pyplot as plt
+import optuna
 import yaml
+from optuna.trial import TrialState
 
-matplotlib.use("Agg")  # files only, no display
-import matplotlib.pyplot as plt  # noqa: E402
-import optuna  # noqa: E402
-from optuna.trial import TrialState  # noqa: E402
-
-from src.sweep.spec import column, label  # noqa: E402
-from src.sweep.trials import fit_args, run_numbers  # noqa: E402
+from src.sweep.spec import column, label
+from src.sweep.trials import fit_args, run_numbers
 
 
 def points(study: optuna.Study, sweep) -> dict[str, list[dict]]:
