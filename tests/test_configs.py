@@ -4,6 +4,7 @@ import math
 from pathlib import Path
 
 import pytest
+import torch
 from lightning.pytorch.callbacks import EarlyStopping, LearningRateMonitor, ModelCheckpoint
 from lightning.pytorch.loggers import TensorBoardLogger
 
@@ -11,6 +12,8 @@ from src.callbacks import HParamsSummary
 from src.cli import DEFAULTS, main
 from src.data import ImageDataModule
 from src.manual import ManualMLP
+from src.runs import read_scalars
+from tests.conftest import ROOT, make_cifar10, make_idx_dataset, only_run
 
 CONFIGS = sorted(p for p in (Path(__file__).resolve().parent.parent / "configs").glob("*.yaml") if p != DEFAULTS)
 
@@ -43,3 +46,42 @@ def test_dotted_overrides_reach_the_net(tmp_path):
                 "--model.init_args.net.init_args.hidden", "[128,64]", "--trainer.logger.init_args.save_dir", str(tmp_path)],
                run=False)
     assert cli.trainer.max_epochs == 3 and [m.out_features for m in cli.model.net.layers if hasattr(m, "out_features")] == [128, 64, 10]
+
+
+def seed_run(config: str, data: Path, tmp_path: Path, *extra: str) -> Path:
+    """Two epochs of a seed recipe on generated data, in this process (the CIFAR md5 check is patched out here)."""
+    main(["fit", "--config", f"configs/{config}.yaml", "--data.init_args.data_dir", str(data), "--data.init_args.val_size",
+          "100", "--trainer.max_epochs", "2", "--trainer.log_every_n_steps", "1", "--trainer.enable_progress_bar", "false",
+          "--trainer.logger.init_args.save_dir", str(tmp_path / "logs"), *extra])
+    return only_run(tmp_path / "logs" / config)
+
+
+def test_fashion_mnist_seed004_feeds_unit_range_pixels_to_sgd(tmp_path, monkeypatch):
+    monkeypatch.chdir(ROOT)
+    data = make_idx_dataset(tmp_path / "data", "FashionMNIST", n_train=300, n_test=50)
+    cli = main(["--config", "configs/fashion_mnist_seed004.yaml", "--data.init_args.data_dir", str(data),
+                "--data.init_args.val_size", "100", "--trainer.logger.init_args.save_dir", str(tmp_path)], run=False)
+    cli.datamodule.setup("fit")
+    x, _ = next(iter(cli.datamodule.train_dataloader()))
+    assert x.shape == (64, 1, 28, 28) and x.min() >= 0 and x.max() <= 1 and x.max() > 0.99  # ToTensor's [0, 1]
+    assert [m.out_features for m in cli.model.net.layers if isinstance(m, torch.nn.Linear)] == [128, 64, 10]
+    fit = read_scalars(seed_run("fashion_mnist_seed004", data, tmp_path))
+    assert {round(v, 6) for _, v in fit["lr-SGD"]} == {0.03} and len(fit["val/acc"]) == 2
+
+
+def test_cifar10_seed000_small_gaussian_init_and_per_epoch_decay(tmp_path, monkeypatch, no_cifar_md5):
+    monkeypatch.chdir(ROOT)
+    torch.manual_seed(0)
+    net = ManualMLP(sizes=[3072, 200, 10], activation="relu", init="normal", init_std=1e-4)
+    assert abs(net.params["W1"].std().item() - 1e-4) < 2e-6 and not net.params["b1"].any()
+    data = make_cifar10(tmp_path / "data", n_per_batch=100)  # 500 train images: 400 after val, 2 batches of 200
+    fit = read_scalars(seed_run("cifar10_seed000", data, tmp_path))
+    assert [round(v, 10) for _, v in fit["lr-ManualSGD"]] == [1e-3, 1e-3, 9.5e-4, 9.5e-4]  # x 0.95 after epoch 1
+
+
+def test_cifar10_cnn_seed003_is_the_seeds_table_3(tmp_path, monkeypatch, no_cifar_md5):
+    monkeypatch.chdir(ROOT)
+    data = make_cifar10(tmp_path / "data", n_per_batch=60)
+    fit = read_scalars(seed_run("cifar10_cnn_seed003", data, tmp_path))
+    assert fit["num_params"][0][1] == 1216 + 9624 + 14424 + 3472 + 2320 + 20500 + 210  # 51,766, row by row
+    assert len(fit["val/acc"]) == 2

@@ -24,8 +24,9 @@ class ManualMLP(nn.Module):
         self,
         sizes: list[int] = [784, 64, 10],  # input features, hidden widths..., classes
         activation: Activation = "improved_sigmoid",
-        init: Literal["default", "lecun_normal", "uniform"] = "lecun_normal",  # as src.models.mlp.init_linear_
+        init: Literal["default", "lecun_normal", "uniform", "normal"] = "lecun_normal",  # as src.models.mlp.init_linear_
         reg: float = 0.0,  # L2 strength on the weights; its gradient is 2 * reg * W
+        init_std: float = 1e-4,  # the standard deviation of init: normal
     ):
         super().__init__()
         if len(sizes) < 2 or any(s <= 0 for s in sizes):
@@ -37,7 +38,7 @@ class ManualMLP(nn.Module):
         self.num_classes = sizes[-1]
         self.params = nn.ParameterDict()
         for l, (fan_in, fan_out) in enumerate(zip(sizes, sizes[1:]), start=1):
-            W, b = init_weights((fan_in, fan_out), fan_in, init)
+            W, b = init_weights((fan_in, fan_out), fan_in, init, init_std)
             self.params[f"W{l}"] = nn.Parameter(W, requires_grad=False)
             self.params[f"b{l}"] = nn.Parameter(b, requires_grad=False)
 
@@ -110,10 +111,11 @@ class ManualMLP(nn.Module):
         return self.params["W1"].T.reshape(-1, *in_shape)
 
 
-def init_weights(shape: tuple[int, ...], fan_in: int, init: str) -> tuple[torch.Tensor, torch.Tensor]:
+def init_weights(shape: tuple[int, ...], fan_in: int, init: str, std: float = 1e-4) -> tuple[torch.Tensor, torch.Tensor]:
     """A weight of `shape` and a bias of its output size, drawn from torch's global generator with the laws of the
     nn.Module nets (src.models.mlp.init_linear_): default is PyTorch's U[-1/sqrt(fan_in), 1/sqrt(fan_in)] for both
-    (nn.Linear's and nn.Conv2d's), lecun_normal is N(0, 1/fan_in) and a zero bias, uniform is U[-1, 1] for both.
+    (nn.Linear's and nn.Conv2d's), lecun_normal is N(0, 1/fan_in) and a zero bias, uniform is U[-1, 1] for both,
+    normal is N(0, std^2) and a zero bias.
     Linear: shape [fan_in, fan_out], bias [fan_out]; convolution: shape [F, C, k, k] (fan_in C*k*k), bias [F]."""
     out = shape[-1] if len(shape) == 2 else shape[0]
     if init == "lecun_normal":
@@ -123,4 +125,6 @@ def init_weights(shape: tuple[int, ...], fan_in: int, init: str) -> tuple[torch.
     if init == "default":
         bound = 1 / math.sqrt(fan_in)
         return (torch.rand(shape) * 2 - 1) * bound, (torch.rand(out) * 2 - 1) * bound
-    raise ValueError(f"unknown init {init!r}; choose one of default, lecun_normal, uniform")
+    if init == "normal":
+        return torch.randn(shape) * std, torch.zeros(out)
+    raise ValueError(f"unknown init {init!r}; choose one of default, lecun_normal, uniform, normal")

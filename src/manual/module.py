@@ -1,5 +1,7 @@
 """ManualClassifier: ImageClassifier's logging, checkpointing and testing around a hand-differentiated net."""
 
+from typing import Literal
+
 import torch
 from lightning.pytorch.cli import LRSchedulerCallable, OptimizerCallable
 
@@ -18,8 +20,9 @@ class ManualClassifier(ImageClassifier):
         net: ManualMLP | ManualCNN,  # in YAML: class_path src.manual.ManualMLP (or ManualCNN) with its init_args
         optimizer: OptimizerCallable = ManualSGD,  # any torch optimizer works; ManualSGD is the exercise's rule
         scheduler: LRSchedulerCallable | None = None,
+        scheduler_interval: Literal["step", "epoch"] = "step",  # per-epoch decay: epoch
     ):
-        super().__init__(net, optimizer, scheduler)
+        super().__init__(net, optimizer, scheduler, scheduler_interval)
         self.automatic_optimization = False
 
     def training_step(self, batch, batch_idx):
@@ -29,8 +32,13 @@ class ManualClassifier(ImageClassifier):
         for name, param in self.net.params.items():
             param.grad = grads[name]
         self.optimizers().step()
-        if self.lr_schedulers() is not None:
+        if self.lr_schedulers() is not None and self.scheduler_interval == "step":
             self.lr_schedulers().step()
         self.update_metrics("train", scores, y, loss)
         self.log_train_loss(loss, steps_done)
         return loss
+
+    def on_train_epoch_end(self) -> None:
+        super().on_train_epoch_end()
+        if self.lr_schedulers() is not None and self.scheduler_interval == "epoch":  # manual optimization: ours to step
+            self.lr_schedulers().step()

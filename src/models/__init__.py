@@ -2,7 +2,7 @@
 
 from src.models.activations import ImprovedSigmoid, make_activation
 from src.models.classifier import ImageClassifier
-from src.models.cnn import SmallCNN
+from src.models.cnn import ConvBlock, SmallCNN
 from src.models.mlp import MLP
 
-__all__ = ["ImprovedSigmoid", "make_activation", "ImageClassifier", "SmallCNN", "MLP"]
+__all__ = ["ConvBlock", "ImprovedSigmoid", "make_activation", "ImageClassifier", "SmallCNN", "MLP"]

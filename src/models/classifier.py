@@ -1,6 +1,7 @@
 """ImageClassifier: the one LightningModule; it takes any net that maps images to logits."""
 
 import warnings
+from typing import Literal
 
 import torch
 import torch.nn.functional as F
@@ -42,10 +43,11 @@ class ImageClassifier(LightningModule):
         self,
         net: nn.Module,  # the network; in YAML a class_path (src.models.MLP, src.models.SmallCNN) with init_args
         optimizer: OptimizerCallable = torch.optim.Adam,  # class_path + init_args of any torch.optim optimizer
-        scheduler: LRSchedulerCallable | None = None,  # stepped every optimizer step; see configure_optimizers
+        scheduler: LRSchedulerCallable | None = None,  # see configure_optimizers
+        scheduler_interval: Literal["step", "epoch"] = "step",  # step the scheduler after every batch, or every epoch
     ):
         super().__init__()
-        self.net, self.optimizer, self.scheduler = net, optimizer, scheduler
+        self.net, self.optimizer, self.scheduler, self.scheduler_interval = net, optimizer, scheduler, scheduler_interval
         # Under DDP Lightning recommends sync_dist=True for every epoch-level value logged as a tensor. These are
         # computed by torchmetrics, which has already summed their states over all ranks: every rank logs the same
         # global value, and a further all-reduce would only average identical numbers. A false alarm for our names.
@@ -216,4 +218,4 @@ class ImageClassifier(LightningModule):
         if getattr(self.scheduler, "keywords", {}).get("total_steps", 0) is None:
             kwargs["total_steps"] = int(self.trainer.estimated_stepping_batches)
         scheduler = self.scheduler(optimizer, **kwargs)
-        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
+        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": self.scheduler_interval}}

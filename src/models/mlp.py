@@ -8,10 +8,10 @@ from torch import nn
 
 from src.models.activations import Activation, make_activation
 
-Init = Literal["default", "lecun_normal", "uniform"]
+Init = Literal["default", "lecun_normal", "uniform", "normal"]
 
 
-def init_linear_(layer: nn.Linear, init: Init) -> None:
+def init_linear_(layer: nn.Linear, init: Init, std: float = 1e-4) -> None:
     """Re-initialise one Linear layer in place.
 
     default:      PyTorch's own (Kaiming-uniform with a = sqrt(5), i.e. U[-1/sqrt(fan_in), 1/sqrt(fan_in)]).
@@ -19,6 +19,7 @@ def init_linear_(layer: nn.Linear, init: Init) -> None:
                   unit-variance inputs then give unit-variance pre-activations.
     uniform:      W, b ~ U[-1, 1] -- the naive baseline of the tricks-of-the-trade exercise; with 784
                   inputs it saturates sigmoids from the first step, which is the point of the exercise.
+    normal:       W ~ N(0, std^2), b = 0 -- the two-layer-net exercise's small Gaussian (std 1e-4).
     """
     if init == "default":
         layer.reset_parameters()
@@ -28,8 +29,11 @@ def init_linear_(layer: nn.Linear, init: Init) -> None:
     elif init == "uniform":
         nn.init.uniform_(layer.weight, -1.0, 1.0)
         nn.init.uniform_(layer.bias, -1.0, 1.0)
+    elif init == "normal":
+        nn.init.normal_(layer.weight, 0.0, std)
+        nn.init.zeros_(layer.bias)
     else:
-        raise ValueError(f"unknown init {init!r}; choose one of default, lecun_normal, uniform")
+        raise ValueError(f"unknown init {init!r}; choose one of default, lecun_normal, uniform, normal")
 
 
 class MLP(nn.Module):
@@ -47,6 +51,7 @@ class MLP(nn.Module):
         batchnorm: bool = False,  # BatchNorm1d between each hidden Linear and its activation
         dropout: float = 0.0,  # dropout probability after each hidden activation
         init: Init = "default",  # see init_linear_
+        init_std: float = 1e-4,  # the standard deviation of init: normal
     ):
         super().__init__()
         if any(h <= 0 for h in hidden):
@@ -58,14 +63,14 @@ class MLP(nn.Module):
         fan_in = math.prod(in_shape)
         for width in hidden:
             linear = nn.Linear(fan_in, width)
-            init_linear_(linear, init)
+            init_linear_(linear, init, init_std)
             layers += [linear, nn.BatchNorm1d(width)] if batchnorm else [linear]
             layers.append(make_activation(activation))
             if dropout > 0:
                 layers.append(nn.Dropout(dropout))
             fan_in = width
         head = nn.Linear(fan_in, num_classes)
-        init_linear_(head, init)
+        init_linear_(head, init, init_std)
         self.layers = nn.Sequential(*layers, head)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

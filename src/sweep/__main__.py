@@ -1,4 +1,5 @@
 """python -m src.sweep configs/sweeps/<name>.yaml [--workers N] [--storage URL] [--trials N] [--threads N] [--report-only]
+                                                [--out DIR]
 
 Runs a sweep file (src/sweep/spec.py) with Optuna: every trial is `fit` + `test --ckpt_path best` in processes of
 their own (src/sweep/trials.py), logged under lightning_logs/sweeps/<name>/<trial name>/. The study lives in
@@ -33,6 +34,7 @@ def parse(argv):
     parser.add_argument("--trials", type=int, default=None, help="overrides the file's trials (tpe / random)")
     parser.add_argument("--report-only", action="store_true", help="rebuild the report without training")
     parser.add_argument("--save-dir", type=Path, default=Path("lightning_logs/sweeps"), help="where sweeps live")
+    parser.add_argument("--out", type=Path, default=None, help="where the report goes (default: the sweep's folder)")
     return parser.parse_args(argv)
 
 
@@ -138,7 +140,9 @@ def main(argv: list[str] | None = None) -> None:
             run(study, sweep, folder, args.workers, threads)
         from src.sweep.report import report
 
-        print(report(study, sweep, folder))
+        if args.out:
+            args.out.mkdir(parents=True, exist_ok=True)
+        print(report(study, sweep, args.out or folder))
     except UsageError as err:
         print(f"error: {err}", file=sys.stderr)
         sys.exit(2)

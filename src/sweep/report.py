@@ -81,14 +81,25 @@ def band(ax, curves: list[list[float]], xs, name: str) -> None:
     ax.fill_between(xs[:n], [min(c) for c in columns], [max(c) for c in columns], alpha=0.2)
 
 
+def smooth(values: list[float], weight: float = 0.9) -> list[float]:
+    """TensorBoard's smoothing: an exponential moving average, debiased at the start. One logged mini-batch's loss is
+    too noisy to compare runs by."""
+    out, avg = [], 0.0
+    for i, v in enumerate(values):
+        avg = weight * avg + (1 - weight) * v
+        out.append(avg / (1 - weight ** (i + 1)))
+    return out
+
+
 def plot_curves(grouped: dict[str, list[dict]], folder: Path) -> None:
     fig, (acc, loss) = plt.subplots(1, 2, figsize=(12, 4.5))
     for key, runs in grouped.items():
         name = ", ".join("=".join(label(k, v)) for k, v in json.loads(key).items())
-        for ax, curve in ((acc, "val_curve"), (loss, "loss_curve")):
-            band(ax, [[v for _, v in r[curve]] for r in runs], [s for s, _ in runs[0][curve]], name)
+        band(acc, [[v for _, v in r["val_curve"]] for r in runs], [s for s, _ in runs[0]["val_curve"]], name)
+        band(loss, [smooth([v for _, v in r["loss_curve"]]) for r in runs], [s for s, _ in runs[0]["loss_curve"]], name)
     acc.set(xlabel="optimizer step", ylabel="validation accuracy (fraction)", title="val/acc (band: min-max over seeds)")
-    loss.set(xlabel="optimizer step", ylabel="training loss (cross-entropy, nats)", title="train/loss per logged step")
+    loss.set(xlabel="optimizer step", ylabel="training loss (cross-entropy, nats)",
+             title="train/loss (moving average 0.9 of the logged steps)")
     if loss.lines:
         loss.set_yscale("log")
     for ax in (acc, loss):
@@ -160,7 +171,7 @@ def write_best(grouped: dict[str, list[dict]], sweep, folder: Path) -> str:
            f"{folder / 'best.yaml'}"
 
 
-def report(study: optuna.Study, sweep, folder: Path) -> str:
+def report(study: optuna.Study, sweep, folder: Path) -> str:  # folder: where the report goes
     """Writes results.csv, results.md, best.yaml, curves.png, objective_<key>.png (and grad_norms.png) into folder."""
     grouped = points(study, sweep)
     if not grouped:
@@ -170,4 +181,7 @@ def report(study: optuna.Study, sweep, folder: Path) -> str:
     plot_curves(grouped, folder)
     plot_objective(table, sweep, folder)
     plot_grad_norms(grouped, folder)
+    pictures = ["curves.png", *(f"objective_{column(k)}.png" for k in sweep.params), "grad_norms.png"]
+    with open(folder / "results.md", "a") as f:
+        f.writelines(f"\n![{name[:-4]}]({name})\n" for name in pictures if (folder / name).is_file())
     return f"{text}\n{write_best(grouped, sweep, folder)}\nreport: {folder / 'results.md'}"
