@@ -1,7 +1,6 @@
 """Reliability: reproducible and resumable runs, interrupts, and one-line errors on bad input."""
 
 import os
-import pickle
 import signal
 import subprocess
 import sys

@@ -1,12 +1,10 @@
 """What we log is what TensorBoard shows: a real server over a real run, read through its HTTP data API."""
 
 import json
-import shutil
 import subprocess
 import sys
 import urllib.parse
 import urllib.request
-from pathlib import Path
 
 import pytest
 

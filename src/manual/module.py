@@ -2,7 +2,6 @@
 
 from typing import Literal
 
-import torch
 from lightning.pytorch.cli import LRSchedulerCallable, OptimizerCallable
 
 from src.manual.cnn import ManualCNN
