@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 import torch
 
-from src.manual import ManualMLP
+from src.manual import ManualMLP, ManualSGD
 from src.manual.layers import Softmax, cross_entropy_on_probs, softmax_cross_entropy
 
 
@@ -117,3 +117,23 @@ def test_toy_problem_trains_below_0_02():
             p.data -= 0.1 * grads[name]
     print("toy loss curve (every 10th iteration):", [round(v, 4) for v in curve[::10]], "final:", round(curve[-1], 5))
     assert curve[-1] < 0.02 and curve[0] > 1.0
+
+
+def test_toy_problem_trains_with_the_exercises_minibatch_sgd():
+    """Seed 000's Algorithm 1 on the toy problem, with the pieces configs/cifar10_seed000.yaml trains with: every
+    iteration a mini-batch of 200 drawn with replacement from the 5 examples, ManualSGD with momentum, the lr decayed
+    by 0.95 each iteration (one iteration is an epoch of 5 examples). The exercise's target: training loss ~0.02."""
+    net, X, y = toy_net(reg=5e-6)
+    optimizer = ManualSGD(net.params.values(), lr=0.1, momentum=0.9)
+    scheduler = torch.optim.lr_scheduler.ExponentialLR(optimizer, gamma=0.95)
+    generator = torch.Generator().manual_seed(0)
+    for _ in range(100):
+        batch = torch.randint(0, len(X), (200,), generator=generator)
+        _, grads = net.loss(X[batch], y[batch])
+        for name, p in net.params.items():
+            p.grad = grads[name]
+        optimizer.step()
+        scheduler.step()
+    final = net.loss(X, y)[0].item()
+    print("toy loss after 100 mini-batch iterations:", round(final, 5))
+    assert final < 0.02 and scheduler.get_last_lr()[0] == pytest.approx(0.1 * 0.95 ** 100)
