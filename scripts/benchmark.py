@@ -1,6 +1,7 @@
 """Where a small MLP's MNIST epoch goes: this template vs the standard pipeline vs a bare PyTorch loop.
 
     python scripts/benchmark.py [--reps 3] [--batch-size N] [--device cpu] [--json out.json] [--tta] [--manual] [--cnn]
+                                [--startup]
 
 Same model (784-64-128-64-10 MLP with batchnorm, ReLU), same batch (configs/mnist_mlp.yaml's unless --batch-size
 says otherwise), the configs' optimizer (Adam, fused, lr 1e-3), real MNIST (DATA_DIR):
@@ -18,7 +19,8 @@ An epoch is timed from on_train_epoch_start to on_train_end of a one-epoch fit: 
 the checkpoint saves (ModelCheckpoint saves after every other on_train_epoch_end) are in; set-up and data decoding
 are out, as they happen once per run. --tta adds wall time to test accuracy for the configs;
 --manual adds the manual-backprop step against autograd (scripts/bench_manual_step.py), --cnn SmallCNN's step per
-memory layout and precision (scripts/bench_cnn_step.py).
+memory layout and precision (scripts/bench_cnn_step.py), --startup the phases of `fit` and `test` before the first
+step and after the last, next to a plain PyTorch script (scripts/bench_startup.py).
 """
 
 import argparse
@@ -196,6 +198,7 @@ def main() -> None:
     parser.add_argument("--tta", action="store_true", help="also time fit until target test accuracies")
     parser.add_argument("--manual", action="store_true", help="also time the manual-backprop step")
     parser.add_argument("--cnn", action="store_true", help="also time SmallCNN's step per memory layout and precision")
+    parser.add_argument("--startup", action="store_true", help="also time the phases before the first step and after the last")
     parser.add_argument("--workers", default="0,2", help="num_workers values for S")
     args = parser.parse_args()
     save_dir = tempfile.mkdtemp(prefix="benchmark_logs_")  # the runs' logs are not the point: removed at the end
@@ -229,12 +232,13 @@ def main() -> None:
     report = {"device": args.device, "torch": torch.__version__, "threads": torch.get_num_threads(), "batch_size": batch,
               "epochs": result, "ratios": ratios, "ratios_per_rep": per_rep,
               "peak_rss_mib": peak}
-    for flag, script in (("manual", "bench_manual_step"), ("cnn", "bench_cnn_step")):
+    device = ["--device", args.device]
+    for flag, key, script, extra in (("manual", "manual_step", "bench_manual_step", device),
+                                     ("cnn", "cnn_step", "bench_cnn_step", device), ("startup", "startup", "bench_startup", [])):
         if getattr(args, flag):
-            out = subprocess.run([sys.executable, f"scripts/{script}.py", "--device", args.device],
-                                 capture_output=True, text=True).stdout
+            out = subprocess.run([sys.executable, f"scripts/{script}.py", *extra], capture_output=True, text=True).stdout
             print(out)
-            report[f"{flag}_step"] = out
+            report[key] = out
     if args.tta:
         report["time_to_accuracy"] = [time_to_accuracy("configs/mnist_cnn.yaml", [0.99, 0.992], args.device, save_dir),
                                       time_to_accuracy(CONFIG, [0.98], args.device, save_dir)]

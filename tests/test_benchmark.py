@@ -30,3 +30,22 @@ def test_benchmark_prints_and_saves_the_ratios(mnist_root, tmp_path):
     # Every pipeline ran at the MLP config's batch: T is the default a user gets.
     config = yaml.safe_load((ROOT / "configs" / "mnist_mlp.yaml").read_text())
     assert report["batch_size"] == config["data"]["init_args"]["batch_size"] and f"batch {report['batch_size']}" in proc.stdout
+
+
+def test_startup_phases_cover_each_command_from_spawn_to_exit(mnist_root, tmp_path):
+    """Every stamped phase was reached, in order (none negative), and the phases add up to the command's wall time."""
+    out = tmp_path / "startup.json"
+    proc = subprocess.run([sys.executable, "scripts/bench_startup.py", "--reps", "1", "--json", str(out)], cwd=ROOT,
+                          capture_output=True, text=True, timeout=600, env={**os.environ, "DATA_DIR": str(mnist_root)})
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    report = json.loads(out.read_text())
+    phases = ["interpreter", "imports", "parse+build", "data", "to 1st step", "loop", "wind-down", "exit"]
+    for name in ("fit (1 epoch)", "test --ckpt_path best"):
+        (run,) = report["runs"][name]
+        assert list(run) == phases and all(v >= 0 for v in run.values()), run
+        row = report["median_s"][name]
+        assert row["total"] == pytest.approx(sum(run.values())) and row["start-up (spawn -> 1st step)"] == pytest.approx(
+            sum(run[p] for p in phases[:5]))
+    (plain,) = report["runs"]["plain PyTorch (1 epoch)"]
+    assert list(plain) == ["interpreter", "imports", "data", "to 1st step", "loop", "exit"]
+    assert "start-up (spawn -> 1st step)" in proc.stdout

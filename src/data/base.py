@@ -29,10 +29,14 @@ def default_data_dir() -> str:
 
 
 def channel_stats(images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Per-channel mean and (population) std of uint8 images [N, C, H, W], on the [0, 1] scale.
-    Accumulated in float64: 47 million float32 additions would lose digits that the tests check."""
-    x = images.transpose(0, 1).reshape(images.shape[1], -1).double() / 255.0  # [C, N*H*W]
-    return x.mean(dim=1).float(), x.std(dim=1, unbiased=False).float()
+    """Per-channel mean and (population) std of uint8 images [N, C, H, W], on the [0, 1] scale, from each channel's
+    histogram of its 256 byte values: one pass over the bytes and exact float64 sums over 256 bins, instead of
+    converting 47 (MNIST) to 154 (CIFAR-10) million bytes to float64 and reducing over them."""
+    values = torch.arange(256, dtype=torch.float64) / 255.0
+    counts = torch.stack([torch.bincount(images[:, c].reshape(-1), minlength=256) for c in range(images.shape[1])])
+    p = counts.double() / counts.sum(dim=1, keepdim=True)  # [C, 256]: the share of each byte value
+    mean = p @ values
+    return mean.float(), (p @ values.square() - mean.square()).sqrt().float()
 
 
 class ImageDataModule(LightningDataModule):

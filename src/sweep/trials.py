@@ -98,7 +98,10 @@ def run_numbers(run: Path, metric: str) -> dict:
 
 
 if __name__ == "__main__":  # a trial's process: fit, then test the best checkpoint (see _run)
+    import gc
+
     from src.cli import main
 
     for command in json.loads(sys.argv[1]):
         main(command)
+    gc.freeze()  # exit without a last collection over every object, as src.cli does

@@ -1,7 +1,7 @@
 import torch
 from torchmetrics.classification import MulticlassConfusionMatrix, MulticlassF1Score, MulticlassPrecision, MulticlassRecall
 
-from src.callbacks.report import first_layer_filters, markdown_table, misclassified_figure, per_class_rows
+from src.callbacks.report import first_layer_filters, markdown_table, misclassified_figure, per_class_rows, rendered
 from src.manual import ManualCNN, ManualMLP
 from src.models import MLP, SmallCNN
 
@@ -42,6 +42,12 @@ def test_first_layer_filters_of_each_net():
 def test_misclassified_figure_has_one_captioned_tile_per_image():
     images = torch.rand(10, 1, 28, 28)
     fig = misclassified_figure(images, [f"{i} -> {9 - i}" for i in range(10)], ncol=8)
-    assert len(fig.axes) == 16  # 2 rows of 8, the last 6 tiles blank
-    assert [ax.get_title() for ax in fig.axes[:11]] == [f"{i} -> {9 - i}" for i in range(10)] + [""]
-    assert torch.allclose(torch.from_numpy(fig.axes[3].images[0].get_array().data).float(), images[3, 0])
+    (ax,) = fig.axes
+    assert [t.get_text() for t in ax.texts] == [f"{i} -> {9 - i}" for i in range(10)]
+    grid = torch.from_numpy(ax.images[0].get_array().data).float()  # [H', W', 3]: 2 rows of 8 tiles, 12 px padding
+    assert grid.shape == (2 * (28 + 12) + 12, 8 * (28 + 12) + 12, 3)
+    assert torch.allclose(grid[12:40, 3 * 40 + 12:3 * 40 + 40, 0], images[3, 0])  # tile 3 where it belongs
+    x, y = ax.texts[3].get_position()
+    assert 3 * 40 + 12 < x < 3 * 40 + 40 and y <= 12  # its caption centred above it
+    image = rendered(fig)
+    assert image.dtype == torch.uint8 and image.shape[0] == 3 and image.shape[1] > 100
