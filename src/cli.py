@@ -106,7 +106,9 @@ class CLI(LightningCLI):
         it and a resumed run is left as it was. A run that trained keeps everything."""
         try:
             super()._run_subcommand(subcommand)
-        except BaseException:
+        except BaseException as err:
+            if isinstance(err, ValueError) and not isinstance(err, UsageError):
+                err.in_run = True  # raised by the training or evaluation code itself: a bug, shown with its traceback
             untrained = subcommand != "fit" or self.trainer.global_step <= self.start_step
             if self.log_dir is not None and untrained and self.trainer.is_global_zero and self.log_dir.is_dir():
                 for entry in [self.log_dir] if self.log_dir_held is None else set(self.log_dir.iterdir()) - self.log_dir_held:
@@ -217,7 +219,10 @@ def main(args: list[str] | None = None, run: bool = True) -> CLI:
         print("interrupted", file=sys.stderr)
         sys.exit(128 + signal.SIGINT)
     except (ValueError, ArgumentError, MisconfigurationException) as err:  # UsageError is a ValueError
-        if os.environ.get("SRC_DEBUG"):
+        # Bad input is a one-line error: what the parser rejects, what a class's __init__ refuses (a ValueError while
+        # the config is instantiated), and UsageError. A ValueError from inside a run (e.g. a shape mismatch in
+        # F.cross_entropy) is a bug, and a bug needs its traceback.
+        if os.environ.get("SRC_DEBUG") or getattr(err, "in_run", False):
             raise
         hint = " (python -m src.cli fit --help lists every option)" if isinstance(err, ArgumentError) else ""
         print(f"error: {one_line(str(err))}{hint}", file=sys.stderr)

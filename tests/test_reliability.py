@@ -223,6 +223,28 @@ def test_truncated_idx_through_the_cli(tmp_path, capfd):
     assert "truncated" in line and "t10k-images-idx3-ubyte" in line
 
 
+class BatchDroppingNet(torch.nn.Module):
+    """A bug on purpose: its logits miss the batch's last image, so F.cross_entropy raises a ValueError mid-run."""
+
+    def __init__(self):
+        super().__init__()
+        self.linear = torch.nn.Linear(784, 10)
+
+    def forward(self, x):
+        return self.linear(x.flatten(1))[:-1]
+
+
+def test_a_bug_inside_a_run_shows_its_traceback(tmp_path, capfd, monkeypatch):
+    """Only bad input is a one-line error: a ValueError raised by the training code is a bug and keeps its traceback."""
+    monkeypatch.chdir(ROOT)
+    make_idx_dataset(tmp_path / "d", "MNIST", n_train=300, n_test=10)
+    with pytest.raises(ValueError, match="batch_size"):
+        main(["fit", "--config", "configs/mnist_mlp.yaml", "--model.init_args.net", "tests.test_reliability.BatchDroppingNet",
+              "--data.init_args.data_dir", str(tmp_path / "d"), "--data.init_args.val_size", "100",
+              "--trainer.logger.init_args.save_dir", str(tmp_path / "logs"), "--trainer.max_epochs", "1"])
+    assert "error:" not in capfd.readouterr().err
+
+
 def test_data_dir_not_writable_when_a_download_is_needed(tmp_path, monkeypatch):
     monkeypatch.setattr(os, "access", lambda path, mode: False)  # root may write anywhere; pretend it may not
     with pytest.raises(UsageError, match="is not writable"):
