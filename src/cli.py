@@ -55,6 +55,10 @@ class CLI(LightningCLI):
             # default.yaml configures a progress bar; Lightning refuses one together with enable_progress_bar false.
             config.trainer.callbacks = [c for c in config.trainer.callbacks or []
                                         if not str(c.get("class_path", "")).endswith("ProgressBar")]
+        if config.trainer.get("precision") == "bf16-mixed" and not native_bf16(config.trainer.get("accelerator")):
+            rank_zero_info("precision: this device has no native bf16 (where it is emulated it is slower than float32): "
+                           "training in 32-true")
+            config.trainer.precision = "32-true"
         logger = _tensorboard_args(config)
         if logger is None:  # another logger chosen by the user: leave naming and resolution to Lightning
             return
@@ -133,6 +137,18 @@ class CLI(LightningCLI):
             if monitor is not None and monitor not in logged:
                 raise UsageError(f"{type(callback).__name__} monitors {monitor!r}, which is never logged; "
                                  f"choose one of {', '.join(logged)}")
+
+
+def native_bf16(accelerator) -> bool:
+    """Whether the device a run trains on computes in bf16 natively: a CUDA GPU that supports it without emulation
+    (Ampere or newer), or a CPU with AVX512-BF16 or AMX (flags in Linux's /proc/cpuinfo; elsewhere: no)."""
+    if torch.cuda.is_available() and accelerator in (None, "auto", "gpu", "cuda"):
+        return torch.cuda.is_bf16_supported(including_emulation=False)
+    try:
+        flags = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return False
+    return re.search(r"\b(avx512_bf16|amx_bf16)\b", flags) is not None
 
 
 def _tensorboard_args(config: Namespace) -> Namespace | None:

@@ -79,3 +79,15 @@ def test_nvml_gpu_check_is_dropped_only_without_gpus(gpus, kept, monkeypatch):
     monkeypatch.setattr(torch.cuda, "device_count", lambda: gpus)
     skip_nvml_without_gpus()
     assert ("PYTORCH_NVML_BASED_CUDA_CHECK" in os.environ) == kept
+
+
+@pytest.mark.parametrize("native", [True, False])
+def test_bf16_config_falls_back_to_float32_where_bf16_is_emulated(native, tmp_path, monkeypatch):
+    """configs/mnist_cnn.yaml asks for bf16-mixed: kept where the device has native bf16, else 32-true (emulated bf16
+    is slower than float32, and a default must not get slower on a user's machine)."""
+    import src.cli
+
+    monkeypatch.setattr(src.cli, "native_bf16", lambda accelerator: native)
+    monkeypatch.chdir(ROOT)
+    cli = src.cli.main(["--config", "configs/mnist_cnn.yaml", "--trainer.logger.init_args.save_dir", str(tmp_path)], run=False)
+    assert cli.trainer.precision == ("bf16-mixed" if native else "32-true")
