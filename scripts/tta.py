@@ -15,13 +15,14 @@ class TestEveryEpoch(Callback):
     @torch.no_grad()
     def on_train_epoch_end(self, trainer, pl_module):
         start = time.time()
-        test = trainer.datamodule.splits["test"]
         was_training = pl_module.training
         pl_module.eval()
-        correct = sum((pl_module(test.images[i:i + 1000]).argmax(1) == test.labels[i:i + 1000]).sum().item()
-                      for i in range(0, len(test), 1000))
+        correct = total = 0
+        for x, y in trainer.datamodule.test_dataloader():  # the data module's own test batches, on the device
+            correct += (pl_module(x.to(pl_module.device)).argmax(1) == y.to(pl_module.device)).sum().item()
+            total += len(y)
         pl_module.train(was_training)
         elapsed = start - float(os.environ["TTA_START"]) - self.excluded
         self.excluded += time.time() - start
         if trainer.is_global_zero:
-            print(f"TTA {elapsed:.2f} {correct / len(test):.4f}", flush=True)
+            print(f"TTA {elapsed:.2f} {correct / total:.4f}", flush=True)
