@@ -13,7 +13,7 @@ import gc
 
 if __name__ == "__main__":
     # As a program: no garbage collection while the libraries below import. Each full collection walks the growing
-    # heap of module objects; together they cost ~0.4 s of start-up (scripts/bench_startup.py). main() turns it on.
+    # heap of module objects, all of which live until exit (README, Performance: start-up). main() turns it on.
     gc.disable()
 
 import ctypes
@@ -247,4 +247,4 @@ def main(args: list[str] | None = None, run: bool = True) -> CLI:
 
 if __name__ == "__main__":
     main()
-    gc.freeze()  # exit without a last collection over every object (~0.8 s); the command has closed what it wrote
+    gc.freeze()  # exit without a last collection walking every object; the command has closed what it wrote

@@ -44,7 +44,7 @@ def first_layer_filters(net: nn.Module, in_shape: tuple[int, ...]) -> torch.Tens
 
 def misclassified_figure(images: torch.Tensor, captions: list[str], ncol: int = 8):
     """images [N, C, H, W] in [0, 1] as one grid of tiles, each with its caption ("true -> predicted") above it: one
-    axes, not one per image (32 small axes took ~0.6 s to lay out and draw)."""
+    axes, not one per image, whose layout and drawing cost more than the rest of a test run."""
     import matplotlib.pyplot as plt
 
     pad, (h, w) = 12, images.shape[-2:]  # the padding above each tile holds its caption
