@@ -40,7 +40,10 @@ def open_study(sweep, storage, folder: Path) -> optuna.Study:
 def heartbeat(trial: optuna.Trial, done: threading.Event) -> None:
     """Mark the trial alive every 30 s while it runs, so that other sweeps can tell it from a dead one's."""
     while not done.wait(30):
-        trial.set_user_attr("alive", time.time())
+        try:
+            trial.set_user_attr("alive", time.time())
+        except optuna.exceptions.UpdateFinishedTrialError:  # it has just finished: nothing left to mark
+            return
 
 
 def fail_stale(study: optuna.Study) -> None:
