@@ -49,6 +49,8 @@ def timed_setup(self, stage):
     stamp("data")
 ImageDataModule.setup = timed_setup
 atexit.register(stamp, "wind-down")
+gc.freeze()
+gc.enable()
 main(sys.argv[1:])
 gc.freeze()
 """

@@ -13,7 +13,7 @@ import gc
 
 if __name__ == "__main__":
     # As a program: no garbage collection while the libraries below import. Each full collection walks the growing
-    # heap of module objects, all of which live until exit (README, Performance: start-up). main() turns it on.
+    # heap of module objects, all of which live until exit (README, Performance: start-up); see the end of this file.
     gc.disable()
 
 import ctypes
@@ -208,8 +208,6 @@ def reuse_freed_memory() -> None:
 
 def main(args: list[str] | None = None, run: bool = True) -> CLI:
     """The command line; with run=False (tests, notebooks) args hold no subcommand and nothing runs."""
-    gc.freeze()  # what is imported lives as long as the process: no collection needs to walk it again
-    gc.enable()
     torch.set_float32_matmul_precision("high")  # TF32 matmuls on Ampere+ GPUs; no effect on CPU
     _progress_to_stdout()
     skip_nvml_without_gpus()
@@ -246,5 +244,7 @@ def main(args: list[str] | None = None, run: bool = True) -> CLI:
 
 
 if __name__ == "__main__":
+    gc.freeze()  # the imported modules live as long as the process: no collection needs to walk them again
+    gc.enable()
     main()
     gc.freeze()  # exit without a last collection walking every object; the command has closed what it wrote
