@@ -53,10 +53,17 @@ def fail_stale(study: optuna.Study) -> None:
             study.tell(t.number, state=TrialState.FAIL, skip_if_finished=True)
 
 
+def live_pairs(study: optuna.Study) -> dict[tuple, list[int]]:
+    """Grid (point, seed) -> the numbers of its trials that are finished, waiting or running."""
+    pairs: dict[tuple, list[int]] = {}
+    for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.WAITING, TrialState.RUNNING)):
+        pairs.setdefault((t.user_attrs.get("point"), t.user_attrs.get("seed")), []).append(t.number)
+    return pairs
+
+
 def enqueue_missing(study: optuna.Study, sweep) -> int:
     """Enqueue every grid (point, seed) that has no finished, waiting or running trial; -> how many are queued."""
-    taken = {(t.user_attrs.get("point"), t.user_attrs.get("seed"))
-             for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.WAITING, TrialState.RUNNING))}
+    taken = live_pairs(study)
     for point in range(len(sweep.grid())):
         for seed in sweep.seeds:
             if (point, seed) not in taken:  # the pair also as user attributes: Optuna shows those on every trial
@@ -67,10 +74,7 @@ def enqueue_missing(study: optuna.Study, sweep) -> int:
 def first_claim(trial: optuna.Trial, point: int, seed: int) -> bool:
     """Whether this trial is the lowest-numbered live (waiting, running or finished) trial of its grid pair. Two
     sweeps that start together can both enqueue the missing pairs; only the first trial of each pair then runs."""
-    live = [t.number for t in trial.study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.WAITING,
-                                                                              TrialState.RUNNING))
-            if (t.user_attrs.get("point"), t.user_attrs.get("seed")) == (point, seed)]
-    return min(live, default=trial.number) == trial.number
+    return min(live_pairs(trial.study).get((point, seed), [trial.number])) == trial.number
 
 
 def suggest(trial: optuna.Trial, sweep) -> dict:
