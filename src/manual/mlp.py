@@ -1,14 +1,12 @@
 """ManualMLP: a multi-layer perceptron whose gradients are written out by hand (layers.py)."""
 
 import math
-from typing import Literal
-
 import torch
 from torch import nn
 
 from src.manual.layers import ACTIVATIONS, Linear, softmax_cross_entropy
 from src.models.activations import Activation
-from src.models.mlp import MLP
+from src.models.mlp import MLP, Init
 
 
 class ManualMLP(nn.Module):
@@ -24,7 +22,7 @@ class ManualMLP(nn.Module):
         self,
         sizes: list[int] = [784, 64, 10],  # input features, hidden widths..., classes
         activation: Activation = "improved_sigmoid",
-        init: Literal["default", "lecun_normal", "uniform", "normal"] = "lecun_normal",  # as src.models.mlp.init_linear_
+        init: Init = "lecun_normal",  # the laws of src.models.mlp.init_linear_
         reg: float = 0.0,  # L2 strength on the weights; its gradient is 2 * reg * W
         init_std: float = 1e-4,  # the standard deviation of init: normal
     ):
