@@ -19,7 +19,7 @@ import optuna
 import yaml
 from optuna.trial import TrialState
 
-from src.sweep.spec import column, label
+from src.sweep.spec import column, label, point_name
 from src.sweep.trials import fit_args, run_numbers
 
 
@@ -94,7 +94,7 @@ def smooth(values: list[float], weight: float = 0.9) -> list[float]:
 def plot_curves(grouped: dict[str, list[dict]], folder: Path) -> None:
     fig, (acc, loss) = plt.subplots(1, 2, figsize=(12, 4.5))
     for key, runs in grouped.items():
-        name = ", ".join("=".join(label(k, v)) for k, v in json.loads(key).items())
+        name = point_name(json.loads(key))
         band(acc, [[v for _, v in r["val_curve"]] for r in runs], [s for s, _ in runs[0]["val_curve"]], name)
         band(loss, [smooth([v for _, v in r["loss_curve"]]) for r in runs], [s for s, _ in runs[0]["loss_curve"]], name)
     acc.set(xlabel="optimizer step", ylabel="validation accuracy (fraction)", title="val/acc (band: min-max over seeds)")
@@ -118,7 +118,7 @@ def plot_grad_norms(grouped: dict[str, list[dict]], folder: Path) -> None:
         names = sorted(runs[0]["grad_norms"], key=lambda n: [int(i) for i in re.findall(r"\d+", n)])
         if names:
             ax.plot(range(1, len(names) + 1), [statistics.median(v for r in runs for v in r["grad_norms"][n]) for n in names],
-                    "o-", label=", ".join("=".join(label(k, v)) for k, v in json.loads(key).items()))
+                    "o-", label=point_name(json.loads(key)))
     if not ax.lines:
         return plt.close(fig)
     ax.set(xlabel="weight layer (1 = next to the input)", ylabel="gradient 2-norm (median over steps and seeds)",
@@ -156,18 +156,19 @@ def plot_objective(table: list[dict], sweep, folder: Path) -> None:
         save(fig, folder / f"objective_{key}.png")
 
 
-def write_best(grouped: dict[str, list[dict]], sweep, folder: Path) -> str:
-    """best.yaml: the point with the best mean objective over its seeds, and the command that trains it again."""
+def write_best(grouped: dict[str, list[dict]], table: list[dict], sweep, folder: Path) -> str:
+    """best.yaml: the point with the best mean objective over its seeds (table's rows are grouped's points, in order),
+    and the command that trains it again."""
     sign = 1 if sweep.direction == "maximize" else -1
-    score = {k: statistics.fmean(r["objective"] for r in runs) for k, runs in grouped.items()}
-    key = max(grouped, key=lambda k: sign * score[k] if math.isfinite(score[k]) else -math.inf)
-    mean, std = mean_std([r["objective"] for r in grouped[key]])
+    key, row = max(zip(grouped, table), key=lambda kr: sign * kr[1]["objective_mean"]
+                   if math.isfinite(kr[1]["objective_mean"]) else -math.inf)
     values = json.loads(key)
     command = shlex.join(["python", "-m", "src.cli", "fit", *fit_args(sweep, values, sweep.seeds[0])])
     best = {"point": dict(label(k, v) for k, v in values.items()), "values": values,
-            sweep.metric: {"mean": mean, "std": std, "seeds": [r["seed"] for r in grouped[key]]}, "command": command}
+            sweep.metric: {"mean": row["objective_mean"], "std": row["objective_std"],
+                           "seeds": [r["seed"] for r in grouped[key]]}, "command": command}
     (folder / "best.yaml").write_text(yaml.safe_dump(best, sort_keys=False, width=1000))
-    return f"best: {', '.join('='.join(label(k, v)) for k, v in values.items())} ({sweep.metric} {mean:.4f} ± {std:.4f}): " \
+    return f"best: {point_name(values)} ({sweep.metric} {row['objective_mean']:.4f} ± {row['objective_std']:.4f}): " \
            f"{folder / 'best.yaml'}"
 
 
@@ -184,4 +185,4 @@ def report(study: optuna.Study, sweep, folder: Path) -> str:  # folder: where th
     pictures = ["curves.png", *(f"objective_{column(k)}.png" for k in sweep.params), "grad_norms.png"]
     with open(folder / "results.md", "a") as f:
         f.writelines(f"\n![{name[:-4]}]({name})\n" for name in pictures if (folder / name).is_file())
-    return f"{text}\n{write_best(grouped, sweep, folder)}\nreport: {folder / 'results.md'}"
+    return f"{text}\n{write_best(grouped, table, sweep, folder)}\nreport: {folder / 'results.md'}"

@@ -77,6 +77,11 @@ def label(key: str, value) -> tuple[str, str]:
     return column(key), json.dumps(value).replace(" ", "") if isinstance(value, (list, dict)) else str(value)
 
 
+def point_name(values: dict, sep: str = ", ") -> str:
+    """A point as its labels say it: hidden=[64], lr=0.01 (legends, best.yaml) or hidden=[64]_lr=0.01 (folders)."""
+    return sep.join("=".join(label(k, v)) for k, v in values.items())
+
+
 def load(path: Path) -> Sweep:
     """Read and check a sweep file; every problem is a one-line UsageError that says what to change."""
     if not path.is_file():

@@ -12,7 +12,7 @@ import time
 from pathlib import Path
 
 from src.runs import next_version, read_scalars
-from src.sweep.spec import label
+from src.sweep.spec import point_name
 
 LIVE: set[subprocess.Popen] = set()  # the trial processes running now: ended when the sweep is stopped
 STOPPING = threading.Event()  # set when the sweep is being stopped: trials cut short then leave no run behind
@@ -26,8 +26,8 @@ def as_arg(value) -> str:
 
 def trial_name(values: dict, seed: int) -> str:
     """hidden=[64]_lr=0.01_seed=1: each key's label and its value, safe as a folder name."""
-    parts = ["=".join(label(k, v)) for k, v in values.items()] + [f"seed={seed}"]
-    return re.sub(r"[^A-Za-z0-9.,=+\-\[\]_]", "", "_".join(parts).replace("/", "-"))
+    name = f"{point_name(values, '_')}_seed={seed}"
+    return re.sub(r"[^A-Za-z0-9.,=+\-\[\]_]", "", name.replace("/", "-"))
 
 
 def fit_args(sweep, values: dict, seed: int) -> list[str]:
