@@ -40,8 +40,10 @@ def sgd_steps(manual, net, x, y, device: str):
 
 
 def mlp_steps(sizes: list[int], batch: int, device: str):
+    """sizes = [D, H1, ..., C] of the MLP benchmarked."""
     torch.manual_seed(0)
-    manual = ManualMLP(sizes=sizes, activation="improved_sigmoid", init="lecun_normal")
+    manual = ManualMLP(in_shape=(sizes[0],), hidden=sizes[1:-1], num_classes=sizes[-1], activation="improved_sigmoid",
+                       init="lecun_normal")
     net = manual.to_module()
     x, y = torch.randn(batch, sizes[0], device=device), torch.randint(0, sizes[-1], (batch,), device=device)
     return sgd_steps(manual, net, x, y, device)

@@ -45,6 +45,12 @@ class CLI(LightningCLI):
     log_dir_held: set[Path] | None = None  # its entries before the command (None: the folder is new)
     start_step: int = 0  # the global step training starts from (a resumed run's checkpoint's)
 
+    def add_arguments_to_parser(self, parser) -> None:
+        # A net's input shape and class count are the data set's: handed over when both are built, never written in
+        # a config (a net without such an argument, like ManualMLP with its sizes, is left alone).
+        for key in ("in_shape", "num_classes"):
+            parser.link_arguments(f"data.{key}", f"model.init_args.net.init_args.{key}", apply_on="instantiate")
+
     def parse_arguments(self, parser, args) -> None:
         """After parsing and before LightningCLI reads the checkpoint's hyperparameters (it rebuilds the model
         from them when ckpt_path is a file): name the run, resolve best/last, validate the file."""

@@ -1,10 +1,11 @@
 """Every config in configs/ parses and instantiates: model, net, data module and trainer."""
 
-import math
+import json
 from pathlib import Path
 
 import pytest
 import torch
+import yaml
 from lightning.pytorch.callbacks import EarlyStopping, LearningRateMonitor, ModelCheckpoint
 from lightning.pytorch.loggers import TensorBoardLogger
 
@@ -16,6 +17,10 @@ from src.runs import read_scalars
 from tests.conftest import ROOT, make_cifar10, make_idx_dataset, only_run
 
 CONFIGS = sorted(p for p in (Path(__file__).resolve().parent.parent / "configs").glob("*.yaml") if p != DEFAULTS)
+# What each experiment resolved to (`--print_config`: model, data, seed, max_epochs, precision, and the net's in_shape
+# and num_classes) when every config spelled everything out, before configs/net/ and configs/optim/ and the linking of
+# in_shape/num_classes from the data module: composing the files must not change a single value.
+RESOLVED = json.loads((Path(__file__).resolve().parent / "resolved_configs.json").read_text())
 
 
 @pytest.mark.parametrize("config", CONFIGS, ids=[p.stem for p in CONFIGS])
@@ -28,12 +33,13 @@ def test_each_config_says_how_to_run_itself(config):
 def test_config_instantiates(config, tmp_path):
     cli = main(["--config", str(config), "--trainer.logger.init_args.save_dir", str(tmp_path)], run=False)
     data, net = cli.datamodule, cli.model.net
+    resolved = yaml.safe_load(cli.parser.dump(cli.config, skip_none=False))  # what --print_config prints
+    expected = RESOLVED[config.stem]
+    assert {k: resolved[k] for k in ("seed_everything", "model", "data")} == {k: expected[k] for k in ("seed_everything", "model", "data")}
+    assert {k: resolved["trainer"][k] for k in expected["trainer"]} == expected["trainer"]
+    assert {k: list(getattr(net, k)) if k == "in_shape" else getattr(net, k) for k in expected["net"]} == expected["net"]
     assert isinstance(data, ImageDataModule)
-    assert net.num_classes == data.num_classes == 10
-    if isinstance(net, ManualMLP):  # takes flattened images
-        assert net.sizes[0] == math.prod(data.in_shape)
-    else:
-        assert tuple(net.in_shape) == data.in_shape
+    assert net.num_classes == data.num_classes == 10 and tuple(net.in_shape) == data.in_shape
     logger = cli.trainer.logger
     assert isinstance(logger, TensorBoardLogger) and Path(logger.log_dir) == tmp_path / config.stem / "version_0"
     kinds = {type(c) for c in cli.trainer.callbacks}
@@ -72,7 +78,7 @@ def test_fashion_mnist_seed004_feeds_unit_range_pixels_to_sgd(tmp_path, monkeypa
 def test_cifar10_seed000_small_gaussian_init_and_per_epoch_decay(tmp_path, monkeypatch, no_cifar_md5):
     monkeypatch.chdir(ROOT)
     torch.manual_seed(0)
-    net = ManualMLP(sizes=[3072, 200, 10], activation="relu", init="normal", init_std=1e-4)
+    net = ManualMLP(in_shape=(3, 32, 32), hidden=[200], activation="relu", init="normal", init_std=1e-4)
     assert abs(net.params["W1"].std().item() - 1e-4) < 2e-6 and not net.params["b1"].any()
     data = make_cifar10(tmp_path / "data", n_per_batch=100)  # 500 train images: 400 after val, 2 batches of 200
     fit = read_scalars(seed_run("cifar10_seed000", data, tmp_path))

@@ -24,7 +24,7 @@ def mnist():
 def nets():
     torch.manual_seed(0)
     return {"mlp": ImageClassifier(MLP(hidden=[64], batchnorm=True)), "cnn": ImageClassifier(SmallCNN(batchnorm=True)),
-            "manual_mlp": ManualClassifier(ManualMLP(sizes=[784, 64, 10])),
+            "manual_mlp": ManualClassifier(ManualMLP()),
             "manual_cnn": ManualClassifier(ManualCNN(batchnorm=True))}
 
 

@@ -7,7 +7,6 @@ import torch
 from lightning.pytorch import Callback, LightningModule, Trainer
 from lightning.pytorch.loggers import TensorBoardLogger
 from lightning.pytorch.utilities.rank_zero import rank_zero_info
-from torch import nn
 from torchmetrics import MetricCollection
 from torchmetrics.classification import (MulticlassConfusionMatrix, MulticlassF1Score, MulticlassPrecision,
                                          MulticlassRecall)
@@ -26,20 +25,6 @@ def markdown_table(rows: list[dict]) -> str:
     keys = list(rows[0])
     lines = ["| " + " | ".join(keys) + " |", "|" + "---|" * len(keys)]
     return "\n".join(lines + ["| " + " | ".join(str(r[k]) for k in keys) + " |" for r in rows])
-
-
-def first_layer_filters(net: nn.Module, in_shape: tuple[int, ...]) -> torch.Tensor:
-    """The first layer's weights as images [K, C, H, W]: conv kernels as they are; a Linear layer's rows
-    reshaped to the input image, i.e. what each first hidden unit looks for. A net that keeps its weights
-    outside nn.Linear/nn.Conv2d (the manual-backprop nets) says so itself with a first_layer_filters method."""
-    if hasattr(net, "first_layer_filters"):
-        return net.first_layer_filters(in_shape)
-    for module in net.modules():
-        if isinstance(module, nn.Conv2d):
-            return module.weight
-        if isinstance(module, nn.Linear):
-            return module.weight.reshape(-1, *in_shape)
-    raise ValueError(f"no first Linear or Conv2d layer in {type(net).__name__}")
 
 
 def misclassified_figure(images: torch.Tensor, captions: list[str], ncol: int = 8):
@@ -103,7 +88,7 @@ class TestReport(Callback):
         out = Path(trainer.log_dir or ".") / "test_report"  # log_dir is a broadcast: every rank must ask
         if not trainer.is_global_zero:
             return
-        data, classes = trainer.datamodule, trainer.datamodule.classes
+        classes = trainer.datamodule.classes
         out.mkdir(parents=True, exist_ok=True)
         rows = per_class_rows(values["precision"], values["recall"], values["f1"], values["confmat"], classes)
         with open(out / "per_class.csv", "w", newline="") as f:
@@ -115,7 +100,7 @@ class TestReport(Callback):
         confmat = values["confmat"].cpu()
         with open(out / "confusion_matrix.csv", "w", newline="") as f:
             csv.writer(f).writerows([["true \\ predicted", *classes]] + [[c, *map(int, r)] for c, r in zip(classes, confmat)])
-        self.pictures(trainer, out, table, confmat, classes, first_layer_filters(pl_module.net, data.in_shape))
+        self.pictures(trainer, out, table, confmat, classes, pl_module.net.first_layer_filters())
         rank_zero_info(f"test report: {out} (per-class table, confusion matrix, misclassified images, filters)")
 
     def pictures(self, trainer, out: Path, table: str, confmat, classes, filters: torch.Tensor) -> None:

@@ -28,7 +28,7 @@ class ManualCNN(nn.Module):
 
     def __init__(
         self,
-        in_shape: tuple[int, int, int] = (1, 28, 28),  # one image, channels first; must match the data module
+        in_shape: tuple[int, int, int] = (1, 28, 28),  # one image, channels first; the command line takes the data module's
         num_classes: int = 10,
         channels: list[int] = [16, 16],  # output channels of each conv block
         kernel_size: int = 5,  # odd, so that 'same' padding keeps H and W until each pool
@@ -126,7 +126,7 @@ class ManualCNN(nn.Module):
         _, loss, grads = self.forward_backward(X, y)
         return loss, grads
 
-    def first_layer_filters(self, in_shape: tuple[int, ...] | None = None) -> torch.Tensor:
+    def first_layer_filters(self) -> torch.Tensor:
         """The first convolution's kernels [F, C, k, k], for the test report's filters.png."""
         return self.params["W1"]
 

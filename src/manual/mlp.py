@@ -10,7 +10,8 @@ from src.models.mlp import MLP, Init
 
 
 class ManualMLP(nn.Module):
-    """sizes = [D, H1, ..., HL, C]: Linear -> activation for every hidden layer, then Linear to C scores.
+    """Images [N, *in_shape] flattened to D = prod(in_shape) features, Linear -> activation for every hidden layer, then
+    Linear to num_classes scores: sizes = [D, H1, ..., HL, C].
 
     Parameters live in `params` as W1, b1, W2, b2, ... with W_l: [fan_in, fan_out] (batch-major, z = xW + b)
     and b_l: [fan_out]. They are nn.Parameters with requires_grad=False: an nn.Module only so that Lightning
@@ -20,20 +21,23 @@ class ManualMLP(nn.Module):
 
     def __init__(
         self,
-        sizes: list[int] = [784, 64, 10],  # input features, hidden widths..., classes
+        in_shape: tuple[int, ...] = (1, 28, 28),  # one image, channels first; the command line takes the data module's
+        num_classes: int = 10,
+        hidden: list[int] = [64],  # hidden widths, input side first
         activation: Activation = "improved_sigmoid",
         init: Init = "lecun_normal",  # the laws of src.models.mlp.init_linear_
         reg: float = 0.0,  # L2 strength on the weights; its gradient is 2 * reg * W
         init_std: float = 1e-4,  # the standard deviation of init: normal
     ):
         super().__init__()
-        if len(sizes) < 2 or any(s <= 0 for s in sizes):
-            raise ValueError(f"sizes must list at least input and output sizes, all positive, got {sizes}")
+        sizes = [math.prod(in_shape), *hidden, num_classes]
+        if any(s <= 0 for s in sizes):
+            raise ValueError(f"in_shape, hidden widths and num_classes must be positive, got {tuple(in_shape)}, "
+                             f"{list(hidden)}, {num_classes}")
         if activation not in ACTIVATIONS:
             raise ValueError(f"unknown activation {activation!r}; choose one of {', '.join(ACTIVATIONS)}")
-        self.sizes, self.activation, self.reg = list(sizes), ACTIVATIONS[activation], reg
-        self.activation_name = activation
-        self.num_classes = sizes[-1]
+        self.in_shape, self.num_classes, self.sizes = tuple(in_shape), num_classes, sizes
+        self.activation, self.activation_name, self.reg = ACTIVATIONS[activation], activation, reg
         self.params = nn.ParameterDict()
         for l, (fan_in, fan_out) in enumerate(zip(sizes, sizes[1:]), start=1):
             W, b = init_weights((fan_in, fan_out), fan_in, init, init_std)
@@ -47,7 +51,7 @@ class ManualMLP(nn.Module):
     def _flatten(self, X: torch.Tensor) -> torch.Tensor:
         X = X.reshape(len(X), -1)  # images [N, C, H, W] -> [N, D]
         if X.shape[1] != self.sizes[0]:
-            raise ValueError(f"ManualMLP expects {self.sizes[0]} input features (sizes[0]) but got {X.shape[1]}")
+            raise ValueError(f"ManualMLP expects {self.sizes[0]} input features (in_shape {self.in_shape}) but got {X.shape[1]}")
         return X
 
     @torch.no_grad()
@@ -95,7 +99,7 @@ class ManualMLP(nn.Module):
     def to_module(self) -> MLP:
         """The same network as an nn.Module MLP (nn.Linear stores W^T) holding copies of these weights: the twin
         autograd is compared against, and a traceable module for export."""
-        net = MLP(in_shape=(self.sizes[0],), hidden=self.sizes[1:-1], num_classes=self.sizes[-1],
+        net = MLP(in_shape=self.in_shape, hidden=self.sizes[1:-1], num_classes=self.num_classes,
                   activation=self.activation_name).to(self.params["W1"].dtype)
         linears = [m for m in net.layers if isinstance(m, nn.Linear)]
         with torch.no_grad():
@@ -104,9 +108,9 @@ class ManualMLP(nn.Module):
                 linear.bias.copy_(self.params[f"b{l}"])
         return net
 
-    def first_layer_filters(self, in_shape: tuple[int, ...]) -> torch.Tensor:
+    def first_layer_filters(self) -> torch.Tensor:
         """What each first hidden unit looks for: W1's columns as images [H1, *in_shape] (W1 is [D, H1])."""
-        return self.params["W1"].T.reshape(-1, *in_shape)
+        return self.params["W1"].T.reshape(-1, *self.in_shape)
 
 
 def init_weights(shape: tuple[int, ...], fan_in: int, init: str, std: float = 1e-4) -> tuple[torch.Tensor, torch.Tensor]:

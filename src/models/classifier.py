@@ -34,7 +34,8 @@ class ImageClassifier(LightningModule):
     Logs `train/loss` (on the steps the logger writes), `train/loss_epoch`, `{val,test}/loss`, `{stage}/acc` and `{stage}/samples` per epoch
     (samples proves that every image is scored exactly once, also across DDP ranks), and
     `val/acc_best`. The net's `in_shape` and `num_classes`, where it has them (MLP and SmallCNN; ManualMLP
-    has num_classes and checks its input size itself), are checked against the data module's before training.
+    has num_classes and checks its input size itself), are checked against the data module's before training: the
+    command line hands the data module's to the net (src/cli.py), a net built by hand may disagree.
     """
 
     logged_metrics = LOGGED
@@ -76,11 +77,11 @@ class ImageClassifier(LightningModule):
         shape, expected = tuple(getattr(data, "in_shape", ())), getattr(self.net, "in_shape", None)
         if shape and expected is not None and shape != tuple(expected):
             raise UsageError(f"the net expects images of shape {tuple(self.net.in_shape)} but the data module gives "
-                             f"{shape}: set --model.init_args.net.init_args.in_shape {list(shape)}")
+                             f"{shape}: build the net with in_shape {list(shape)}")
         classes, outputs = getattr(data, "num_classes", None), getattr(self.net, "num_classes", None)
         if classes is not None and outputs is not None and classes != outputs:
-            raise UsageError(f"the net has {outputs} outputs but the data set has {classes} classes: set "
-                             f"--model.init_args.net.init_args.num_classes {classes}")
+            raise UsageError(f"the net has {outputs} outputs but the data set has {classes} classes: build the net "
+                             f"with num_classes {classes}")
         if getattr(data, "mean", None) is not None:  # not in predict, which reads no train split: the checkpoint's stay
             self.inference = data.inference_meta()
 

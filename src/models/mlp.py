@@ -44,7 +44,7 @@ class MLP(nn.Module):
 
     def __init__(
         self,
-        in_shape: tuple[int, ...] = (1, 28, 28),  # one image, channels first; must match the data module
+        in_shape: tuple[int, ...] = (1, 28, 28),  # one image, channels first; the command line takes the data module's
         num_classes: int = 10,
         hidden: list[int] = [256, 128],  # widths of the hidden layers; [] gives a linear classifier
         activation: Activation = "relu",
@@ -75,3 +75,7 @@ class MLP(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.layers(x)
+
+    def first_layer_filters(self) -> torch.Tensor:
+        """What each first-layer unit looks for: the first Linear's rows as images [H1, *in_shape]."""
+        return self.layers[1].weight.reshape(-1, *self.in_shape)

@@ -28,7 +28,7 @@ def autograd_loss(net, x, y, reg: float):
 def test_loss_and_every_gradient_equal_autograd(mnist_batch, dtype, tol, activation):
     torch.manual_seed(0)
     hidden, reg = [64, 32], 1e-3
-    manual = ManualMLP(sizes=[784, *hidden, 10], activation=activation, init="lecun_normal", reg=reg).to(dtype)
+    manual = ManualMLP(hidden=hidden, activation=activation, init="lecun_normal", reg=reg).to(dtype)
     x, y = mnist_batch[0].to(dtype), mnist_batch[1]
     loss, grads = manual.loss(x, y)
     net = manual.to_module()
@@ -45,7 +45,7 @@ def test_momentum_steps_equal_torch_sgd(mnist_batch):
     on autograd gradients with weight_decay = 2*reg on the weights only."""
     torch.manual_seed(0)
     lr, momentum, reg = 0.05, 0.9, 1e-3
-    manual = ManualMLP(sizes=[784, 64, 10], activation="improved_sigmoid", reg=reg).double()
+    manual = ManualMLP(hidden=[64], activation="improved_sigmoid", reg=reg).double()
     net = manual.to_module()
     x, y = mnist_batch[0].double(), mnist_batch[1]
     linears = [m for m in net.layers if isinstance(m, torch.nn.Linear)]
@@ -67,7 +67,7 @@ def test_momentum_steps_equal_torch_sgd(mnist_batch):
 
 
 def test_no_autograd_anywhere():
-    net = ManualMLP(sizes=[10, 5, 3])
+    net = ManualMLP(in_shape=(10,), hidden=[5], num_classes=3)
     assert all(not p.requires_grad for p in net.parameters())
     loss, grads = net.loss(torch.randn(4, 10), torch.tensor([0, 1, 2, 0]))
     assert loss.grad_fn is None and all(g.grad_fn is None for g in grads.values())

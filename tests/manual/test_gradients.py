@@ -37,7 +37,7 @@ def toy_net(reg: float) -> tuple[ManualMLP, torch.Tensor, torch.Tensor]:
     W1, W2 = 0.1 * np.random.randn(4, 10), 0.1 * np.random.randn(10, 3)
     np.random.seed(1)
     X = 10 * np.random.randn(5, 4)
-    net = ManualMLP(sizes=[4, 10, 3], activation="relu", reg=reg).double()
+    net = ManualMLP(in_shape=(4,), hidden=[10], num_classes=3, activation="relu", reg=reg).double()
     net.params["W1"].data = torch.from_numpy(W1)
     net.params["W2"].data = torch.from_numpy(W2)
     net.params["b1"].data.zero_()
@@ -62,7 +62,7 @@ def test_toy_problem_gradients_against_finite_differences(reg):
 def random_net(activation: str, seed: int) -> tuple[ManualMLP, torch.Tensor, torch.Tensor]:
     """A 4-6-5-3 net with N(0, 1) weights, reg 0.05, and 5 inputs of scale 2, all from one seeded generator."""
     g = torch.Generator().manual_seed(seed)
-    net = ManualMLP(sizes=[4, 6, 5, 3], activation=activation, reg=0.05).double()
+    net = ManualMLP(in_shape=(4,), hidden=[6, 5], num_classes=3, activation=activation, reg=0.05).double()
     for p in net.params.values():
         p.data = torch.randn(p.shape, generator=g, dtype=torch.float64)
     return net, 2 * torch.randn(5, 4, generator=g, dtype=torch.float64), torch.tensor([0, 1, 2, 2, 1])
