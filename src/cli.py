@@ -17,6 +17,8 @@ if __name__ == "__main__":
     gc.disable()
 
 import ctypes
+import importlib
+import inspect
 import logging
 import os
 import re
@@ -47,7 +49,7 @@ class CLI(LightningCLI):
 
     def add_arguments_to_parser(self, parser) -> None:
         # A net's input shape and class count are the data set's: handed over when both are built, never written in
-        # a config (a net without such an argument, like ManualMLP with its sizes, is left alone).
+        # a config.
         for key in ("in_shape", "num_classes"):
             parser.link_arguments(f"data.{key}", f"model.init_args.net.init_args.{key}", apply_on="instantiate")
 
@@ -65,6 +67,7 @@ class CLI(LightningCLI):
             rank_zero_info("precision: this device has no native bf16 (where it is emulated it is slower than float32): "
                            "training in 32-true")
             config.trainer.precision = "32-true"
+        check_net_takes_data_shape(config)
         logger = _tensorboard_args(config)
         if logger is None:  # another logger chosen by the user: leave naming and resolution to Lightning
             return
@@ -78,10 +81,12 @@ class CLI(LightningCLI):
             raise UsageError(f"{root / str(logger.version)} already holds a run; leave trainer.logger.init_args.version "
                              "empty for a new version_N, or resume it with --ckpt_path last")
         if ckpt is None and subcommand != "predict":
-            argv = sys.argv[1:] if args is None else args  # LightningCLI also takes a dict: nothing to name from
             if logger.version is None:  # named here, not by Lightning, so that the folder is known before it exists
-                suffix = run_suffix(argv) if subcommand == "fit" and isinstance(argv, list) else ""
-                logger.version = f"version_{next_version(root)}{suffix}"  # no overrides: Lightning's own version_N
+                argv = sys.argv[1:] if args is None else args
+                # Only options besides the config files can change a value: without any, skip the second parse.
+                overrides = isinstance(argv, list) and any(a.startswith("--") and a.split("=")[0] != "--config" for a in argv)
+                suffix = run_suffix(changed(parser, config, subcommand)) if subcommand == "fit" and overrides else ""
+                logger.version = f"version_{next_version(root)}{suffix}"  # nothing changed: Lightning's own version_N
             self._watch(root / str(logger.version))
             return
         hint = " ".join(f"--config {c}" for c in (config.get("config") or []))
@@ -155,6 +160,32 @@ def native_bf16(accelerator) -> bool:
     except OSError:
         return False
     return re.search(r"\b(avx512_bf16|amx_bf16)\b", flags) is not None
+
+
+def check_net_takes_data_shape(config: Namespace) -> None:
+    """The data module hands in_shape and num_classes to the net (add_arguments_to_parser): a net class must take both."""
+    net = config.get("model.init_args.net")
+    if not isinstance(net, Namespace) or not net.get("class_path"):
+        return
+    module, _, name = net.class_path.rpartition(".")
+    parameters = inspect.signature(getattr(importlib.import_module(module), name)).parameters
+    missing = [k for k in ("in_shape", "num_classes") if k not in parameters]
+    if missing:
+        raise UsageError(f"{net.class_path} must take {' and '.join(missing)} as __init__ arguments: the command line "
+                         "hands the data module's to the net")
+
+
+def changed(parser, config: Namespace, subcommand: str) -> dict[str, object]:
+    """The values of `config` (flattened, dotted keys) that differ from what its config files alone resolve to: what
+    the command line changed, as parsed and typed (a value given but equal to the file's is no change)."""
+    files = [str(c) for c in config.get("config") or []]
+    if not files:
+        return {}
+    try:
+        base = parser.parse_args([subcommand, *(arg for f in files for arg in ("--config", f))])[subcommand]
+    except ArgumentError:  # the files need the command line to be complete: nothing to compare with
+        return {}
+    return {key: value for key, value in config.items() if base.get(key) != value}
 
 
 def _tensorboard_args(config: Namespace) -> Namespace | None:

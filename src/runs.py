@@ -18,8 +18,8 @@ from src.errors import UsageError
 
 _VERSION = re.compile(r"version_(\d+)(_.*)?$")  # version_3, or version_3_lr=0.01 (see run_suffix)
 _UNSAFE = re.compile(r"[^A-Za-z0-9.,=+\-\[\]]")  # characters kept in a directory name
-# Command-line keys that say where or how a run is stored or launched, not what it trains.
-_NOT_NAMED = ("config", "ckpt_path", "print_config", "trainer.logger", "trainer.enable_progress_bar",
+# Keys that say where or how a run is stored or launched, not what it trains.
+_NOT_NAMED = ("config", "ckpt_path", "print_config", "trainer.logger", "trainer.callbacks", "trainer.enable_progress_bar",
               "trainer.accelerator", "trainer.devices", "trainer.strategy", "trainer.num_nodes")
 
 
@@ -158,24 +158,17 @@ def next_version(root: Path) -> int:
     return max(numbers, default=-1) + 1
 
 
-def run_suffix(args: list[str], limit: int = 160) -> str:
-    """'_lr=0.01_hidden=[128,64]' from the overrides on a command line, so runs of one config tell apart in
-    TensorBoard: each --a.init_args.b value becomes b=value (the last key segment). Cut at `limit` characters, well
-    inside the file systems' 255, so that a name still tells runs apart where several values changed."""
-    parts, i = [], 0
-    while i < len(args):
-        arg = args[i]
-        if not arg.startswith("--"):
-            i += 1
+def run_suffix(changed: dict[str, object], limit: int = 160) -> str:
+    """'_lr=0.01_hidden=[128,64]' from the values a command changed relative to its config files (dotted key ->
+    value), so runs of one config tell apart in TensorBoard: each a.init_args.b becomes b=value (the last key
+    segment). Cut at `limit` characters, well inside the file systems' 255, so that a name still tells runs apart
+    where several values changed."""
+    parts = []
+    for key, value in changed.items():
+        if key.startswith(_NOT_NAMED) or key.endswith("__path__"):
             continue
-        key, eq, value = arg[2:].partition("=")
-        if not eq and i + 1 < len(args) and not args[i + 1].startswith("--"):
-            value, i = args[i + 1], i + 1
-        i += 1
-        if key.rstrip("+").startswith(_NOT_NAMED) or not value:
-            continue
-        name = [k for k in key.rstrip("+").split(".") if k != "init_args"][-1]
-        parts.append(f"{name}={_UNSAFE.sub('', value.replace('/', '-'))}")
+        text = str(value).replace("/", "-").replace(" ", "")
+        parts.append(f"{key.split('.')[-1]}={_UNSAFE.sub('', text)}")
     return ("_" + "_".join(parts))[:limit] if parts else ""
 
 

@@ -16,8 +16,10 @@ from tests.conftest import ROOT, only_run, read_scalars, run_cli
 @pytest.mark.slow
 def test_fit_then_test_best_in_a_new_process(mnist_root, tmp_path):
     logs = ["--trainer.logger.init_args.save_dir", str(tmp_path)]
-    run_cli("fit", "--config", "configs/mnist_mlp.yaml", "--trainer.max_epochs", "2", *logs, data_dir=mnist_root)
+    run_cli("fit", "--config", "configs/mnist_mlp.yaml", "--trainer.max_epochs", "2", "--data.init_args.batch_size", "512",
+            *logs, data_dir=mnist_root)
     run = only_run(tmp_path / "mnist_mlp")
+    assert run.name == "version_0_max_epochs=2"  # named by what the command changed; batch_size 512 is the file's own
     assert [v for _, v in read_scalars(run)["val/samples"]] == [5000.0, 5000.0]
     val_acc = read_scalars(run)["val/acc"]
     assert len(val_acc) == 2  # one point per epoch

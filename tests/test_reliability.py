@@ -1,5 +1,6 @@
 """Reliability: reproducible and resumable runs, interrupts, and one-line errors on bad input."""
 
+import math
 import os
 import signal
 import subprocess
@@ -190,6 +191,7 @@ BAD_ARGS = [
     (["--model.init_args.net.init_args.init", "xavier"], "model.net.init: Expected a typing.Literal"),
     (["--model.init_args.net.init_args.hidden", "[64, 0]"], "hidden sizes must be positive"),
     (["--data.init_args.batch_size", "0"], "batch sizes must be positive"),
+    (["--model.init_args.net", "torch.nn.Identity"], "torch.nn.Identity must take in_shape and num_classes"),
     (["--data.init_args.val_size", "60000"], "val_size=60000 leaves no training images"),
     (["--trainer.callbacks+=lightning.pytorch.callbacks.EarlyStopping", "--trainer.callbacks.monitor", "val/acx"],
      "EarlyStopping monitors 'val/acx', which is never logged"),
@@ -226,12 +228,12 @@ def test_truncated_idx_through_the_cli(tmp_path, capfd):
 class BatchDroppingNet(torch.nn.Module):
     """A bug on purpose: its logits miss the batch's last image, so F.cross_entropy raises a ValueError mid-run."""
 
-    def __init__(self):
+    def __init__(self, in_shape: tuple[int, ...] = (1, 28, 28), num_classes: int = 10, drop: int = 1):
         super().__init__()
-        self.linear = torch.nn.Linear(784, 10)
+        self.linear, self.drop = torch.nn.Linear(math.prod(in_shape), num_classes), drop
 
     def forward(self, x):
-        return self.linear(x.flatten(1))[:-1]
+        return self.linear(x.flatten(1))[:-self.drop]
 
 
 def test_a_bug_inside_a_run_shows_its_traceback(tmp_path, capfd, monkeypatch):

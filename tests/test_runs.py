@@ -9,15 +9,15 @@ from src.runs import (better_run, describe, fit_runs, latest_checkpoint, next_fr
                       run_of, run_suffix)
 
 
-def test_run_suffix_names_what_the_command_line_changed():
-    args = ["fit", "--config", "configs/mnist_mlp.yaml", "--model.init_args.optimizer.init_args.lr", "0.01",
-            "--model.init_args.net.init_args.hidden", "[128, 64]", "--trainer.max_epochs=3",
-            "--trainer.logger.init_args.save_dir", "/tmp/x", "--trainer.accelerator", "cpu"]
-    assert run_suffix(args) == "_lr=0.01_hidden=[128,64]_max_epochs=3"
-    assert run_suffix(["fit", "--config", "configs/mnist_mlp.yaml"]) == ""
-    many = ["--model.init_args.net.init_args.hidden", "[500,300,250,100,50,25]", "--model.init_args.net.init_args.activation",
-            "leaky_relu", "--model.init_args.optimizer.init_args.lr", "0.001", "--data.init_args.batch_size", "200",
-            "--trainer.max_epochs", "50", "--seed_everything", "2"]
+def test_run_suffix_names_each_changed_value_by_its_last_key():
+    changed = {"model.init_args.optimizer.init_args.lr": 0.01, "model.init_args.net.init_args.hidden": [128, 64],
+               "trainer.max_epochs": 3, "trainer.logger.init_args.save_dir": "/tmp/x", "trainer.accelerator": "cpu",
+               "model.init_args.net.__path__": "configs/net/mlp.yaml", "model.init_args.scheduler": None}
+    assert run_suffix(changed) == "_lr=0.01_hidden=[128,64]_max_epochs=3_scheduler=None"
+    assert run_suffix({}) == ""
+    many = {"model.init_args.net.init_args.hidden": [500, 300, 250, 100, 50, 25], "model.init_args.net.init_args.activation":
+            "leaky_relu", "model.init_args.optimizer.init_args.lr": 0.001, "data.init_args.batch_size": 200,
+            "trainer.max_epochs": 50, "seed_everything": 2}
     assert run_suffix(many).endswith("_max_epochs=50_seed_everything=2")  # the last values survive: not cut at 80
 
 

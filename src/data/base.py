@@ -205,8 +205,8 @@ class ImageDataModule(LightningDataModule):
         if not (self.augment and self.trainer is not None and self.trainer.training):
             return batch
         x, y = batch
-        loop = self.trainer.fit_loop
-        # Randomness is a function of (seed, epoch, batch, rank): a resumed run redraws the same crops.
-        key = hash((self.seed, loop.epoch_progress.current.completed, loop.epoch_loop.batch_progress.current.ready, self.trainer.global_rank))
+        # Randomness is a function of (seed, optimizer step, rank): a resumed run, which restores global_step, redraws
+        # the same crops. (With accumulate_grad_batches = k, the k batches of one step share their draws.)
+        key = hash((self.seed, self.trainer.global_step, self.trainer.global_rank))
         generator = torch.Generator(device=x.device).manual_seed(key & 0x7FFF_FFFF_FFFF_FFFF)
         return random_crop_flip(x, pad=4, fill=-self.mean / self.std, generator=generator), y
