@@ -1,8 +1,12 @@
-import torch
-from lightning.pytorch.overrides.distributed import UnrepeatedDistributedSampler
-from torch.utils.data import DataLoader, DistributedSampler
+from pathlib import Path
+from types import SimpleNamespace
 
+import torch
+from torch.utils.data import DataLoader
+
+from src.data import MNISTDataModule
 from src.data.memory import InMemoryDataset, keep_batch
+from tests.conftest import make_idx_dataset
 
 
 def _dataset(n: int) -> InMemoryDataset:
@@ -17,22 +21,33 @@ def test_dataloader_serves_whole_batches_by_indexing():
     assert x.shape == (4, 1, 1, 1) and torch.equal(y, torch.tensor([4, 5, 6, 7])) and torch.equal(x.flatten(), y.float())
 
 
-def test_train_shards_are_disjoint_and_cover_each_epoch():
-    ds = _dataset(1000)
-    seen = []
-    for rank in (0, 1):
-        sampler = DistributedSampler(ds, num_replicas=2, rank=rank, shuffle=True, seed=7)
-        sampler.set_epoch(3)
-        seen.append(torch.cat([y for _, y in DataLoader(ds, batch_size=64, sampler=sampler, collate_fn=keep_batch)]))
-    assert len(seen[0]) == len(seen[1]) == 500
-    assert set(seen[0].tolist()).isdisjoint(seen[1].tolist())
-    assert sorted(torch.cat(seen).tolist()) == list(range(1000))
+def _rank_views(data_dir: Path, world: int = 2) -> list[MNISTDataModule]:
+    """The data module as each DDP rank builds it (same seed, its own rank), on generated IDX files."""
+    views = []
+    for rank in range(world):
+        dm = MNISTDataModule(data_dir=str(data_dir), batch_size=64, eval_batch_size=100, val_size=101, seed=7)
+        cpu = SimpleNamespace(root_device=torch.device("cpu"))
+        dm.trainer = SimpleNamespace(global_rank=rank, world_size=world, strategy=cpu)
+        dm.setup("fit")
+        views.append(dm)
+    return views
 
 
-def test_eval_shards_score_each_image_exactly_once():
-    ds = _dataset(1001)  # odd: a padding DistributedSampler would score one image twice
-    got = []
-    for rank in (0, 1):
-        sampler = UnrepeatedDistributedSampler(ds, num_replicas=2, rank=rank, shuffle=False)
-        got += torch.cat([y for _, y in DataLoader(ds, batch_size=100, sampler=sampler, collate_fn=keep_batch)]).tolist()
-    assert sorted(got) == list(range(1001))
+def test_each_rank_trains_on_its_own_half_and_together_on_every_image(tmp_path):
+    views = _rank_views(make_idx_dataset(tmp_path, "MNIST", n_train=1101, n_test=10))  # 1000 train, 101 val
+    train = views[0].splits["train"]
+    assert all(torch.equal(v.splits["train"].images, train.images) for v in views)  # one split, whatever the rank
+    served = []
+    for dm in views:
+        loader = dm.train_dataloader()
+        loader.sampler.set_epoch(3)  # as Lightning does each epoch
+        served.append(torch.cat([x.flatten(1) for x, _ in loader]))
+    assert len(served[0]) == len(served[1]) == 500
+    rows = {tuple(r.tolist()) for r in torch.cat(served)}
+    assert len(rows) == 1000 and rows == {tuple(r.tolist()) for r in train.images.flatten(1)}  # disjoint, covering
+
+
+def test_each_validation_image_is_scored_exactly_once_across_ranks(tmp_path):
+    views = _rank_views(make_idx_dataset(tmp_path, "MNIST", n_train=1101, n_test=10))  # 101 val: odd on 2 ranks
+    served = torch.cat([x.flatten(1) for dm in views for x, _ in dm.val_dataloader()])
+    assert len(served) == 101 and len({tuple(r.tolist()) for r in served}) == len(views[0].splits["val"]) == 101
