@@ -210,15 +210,6 @@ def one_line(message: str) -> str:
     return message.strip().splitlines()[0] if message.strip() else "invalid input"
 
 
-def _progress_to_stdout() -> None:
-    """Lightning prints its INFO lines (devices, model summary, tips) on stderr; put them on stdout, so
-    that stderr holds warnings and errors alone and a failed command's error is easy to find."""
-    for name in ("lightning.pytorch", "lightning.fabric"):
-        for handler in logging.getLogger(name).handlers:
-            if isinstance(handler, logging.StreamHandler) and handler.stream is sys.stderr:
-                handler.setStream(sys.stdout)
-
-
 def skip_nvml_without_gpus() -> None:
     """Importing Lightning sets PYTORCH_NVML_BASED_CUDA_CHECK=1 (GPU checks through NVML never initialize CUDA
     before a fork). With torch's CUDA build on a machine without NVIDIA's driver, every such check dlopen()s
@@ -246,7 +237,6 @@ def reuse_freed_memory() -> None:
 def main(args: list[str] | None = None, run: bool = True) -> CLI:
     """The command line; with run=False (tests, notebooks) args hold no subcommand and nothing runs."""
     torch.set_float32_matmul_precision("high")  # TF32 matmuls on Ampere+ GPUs; no effect on CPU
-    _progress_to_stdout()
     skip_nvml_without_gpus()
     reuse_freed_memory()
     logging.getLogger("lightning.fabric.utilities.seed").setLevel(logging.WARNING)  # the seed is in config.yaml

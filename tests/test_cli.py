@@ -28,7 +28,7 @@ def test_fit_then_test_best_in_a_new_process(mnist_root, tmp_path):
 
     proc = run_cli("test", "--config", "configs/mnist_mlp.yaml", "--ckpt_path", "best", *logs, data_dir=mnist_root)
     best = next((run / "checkpoints").glob("epoch*.ckpt"))
-    assert f"using checkpoint {best.relative_to(ROOT) if best.is_relative_to(ROOT) else best}" in proc.stdout
+    assert f"using checkpoint {best.relative_to(ROOT) if best.is_relative_to(ROOT) else best}" in proc.stderr  # Lightning logs on stderr
     scalars = read_scalars(run / "test_0")  # logged beside the run it evaluates
     test_acc, samples = scalars["test/acc"][-1][1], scalars["test/samples"][-1][1]
     assert samples == 10_000 and test_acc >= 0.97

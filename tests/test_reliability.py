@@ -136,7 +136,7 @@ def test_interrupt_saves_a_checkpoint_and_resumes(mnist_root, tmp_path, sig, cod
     resumed = subprocess.run([*args, "--ckpt_path", "last"],  # the same command, as the message says
                              cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
     assert resumed.returncode == 0, resumed.stderr[-2000:]
-    assert f"fit: using checkpoint {ckpts / 'interrupted.ckpt'}" in resumed.stdout
+    assert f"fit: using checkpoint {ckpts / 'interrupted.ckpt'}" in resumed.stderr
     steps = {n: torch.load(ckpts / n, map_location="cpu", weights_only=True)["global_step"] for n in ("last.ckpt", "interrupted.ckpt")}
     assert steps["last.ckpt"] > steps["interrupted.ckpt"]  # it trained on from where it was stopped
 

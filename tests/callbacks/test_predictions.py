@@ -35,7 +35,7 @@ def test_predict_csv_scores_like_test_and_user_images_like_tensors(short_mlp_run
     save_dir, run, _ = short_mlp_run
     proc = run_cli("predict", "--config", "configs/mnist_mlp.yaml", "--ckpt_path", "best", *logs(save_dir), data_dir=REAL_DATA)
     table = rows(run / "predict_0" / "predictions.csv")
-    assert f"predictions: {run / 'predict_0' / 'predictions.csv'} (10000 images)" in proc.stdout
+    assert f"predictions: {run / 'predict_0' / 'predictions.csv'} (10000 images)" in proc.stderr
     assert [int(r["index"]) for r in table] == list(range(10_000))
     run_cli("test", "--config", "configs/mnist_mlp.yaml", "--ckpt_path", "best", *logs(save_dir), data_dir=REAL_DATA)
     test_acc = read_scalars(run / "test_0")["test/acc"][-1][1]
