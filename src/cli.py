@@ -213,8 +213,8 @@ def one_line(message: str) -> str:
 def skip_nvml_without_gpus() -> None:
     """Importing Lightning sets PYTORCH_NVML_BASED_CUDA_CHECK=1 (GPU checks through NVML never initialize CUDA
     before a fork). With torch's CUDA build on a machine without NVIDIA's driver, every such check dlopen()s
-    the absent libnvidia-ml (~40 us), and torch.optim checks on every step. With no GPU there is no CUDA to
-    protect: drop the variable, so torch's cached runtime check answers (~1 us)."""
+    the absent libnvidia-ml, and torch.optim checks on every step (README, Performance). With no GPU there is no
+    CUDA to protect: drop the variable, so torch's cached runtime check answers."""
     if os.environ.get("PYTORCH_NVML_BASED_CUDA_CHECK") == "1" and torch.cuda.device_count() == 0:
         del os.environ["PYTORCH_NVML_BASED_CUDA_CHECK"]
 
@@ -224,8 +224,8 @@ def reuse_freed_memory() -> None:
     32 MiB) or sits at the top of the heap over the trim threshold, so a tensor of tens of MB allocated anew on every
     step (the manual CNN's patch matrices and activations) page-faults all its pages every time, which costs more
     than the arithmetic on it. A fixed 64 MiB mmap threshold and a 256 MiB trim threshold keep such blocks in the
-    heap for reuse; larger thresholds were measured to let a process that trains many runs grow (1 GiB / 2 GiB:
-    +75 % resident memory after six fits, this setting: +6 %). No effect off glibc."""
+    heap for reuse; larger thresholds were measured to let a process that trains many runs grow (README,
+    Performance). No effect off glibc."""
     try:
         libc = ctypes.CDLL("libc.so.6")
     except OSError:

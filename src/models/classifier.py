@@ -173,7 +173,7 @@ class ImageClassifier(LightningModule):
     def log_train_loss(self, loss: torch.Tensor, steps_done: int) -> None:
         """The per-step train/loss curve, logged only on the steps the logger writes (Lightning writes step
         scalars when (steps_done + 1) % log_every_n_steps == 0). Values logged in between would never reach the
-        logger, yet each self.log call walks Lightning's result collection: 7 % of a small MLP's step.
+        logger, yet each self.log call walks Lightning's result collection (README, Performance).
         steps_done: optimizer steps taken before this batch."""
         every = self.trainer.log_every_n_steps
         if self.trainer.fast_dev_run or (every and (steps_done + 1) % every == 0):

@@ -9,9 +9,9 @@ class EpochStats(Metric):
     three states over DDP ranks at compute() and resets them each epoch.
 
     One metric and one update per batch, because the update runs on every training step: the same numbers
-    from MulticlassAccuracy(average="micro") + MeanMetric + SumMetric cost ~95 us per step against ~27 us
-    here, a tenth of a small MLP's epoch (scripts/benchmark.py). tests/models/test_metrics.py checks that
-    both give the same values.
+    from MulticlassAccuracy(average="micro") + MeanMetric + SumMetric cost three updates' overhead per step, a
+    visible share of a small MLP's step (README, Performance). tests/models/test_metrics.py checks that both
+    give the same values.
     """
 
     full_state_update = False  # update() needs only the batch, not the accumulated state
