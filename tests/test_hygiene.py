@@ -51,7 +51,7 @@ def test_ctrl_c_during_setup_is_prompt_and_leaves_no_run(tmp_path):
     start = time.time()
     out, err = proc.communicate(timeout=60)
     assert time.time() - start < 10 and proc.returncode == 1  # Lightning's exit status for Ctrl-C
-    assert "Detected KeyboardInterrupt" in out and "Traceback" not in err
+    assert "Detected KeyboardInterrupt" in err and "Traceback" not in err  # Lightning logs on stderr
     assert versions(tmp_path / "logs") == []
 
 
