@@ -77,7 +77,8 @@ class CLI(LightningCLI):
         root = Path(logger.save_dir) / logger.name
         ckpt = config.get("ckpt_path")
         resuming = subcommand == "fit" and ckpt is not None
-        if logger.version is not None and not resuming and (root / str(logger.version) / "config.yaml").exists():
+        taken = logger.version is not None and (root / str(logger.version) / "config.yaml").exists()
+        if subcommand == "fit" and taken and not resuming:  # an evaluation logs beside the run (test_K), not into it
             raise UsageError(f"{root / str(logger.version)} already holds a run; leave trainer.logger.init_args.version "
                              "empty for a new version_N, or resume it with --ckpt_path last")
         if ckpt is None and subcommand != "predict":

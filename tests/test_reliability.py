@@ -277,3 +277,12 @@ def test_rerun_into_an_existing_run_never_overwrites_it(tiny_run, capfd):
                      str(tiny_run.parent.parent), "--trainer.logger.init_args.version", tiny_run.name)
     assert "already holds a run" in line
     assert {p: p.read_bytes() for p in tiny_run.rglob("*") if p.is_file()} == before
+
+
+def test_a_runs_own_config_tests_its_best_checkpoint_beside_it(tiny_run):
+    """`test --config <run>/config.yaml --ckpt_path best`: the saved config names the run's folder, which an
+    evaluation logs beside (test_K), not into: no "already holds a run" refusal."""
+    main(["test", "--config", str(tiny_run / "config.yaml"), "--ckpt_path", "best", "--trainer.limit_test_batches", "2",
+          "--trainer.enable_progress_bar", "false"])
+    tests = sorted(p.name for p in tiny_run.glob("test_*"))
+    assert tests and "test/acc" in read_scalars(tiny_run / tests[-1])
