@@ -78,6 +78,8 @@ class CLI(LightningCLI):
         ckpt = config.get("ckpt_path")
         resuming = subcommand == "fit" and ckpt is not None
         taken = logger.version is not None and (root / str(logger.version) / "config.yaml").exists()
+        if subcommand in EVALUATIONS and taken and ckpt in ("best", "last"):  # a run's own config.yaml: that run's file
+            ckpt = f"{logger.version}:{ckpt}"
         if subcommand == "fit" and taken and not resuming:  # an evaluation logs beside the run (test_K), not into it
             raise UsageError(f"{root / str(logger.version)} already holds a run; leave trainer.logger.init_args.version "
                              "empty for a new version_N, or resume it with --ckpt_path last")

@@ -2,6 +2,7 @@
 
 import math
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -279,10 +280,12 @@ def test_rerun_into_an_existing_run_never_overwrites_it(tiny_run, capfd):
     assert {p: p.read_bytes() for p in tiny_run.rglob("*") if p.is_file()} == before
 
 
-def test_a_runs_own_config_tests_its_best_checkpoint_beside_it(tiny_run):
-    """`test --config <run>/config.yaml --ckpt_path best`: the saved config names the run's folder, which an
-    evaluation logs beside (test_K), not into: no "already holds a run" refusal."""
-    main(["test", "--config", str(tiny_run / "config.yaml"), "--ckpt_path", "best", "--trainer.limit_test_batches", "2",
-          "--trainer.enable_progress_bar", "false"])
-    tests = sorted(p.name for p in tiny_run.glob("test_*"))
-    assert tests and "test/acc" in read_scalars(tiny_run / tests[-1])
+def test_a_runs_own_config_tests_that_runs_best_checkpoint_beside_it(tiny_run, tmp_path):
+    """`test --config <run>/config.yaml --ckpt_path best`: the saved config names the run, so `best` is that run's
+    (not the config's newest run's) and the evaluation logs beside it (test_K) instead of being refused."""
+    root = tmp_path / "mnist_mlp"
+    shutil.copytree(tiny_run, root / tiny_run.name)
+    shutil.copytree(tiny_run, root / "version_9")  # a newer run of the same config
+    main(["test", "--config", str(root / tiny_run.name / "config.yaml"), "--trainer.logger.init_args.save_dir",
+          str(tmp_path), "--ckpt_path", "best", "--trainer.limit_test_batches", "2", "--trainer.enable_progress_bar", "false"])
+    assert "test/acc" in read_scalars(root / tiny_run.name / "test_0") and not (root / "version_9" / "test_0").exists()
