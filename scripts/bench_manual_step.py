@@ -6,7 +6,8 @@ convolution, channels-last as the configs run it; target <= 2.0), with and witho
     python scripts/bench_manual_step.py [--batch 128] [--reps 200] [--device cpu] [--profile]
 
 Prints the median time per step of each and the ratio manual / autograd; --profile adds where the manual
-CNN's step spends its time (torch.profiler, by operator).
+CNN's step spends its time (torch.profiler, by operator) and the throughput of its largest matrix product
+against oneDNN's direct convolution of the same size.
 """
 
 import argparse
@@ -100,6 +101,21 @@ def profile(step, reps: int = 10) -> None:
     print(prof.key_averages().table(sort_by="self_cpu_time_total", row_limit=12))
 
 
+def product_throughput(batch: int, reps: int = 50) -> None:
+    """The second convolution's forward FLOPs done two ways: ManualCNN's im2col product ([N*14*14, 400] x [400, 16],
+    torch.mm: MKL on x86) and oneDNN's direct convolution. Their GFLOP/s say how much of the gap is the
+    matrix-product library rather than the hand-written code around it."""
+    x = torch.randn(batch, 16, 14, 14).contiguous(memory_format=torch.channels_last)
+    W, cols = torch.randn(16, 16, 5, 5), torch.randn(batch * 14 * 14, 400)
+    W_cols, flops = W.reshape(16, 400), 2 * batch * 14 * 14 * 400 * 16
+    for name, op in (("im2col product (torch.mm)", lambda: cols @ W_cols.T),
+                     ("direct convolution (F.conv2d)", lambda: F.conv2d(x, W, padding=2))):
+        for _ in range(5):
+            op()
+        seconds = statistics.median(timed(op, "cpu") for _ in range(reps))
+        print(f"conv2 forward as {name:>30}: {seconds * 1e3:6.2f} ms, {flops / seconds / 1e9:5.0f} GFLOP/s")
+
+
 def main() -> None:
     args = step_args(__doc__, reps=200)
     reuse_freed_memory()  # as src.cli does for every run
@@ -110,6 +126,8 @@ def main() -> None:
         compare("cnn" + (" batchnorm" if batchnorm else ""), *steps, max(args.reps // 4, 20), args.device)
         if args.profile:
             profile(steps[0])
+    if args.profile and args.device == "cpu":
+        product_throughput(args.batch)
 
 
 if __name__ == "__main__":

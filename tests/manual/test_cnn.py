@@ -43,7 +43,8 @@ def weighted_sum(forward, R):
     return lambda: (forward()[0] * R).sum()
 
 
-@pytest.mark.parametrize("k,pad,shape", [(5, 2, (2, 3, 7, 6)), (3, 1, (2, 2, 6, 5)), (3, 0, (2, 2, 6, 6))])
+@pytest.mark.parametrize("k,pad,shape", [(5, 2, (2, 3, 7, 6)), (3, 1, (2, 2, 6, 5)), (3, 0, (2, 2, 6, 6)),
+                                         (5, 2, (2, 1, 7, 6))])  # one channel: the transposed patches (patches_t)
 def test_conv2d_against_finite_differences(k, pad, shape):
     g = torch.Generator().manual_seed(0)
     x, W, b = (torch.randn(s, generator=g, dtype=torch.float64) for s in (shape, (4, shape[1], k, k), (4,)))
@@ -57,9 +58,11 @@ def test_conv2d_against_finite_differences(k, pad, shape):
         assert_matches_finite_differences(analytic, numeric_grad(L, t, H=0.1), name)
 
 
-def test_conv2d_equals_torch_conv2d():
+@pytest.mark.parametrize("channels", [4, 1])
+def test_conv2d_equals_torch_conv2d(channels):
     g = torch.Generator().manual_seed(1)
-    x, W, b = torch.randn(3, 4, 9, 8, generator=g), torch.randn(5, 4, 5, 5, generator=g), torch.randn(5, generator=g)
+    x, W = torch.randn(3, channels, 9, 8, generator=g), torch.randn(5, channels, 5, 5, generator=g)
+    b = torch.randn(5, generator=g)
     assert torch.allclose(Conv2d.forward(x, W, b, 2)[0], F.conv2d(x, W, b, padding=2), atol=1e-5)
 
 
