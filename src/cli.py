@@ -30,6 +30,7 @@ from pathlib import Path
 import torch
 from jsonargparse import ArgumentError, Namespace
 from lightning.pytorch import LightningDataModule, LightningModule
+from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.cli import LightningCLI
 from lightning.pytorch.utilities import rank_zero_info
 from lightning.pytorch.utilities.exceptions import MisconfigurationException, SIGTERMException
@@ -144,7 +145,11 @@ class CLI(LightningCLI):
         print(fit_summary(Path(logger.log_dir), Path(callback.best_model_path), score, configs, logger.save_dir))
 
     def before_fit(self) -> None:
-        """A monitor that is never logged would fail only after the first epoch; fail now, in one line."""
+        """A monitor that is never logged would fail only after the first epoch; fail now, in one line. A
+        fast_dev_run (a few batches to check the code) keeps nothing: Lightning turns the logger off, but its
+        ModelCheckpoint still saves last.ckpt when training ends, into ./checkpoints of wherever it ran."""
+        if self.trainer.fast_dev_run:
+            self.trainer.callbacks = [c for c in self.trainer.callbacks if not isinstance(c, ModelCheckpoint)]
         logged = getattr(self.model, "logged_metrics", None)
         for callback in self.trainer.callbacks if logged else []:
             monitor = getattr(callback, "monitor", None)

@@ -77,3 +77,16 @@ def test_training_a_one_cycle_run_longer_is_refused_before_anything_changes(mnis
         "error: this run's learning-rate schedule was planned for 20 steps (its first fit) and cannot go on to 40: start a new run "
         "with the longer schedule (leave out --ckpt_path), or resume with the run's own max_epochs")
     assert {p.relative_to(run): p.stat().st_mtime_ns for p in run.rglob("*")} == before
+
+
+def test_fast_dev_run_writes_nothing(mnist_root, tmp_path, monkeypatch):
+    """A fast_dev_run checks that the code runs and keeps nothing, wherever it is started from: no run folder, and
+    no checkpoints/last.ckpt (Lightning 2.6's ModelCheckpoint saves one when training ends, logger or not)."""
+    from src.cli import main
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("DATA_DIR", str(mnist_root))
+    cli = main(["fit", "--config", str(ROOT / "configs" / "mnist_mlp.yaml"), "--trainer.fast_dev_run", "true",
+                "--trainer.enable_progress_bar", "false"])
+    assert cli.trainer.global_step == 1 and cli.trainer.state.finished  # it trained its one batch
+    assert list(tmp_path.rglob("*")) == []
