@@ -68,7 +68,7 @@ class Conv2d:
         xp = torch.nn.functional.pad(x.permute(0, 2, 3, 1), (0, 0, pad, pad, pad, pad)).contiguous()  # [N, Hp, Wp, C]
         h_out, w_out = h + 2 * pad - k + 1, w + 2 * pad - k + 1
         W_cols = W.permute(0, 2, 3, 1).reshape(f, k * k * c)  # [F, kkC] in (dy, dx, c) order
-        if c == 1:  # one copy of k*k rows of pixels; the transposed matrix is k*k times a one-channel input only
+        if c == 1:  # patches_t, for the whole batch at once: k*k times a one-channel input is small enough
             cols = patches_t(xp, k).T  # [N*L, kk]
             out = torch.mm(cols, W_cols.T) if b is None else torch.addmm(b, cols, W_cols.T)  # [N*L, F]
         else:
