@@ -2,6 +2,7 @@
 
 import os
 import pickle
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -70,6 +71,13 @@ def only_run(root: Path) -> Path:
     runs = sorted(p for p in Path(root).iterdir() if p.name.startswith("version_"))
     assert len(runs) == 1, runs
     return runs[0]
+
+
+def ctrl_c_works() -> None:
+    """preexec_fn of a child that a test sends Ctrl-C (SIGINT): a shell starts a background job (pytest &, nohup)
+    with SIGINT ignored, children inherit that, and Python then installs no KeyboardInterrupt handler; the child
+    gets the default back, as in a terminal."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
 def run_cli(*args: str, data_dir: Path | None = None, check: bool = True, module: str = "src.cli") -> subprocess.CompletedProcess:

@@ -9,7 +9,7 @@ import time
 import pytest
 
 from src.data import MNISTDataModule
-from tests.conftest import ROOT, only_run, run_cli
+from tests.conftest import ROOT, ctrl_c_works, only_run, run_cli
 
 SHORT = ["--trainer.limit_train_batches", "20", "--trainer.limit_val_batches", "2", "--trainer.enable_progress_bar", "false"]
 
@@ -43,7 +43,7 @@ def test_ctrl_c_during_setup_is_prompt_and_leaves_no_run(tmp_path):
             "--trainer.logger.init_args.save_dir", str(tmp_path / "logs"), "--data", "tests.test_hygiene.SlowMNIST",
             "--data.init_args.marker", str(marker)]
     proc = subprocess.Popen(args, cwd=ROOT, env={**os.environ, "PYTHONUNBUFFERED": "1"}, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)
+                            stderr=subprocess.PIPE, text=True, preexec_fn=ctrl_c_works)
     deadline = time.time() + 120
     while not marker.exists() and time.time() < deadline:
         time.sleep(0.1)

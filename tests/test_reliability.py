@@ -15,7 +15,7 @@ from lightning.pytorch import Callback
 from src.cli import main
 from src.data import MNISTDataModule
 from src.errors import UsageError
-from tests.conftest import ROOT, make_idx_dataset, only_run, read_scalars
+from tests.conftest import ROOT, ctrl_c_works, make_idx_dataset, only_run, read_scalars
 
 SHORT = ["--trainer.limit_train_batches", "30", "--trainer.limit_val_batches", "2", "--trainer.enable_progress_bar", "false"]
 
@@ -119,7 +119,8 @@ def test_interrupt_saves_a_checkpoint_and_resumes(mnist_root, tmp_path, sig, cod
             "--trainer.logger.init_args.save_dir", str(tmp_path), *SHORT,
             "--trainer.limit_train_batches", "150"]  # ~0.5 s epochs: the signal lands mid-run, not after it ended
     env = {**os.environ, "DATA_DIR": str(mnist_root), "PYTHONUNBUFFERED": "1"}
-    proc = subprocess.Popen(args, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    proc = subprocess.Popen(args, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                            preexec_fn=ctrl_c_works)
     deadline = time.time() + 120
     while not list(tmp_path.glob("mnist_mlp/version_0*/checkpoints/last.ckpt")) and time.time() < deadline:
         time.sleep(0.2)
