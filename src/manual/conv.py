@@ -39,6 +39,18 @@ def patches_t(xp: torch.Tensor, k: int) -> torch.Tensor:
     return view.reshape(k * k, n * h_out * w_out)
 
 
+def patch_blocks(xp: torch.Tensor, k: int):
+    """The patch matrix of padded channels-last images xp: [N, Hp, Wp, C] in blocks of images: yields (i, j,
+    patches of images i..j-1 as [(j - i)*H'*W', k*k*C]). CHUNK images at a time (see Conv2d); one-channel images all
+    at once, as the transpose of `patches_t` (k*k times a one-channel input is small enough)."""
+    n, c = xp.shape[0], xp.shape[3]
+    if c == 1:
+        yield 0, n, patches_t(xp, k).T
+        return
+    for i in range(0, n, CHUNK):
+        yield i, min(i + CHUNK, n), patches(xp[i:i + CHUNK], k)
+
+
 class Conv2d:
     """Stride 1, zero padding `pad` on every side (pad <= k - 1), computed as matrix products over image patches.
 
@@ -68,16 +80,11 @@ class Conv2d:
         xp = torch.nn.functional.pad(x.permute(0, 2, 3, 1), (0, 0, pad, pad, pad, pad)).contiguous()  # [N, Hp, Wp, C]
         h_out, w_out = h + 2 * pad - k + 1, w + 2 * pad - k + 1
         W_cols = W.permute(0, 2, 3, 1).reshape(f, k * k * c)  # [F, kkC] in (dy, dx, c) order
-        if c == 1:  # patches_t, for the whole batch at once: k*k times a one-channel input is small enough
-            cols = patches_t(xp, k).T  # [N*L, kk]
-            out = torch.mm(cols, W_cols.T) if b is None else torch.addmm(b, cols, W_cols.T)  # [N*L, F]
-        else:
-            out = torch.empty(n * h_out * w_out, f, dtype=x.dtype, device=x.device)  # [N*L, F]
-            rows = h_out * w_out
-            for i in range(0, n, CHUNK):
-                block = out[i * rows:(i + CHUNK) * rows]
-                cols = patches(xp[i:i + CHUNK], k)
-                torch.mm(cols, W_cols.T, out=block) if b is None else torch.addmm(b, cols, W_cols.T, out=block)
+        out = torch.empty(n * h_out * w_out, f, dtype=x.dtype, device=x.device)  # [N*L, F]
+        rows = h_out * w_out
+        for i, j, cols in patch_blocks(xp, k):
+            block = out[i * rows:j * rows]
+            torch.mm(cols, W_cols.T, out=block) if b is None else torch.addmm(b, cols, W_cols.T, out=block)
         return out.view(n, h_out, w_out, f).permute(0, 3, 1, 2), (xp, W, pad, b is not None)
 
     @staticmethod
@@ -88,12 +95,9 @@ class Conv2d:
         f, c, k, _ = W.shape
         n = xp.shape[0]
         d = dout.permute(0, 2, 3, 1).reshape(n, -1, f)  # [N, L, F]; a view when dout is channels-last
-        if c == 1:
-            dW_cols = patches_t(xp, k) @ d.reshape(-1, f)  # [kk, F]
-        else:
-            dW_cols = torch.zeros(k * k * c, f, dtype=d.dtype, device=d.device)  # [kkC, F] in (dy, dx, c) order
-            for i in range(0, n, CHUNK):
-                dW_cols.addmm_(patches(xp[i:i + CHUNK], k).T, d[i:i + CHUNK].reshape(-1, f))
+        dW_cols = torch.zeros(k * k * c, f, dtype=d.dtype, device=d.device)  # [kkC, F] in (dy, dx, c) order
+        for i, j, cols in patch_blocks(xp, k):
+            dW_cols.addmm_(cols.T, d[i:j].reshape(-1, f))
         grads = {"W": dW_cols.T.reshape(f, k, k, c).permute(0, 3, 1, 2).contiguous()}
         if has_bias:
             grads["b"] = d.sum(dim=(0, 1))
