@@ -1,11 +1,17 @@
-"""One trial: `fit` then `test --ckpt_path best` of one point and seed, each in its own process (a crash, NaN or
-out-of-memory fails the trial, not the sweep), numbers read back from the run's event files."""
+"""One trial: `fit` then `test --ckpt_path best` of one point and seed, in a process of its own (a crash, NaN or
+out-of-memory fails the trial, not the sweep), numbers read back from the run's event files.
 
+Trial processes are forked from a server process that has imported src.cli (torch, Lightning, torchvision: the
+seconds every fresh interpreter spends before its first line of ours), so a trial starts at once instead of paying
+the imports again (README, Sweeps).
+"""
+
+import functools
 import json
+import multiprocessing
 import os
 import re
 import shutil
-import subprocess
 import sys
 import threading
 import time
@@ -14,7 +20,7 @@ from pathlib import Path
 from src.runs import next_version, read_scalars
 from src.sweep.spec import point_name
 
-LIVE: set[subprocess.Popen] = set()  # the trial processes running now: ended when the sweep is stopped
+LIVE: set[multiprocessing.process.BaseProcess] = set()  # the trial processes running now: ended when the sweep is stopped
 STOPPING = threading.Event()  # set when the sweep is being stopped: trials cut short then leave no run behind
 _LOCK = threading.Lock()
 
@@ -39,22 +45,61 @@ def fit_args(sweep, values: dict, seed: int) -> list[str]:
             "--seed_everything", str(seed), "--data.init_args.seed", str(seed)]
 
 
+@functools.cache
+def trial_processes():
+    """Where trial processes come from: multiprocessing's fork server, started now (it imports src.cli in its own
+    process while the sweep goes on); fresh interpreters where the platform has no fork server (Windows)."""
+    if "forkserver" not in multiprocessing.get_all_start_methods():
+        return multiprocessing.get_context("spawn")
+    from multiprocessing import forkserver
+
+    context = multiprocessing.get_context("forkserver")
+    context.set_forkserver_preload(["src.cli"])
+    forkserver.ensure_running()
+    return context
+
+
 def _run(commands: list[list[str]], env: dict, log: Path) -> int:
-    """The CLI commands one after the other in one new process (python -m src.sweep.trials): one start-up, not two."""
-    with open(log, "a") as out:
-        proc = subprocess.Popen([sys.executable, "-m", "src.sweep.trials", json.dumps(commands)], stdout=out,
-                                stderr=subprocess.STDOUT, env=env)
+    """The CLI commands one after the other in one new process (trial): one start-up, not two. -> its exit code."""
+    proc = trial_processes().Process(target=trial, args=(commands, env, str(log)))
+    proc.start()
+    with _LOCK:
+        LIVE.add(proc)
+    try:
+        proc.join()
+        return proc.exitcode
+    except BaseException:  # the sweep is being stopped (Ctrl-C, SIGTERM): the trial's process goes with it
+        proc.terminate()
+        proc.join()
+        raise
+    finally:
         with _LOCK:
-            LIVE.add(proc)
-        try:
-            return proc.wait()
-        except BaseException:  # the sweep is being stopped (Ctrl-C, SIGTERM): the trial's process goes with it
-            proc.terminate()
-            proc.wait()
-            raise
-        finally:
-            with _LOCK:
-                LIVE.discard(proc)
+            LIVE.discard(proc)
+
+
+def trial(commands: list[list[str]], env: dict, log: str) -> None:
+    """A trial's process. It takes the trial's environment, thread count (a forked trial's torch was imported by
+    the server, before OMP_NUM_THREADS was set) and log file, and makes itself look like
+    `python -m src.sweep.trials ...`: Lightning's DDP launcher starts a run's other ranks by running the command
+    line of the process it is in again."""
+    os.environ.clear()
+    os.environ.update(env)
+    import torch
+
+    torch.set_num_threads(int(env["OMP_NUM_THREADS"]))
+    fd = os.open(log, os.O_WRONLY | os.O_APPEND | os.O_CREAT)
+    os.dup2(fd, 1), os.dup2(fd, 2), os.close(fd)
+    sys.stdout.reconfigure(line_buffering=True)
+    sys.argv = [__file__, json.dumps(commands)]
+    sys.modules["__main__"] = sys.modules[__name__]
+    run_commands(commands)
+
+
+def run_commands(commands: list[list[str]]) -> None:
+    from src.cli import main
+
+    for command in commands:
+        main(command)
 
 
 def run_trial(sweep, values: dict, seed: int, save_dir: Path, threads: int) -> dict:
@@ -97,11 +142,8 @@ def run_numbers(run: Path, metric: str) -> dict:
             "grad_norms": {k.removeprefix("grad_norm/"): [v for _, v in c] for k, c in fit.items() if k.startswith("grad_norm/")}}
 
 
-if __name__ == "__main__":  # a trial's process: fit, then test the best checkpoint (see _run)
+if __name__ == "__main__":  # a DDP trial's other ranks (see trial)
     import gc
 
-    from src.cli import main
-
-    for command in json.loads(sys.argv[1]):
-        main(command)
+    run_commands(json.loads(sys.argv[1]))
     gc.freeze()  # exit without a last collection over every object, as src.cli does

@@ -20,14 +20,14 @@ GRID = ("base: configs/mnist_mlp.yaml\n" + TINY +
         "params:\n  model.init_args.net.init_args.hidden: [[16], [32]]\nseeds: [0, 1]\nsampler: grid\n")
 
 
-def sweep(tmp_path: Path, text: str, *args: str, name: str = "grid", wait: bool = True):
+def sweep(tmp_path: Path, text: str, *args: str, name: str = "grid", wait: bool = True, timeout: float = 900):
     path = tmp_path / f"{name}.yaml"
     path.write_text(text)
     cmd = [sys.executable, "-m", "src.sweep", str(path), "--save-dir", str(tmp_path / "logs"), "--threads", "1", *args]
     env = {**os.environ, "DATA_DIR": str(REAL_DATA), "PYTHONUNBUFFERED": "1"}
     if not wait:
         return subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    return subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=900)
+    return subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=timeout)
 
 
 def table(folder: Path) -> list[dict]:
@@ -280,3 +280,19 @@ def test_two_sweep_commands_share_a_postgresql_study(postgres_url, tmp_path):
     folder = tmp_path / "logs" / "grid"
     assert len(fit_runs(folder)) == 4 and len({p.parent.name for p in fit_runs(folder)}) == 4
     assert [(r["hidden"], r["seeds"]) for r in table(folder)] == [("[16]", "2"), ("[32]", "2")]
+
+
+@pytest.mark.slow
+def test_a_two_process_ddp_trial_runs_from_the_fork_server(tmp_path):
+    """Trials fork from a server that imported the CLI once (src/sweep/trials.py); Lightning's DDP launcher starts
+    rank 1 by running the trial's command line again, which the forked trial sets to `python -m src.sweep.trials`."""
+    text = GRID.replace("trainer.limit_test_batches: 2", "trainer.limit_test_batches: 2, trainer.accelerator: cpu, "
+                        "trainer.devices: 2, trainer.strategy: ddp").replace("[[16], [32]]", "[[16]]").replace("[0, 1]", "[0]")
+    proc = sweep(tmp_path, text, timeout=240)  # without its command line, rank 0 waits for rank 1 for 30 minutes
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    folder = tmp_path / "logs" / "grid"
+    log = (folder / "hidden=[16]_seed=0" / "trial.log").read_text()
+    assert "GLOBAL_RANK: 1, MEMBER: 2/2" in log, log[-3000:]
+    run = next((folder / "hidden=[16]_seed=0").glob("version_*"))
+    row, = table(folder)
+    assert float(row["test_acc_mean"]) == pytest.approx(read_scalars(next(run.glob("test_*")))["test/acc"][-1][1], abs=1e-6)
