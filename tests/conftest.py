@@ -4,13 +4,14 @@ import os
 import pickle
 import signal
 import subprocess
-import sys
+import tempfile
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torchvision.datasets.cifar
 
+from src import forked
 from src.runs import read_scalars  # noqa: F401  (re-exported for the tests)
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -81,12 +82,26 @@ def ctrl_c_works() -> None:
 
 
 def run_cli(*args: str, data_dir: Path | None = None, check: bool = True, module: str = "src.cli") -> subprocess.CompletedProcess:
-    """python -m <module> args... in its own process, from the repository root; with check, a non-zero exit fails
-    the test and shows the end of both streams."""
+    """python -m <module> args... in its own process, from the repository root, forked from a server that imported
+    the CLI once (src/forked.py, as sweep trials start) rather than paying a new interpreter's imports; with check,
+    a non-zero exit fails the test and shows the end of both streams."""
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     if data_dir is not None:
         env["DATA_DIR"] = str(data_dir)
-    proc = subprocess.run([sys.executable, "-m", module, *args], cwd=ROOT, env=env, capture_output=True, text=True, timeout=900)
+    with tempfile.TemporaryDirectory() as tmp:
+        out, err = Path(tmp) / "stdout", Path(tmp) / "stderr"
+        previous = os.getcwd()
+        os.chdir(ROOT)  # the forked process starts in the caller's working directory
+        try:
+            proc = forked.start(module, list(args), env, str(out), str(err))
+        finally:
+            os.chdir(previous)
+        proc.join(timeout=900)
+        if proc.exitcode is None:
+            proc.kill()
+            raise AssertionError(f"python -m {module} {' '.join(args)} still running after 900 s")
+        proc = subprocess.CompletedProcess([module, *args], proc.exitcode, out.read_text() if out.exists() else "",
+                                           err.read_text() if err.exists() else "")
     if check and proc.returncode != 0:
         raise AssertionError(f"exit {proc.returncode}\n{proc.stdout[-3000:]}\n{proc.stderr[-5000:]}")
     return proc

@@ -134,9 +134,9 @@ def main(argv: list[str] | None = None) -> None:
 
         study = open_study(sweep, storage, folder)
         if not args.report_only:
-            from src.sweep.trials import trial_processes
+            from src.forked import processes
 
-            trial_processes()  # the trials' fork server imports the CLI while validate checks every point
+            processes()  # the trials' fork server (src/forked.py) imports the CLI while validate checks every point
             validate(sweep)
             threads = args.threads or max(1, (os.cpu_count() or 1) // args.workers)
             stop_on_sigterm()

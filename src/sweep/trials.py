@@ -1,14 +1,9 @@
 """One trial: `fit` then `test --ckpt_path best` of one point and seed, in a process of its own (a crash, NaN or
-out-of-memory fails the trial, not the sweep), numbers read back from the run's event files.
+out-of-memory fails the trial, not the sweep; forked, so that it starts without the imports: src/forked.py),
+numbers read back from the run's event files."""
 
-Trial processes are forked from a server process that has imported src.cli (torch, Lightning, torchvision: the
-seconds every fresh interpreter spends before its first line of ours), so a trial starts at once instead of paying
-the imports again (README, Sweeps).
-"""
-
-import functools
 import json
-import multiprocessing
+import multiprocessing.process
 import os
 import re
 import shutil
@@ -17,6 +12,7 @@ import threading
 import time
 from pathlib import Path
 
+from src import forked
 from src.runs import next_version, read_scalars
 from src.sweep.spec import point_name
 
@@ -45,24 +41,10 @@ def fit_args(sweep, values: dict, seed: int) -> list[str]:
             "--seed_everything", str(seed), "--data.init_args.seed", str(seed)]
 
 
-@functools.cache
-def trial_processes():
-    """Where trial processes come from: multiprocessing's fork server, started now (it imports src.cli in its own
-    process while the sweep goes on); fresh interpreters where the platform has no fork server (Windows)."""
-    if "forkserver" not in multiprocessing.get_all_start_methods():
-        return multiprocessing.get_context("spawn")
-    from multiprocessing import forkserver
-
-    context = multiprocessing.get_context("forkserver")
-    context.set_forkserver_preload(["src.cli"])
-    forkserver.ensure_running()
-    return context
-
-
 def _run(commands: list[list[str]], env: dict, log: Path) -> int:
-    """The CLI commands one after the other in one new process (trial): one start-up, not two. -> its exit code."""
-    proc = trial_processes().Process(target=trial, args=(commands, env, str(log)))
-    proc.start()
+    """The CLI commands one after the other in one new process (python -m src.sweep.trials, forked: src/forked.py):
+    one start-up, not two. -> its exit code."""
+    proc = forked.start("src.sweep.trials", [json.dumps(commands)], env, str(log))
     with _LOCK:
         LIVE.add(proc)
     try:
@@ -75,31 +57,6 @@ def _run(commands: list[list[str]], env: dict, log: Path) -> int:
     finally:
         with _LOCK:
             LIVE.discard(proc)
-
-
-def trial(commands: list[list[str]], env: dict, log: str) -> None:
-    """A trial's process. It takes the trial's environment, thread count (a forked trial's torch was imported by
-    the server, before OMP_NUM_THREADS was set) and log file, and makes itself look like
-    `python -m src.sweep.trials ...`: Lightning's DDP launcher starts a run's other ranks by running the command
-    line of the process it is in again."""
-    os.environ.clear()
-    os.environ.update(env)
-    import torch
-
-    torch.set_num_threads(int(env["OMP_NUM_THREADS"]))
-    fd = os.open(log, os.O_WRONLY | os.O_APPEND | os.O_CREAT)
-    os.dup2(fd, 1), os.dup2(fd, 2), os.close(fd)
-    sys.stdout.reconfigure(line_buffering=True)
-    sys.argv = [__file__, json.dumps(commands)]
-    sys.modules["__main__"] = sys.modules[__name__]
-    run_commands(commands)
-
-
-def run_commands(commands: list[list[str]]) -> None:
-    from src.cli import main
-
-    for command in commands:
-        main(command)
 
 
 def run_trial(sweep, values: dict, seed: int, save_dir: Path, threads: int) -> dict:
@@ -142,8 +99,11 @@ def run_numbers(run: Path, metric: str) -> dict:
             "grad_norms": {k.removeprefix("grad_norm/"): [v for _, v in c] for k, c in fit.items() if k.startswith("grad_norm/")}}
 
 
-if __name__ == "__main__":  # a DDP trial's other ranks (see trial)
+if __name__ == "__main__":  # a trial's process: fit, then test the best checkpoint (see _run)
     import gc
 
-    run_commands(json.loads(sys.argv[1]))
+    from src.cli import main
+
+    for command in json.loads(sys.argv[1]):
+        main(command)
     gc.freeze()  # exit without a last collection over every object, as src.cli does

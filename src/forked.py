@@ -1,0 +1,55 @@
+"""`python -m <module> <args>` without a fresh interpreter's imports: forked from a server process that imported
+src.cli (torch, Lightning, torchvision) once. Every new interpreter spends seconds on those imports before its first
+line of ours (README, Performance: start-up); a process forked from the server starts at once. Sweep trials start
+this way (src/sweep/trials.py), and so do the tests' CLI commands (tests/conftest.py)."""
+
+import functools
+import multiprocessing
+import os
+import runpy
+import sys
+import warnings
+
+
+@functools.cache
+def processes():
+    """multiprocessing's fork server, started now (it imports in its own process while the caller goes on); fresh
+    interpreters where the platform has no fork server (Windows)."""
+    if "forkserver" not in multiprocessing.get_all_start_methods():
+        return multiprocessing.get_context("spawn")
+    from multiprocessing import forkserver
+
+    context = multiprocessing.get_context("forkserver")
+    context.set_forkserver_preload(["src.cli"])
+    forkserver.ensure_running()
+    return context
+
+
+def start(module: str, args: list[str], env: dict[str, str], stdout: str, stderr: str | None = None):
+    """Start `python -m module args` with the environment env, its output appended to the file stdout (and stderr to
+    the file stderr, else to stdout too); the working directory is the caller's. -> the running Process."""
+    proc = processes().Process(target=run_module, args=(module, args, env, stdout, stderr or stdout))
+    proc.start()
+    return proc
+
+
+def run_module(module: str, args: list[str], env: dict[str, str], stdout: str, stderr: str) -> None:
+    """The forked process: the environment, torch's thread count (the server imported torch before this process's
+    OMP_NUM_THREADS was set), the output files, then the module run as __main__ with sys.argv as `python -m` sets
+    them, which is also what Lightning's DDP launcher runs again to start a run's other ranks."""
+    os.environ.clear()
+    os.environ.update(env)
+    if "OMP_NUM_THREADS" in env:
+        import torch
+
+        torch.set_num_threads(int(env["OMP_NUM_THREADS"]))
+    for fd, path in ((1, stdout), (2, stderr)):
+        out = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT)
+        os.dup2(out, fd)
+        os.close(out)
+    sys.stdout.reconfigure(line_buffering=True)
+    sys.argv = [module, *args]  # run_module puts the module's file first, as `python -m` does
+    # The server imported src.cli; running it again as __main__ is what `python -m` does too, so runpy's warning
+    # that the module is already imported says nothing here.
+    warnings.filterwarnings("ignore", "'.*' found in sys.modules after import of package", RuntimeWarning)
+    runpy.run_module(module, run_name="__main__", alter_sys=True)
