@@ -81,27 +81,45 @@ def ctrl_c_works() -> None:
     signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
-def run_cli(*args: str, data_dir: Path | None = None, check: bool = True, module: str = "src.cli") -> subprocess.CompletedProcess:
-    """python -m <module> args... in its own process, from the repository root, forked from a server that imported
-    the CLI once (src/forked.py, as sweep trials start) rather than paying a new interpreter's imports; with check,
-    a non-zero exit fails the test and shows the end of both streams."""
-    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-    if data_dir is not None:
-        env["DATA_DIR"] = str(data_dir)
-    with tempfile.TemporaryDirectory() as tmp:
-        out, err = Path(tmp) / "stdout", Path(tmp) / "stderr"
+class Command:
+    """`python -m <module> args...` from the repository root in its own process, forked from a server that imported the
+    CLI once (src/forked.py, as sweep trials start) rather than paying a new interpreter's imports; with the methods
+    of subprocess.Popen that the tests use."""
+
+    def __init__(self, module: str, args, env: dict[str, str]):
+        self.args, self.returncode = [module, *args], None
+        self._tmp = tempfile.TemporaryDirectory()
+        self._out, self._err = Path(self._tmp.name) / "stdout", Path(self._tmp.name) / "stderr"
         previous = os.getcwd()
         os.chdir(ROOT)  # the forked process starts in the caller's working directory
         try:
-            proc = forked.start(module, list(args), env, str(out), str(err))
+            self._proc = forked.start(module, list(args), env, str(self._out), str(self._err))
         finally:
             os.chdir(previous)
-        proc.join(timeout=900)
-        if proc.exitcode is None:
-            proc.kill()
-            raise AssertionError(f"python -m {module} {' '.join(args)} still running after 900 s")
-        proc = subprocess.CompletedProcess([module, *args], proc.exitcode, out.read_text() if out.exists() else "",
-                                           err.read_text() if err.exists() else "")
+
+    def send_signal(self, sig: int) -> None:
+        os.kill(self._proc.pid, sig)
+
+    def communicate(self, timeout: float = 900) -> tuple[str, str]:
+        self._proc.join(timeout)
+        if self._proc.exitcode is None:
+            self._proc.kill()
+            raise AssertionError(f"python -m {' '.join(self.args)} still running after {timeout} s")
+        self.returncode = self._proc.exitcode
+        out, err = (p.read_text() if p.exists() else "" for p in (self._out, self._err))
+        self._tmp.cleanup()
+        return out, err
+
+
+def run_cli(*args: str, data_dir: Path | None = None, check: bool = True, module: str = "src.cli") -> subprocess.CompletedProcess:
+    """python -m <module> args... (a Command) to its end; with check, a non-zero exit fails the test and shows the end
+    of both streams."""
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    if data_dir is not None:
+        env["DATA_DIR"] = str(data_dir)
+    command = Command(module, args, env)
+    out, err = command.communicate()
+    proc = subprocess.CompletedProcess(command.args, command.returncode, out, err)
     if check and proc.returncode != 0:
         raise AssertionError(f"exit {proc.returncode}\n{proc.stdout[-3000:]}\n{proc.stderr[-5000:]}")
     return proc

@@ -6,14 +6,13 @@ import os
 import signal
 import statistics
 import subprocess
-import sys
 import time
 from pathlib import Path
 
 import pytest
 
 from src.runs import read_scalars
-from tests.conftest import REAL_DATA, ROOT
+from tests.conftest import REAL_DATA, ROOT, Command
 
 TINY = "overrides: {trainer.max_epochs: 1, trainer.limit_train_batches: 4, trainer.limit_val_batches: 2, trainer.limit_test_batches: 2}\n"
 GRID = ("base: configs/mnist_mlp.yaml\n" + TINY +
@@ -21,13 +20,15 @@ GRID = ("base: configs/mnist_mlp.yaml\n" + TINY +
 
 
 def sweep(tmp_path: Path, text: str, *args: str, name: str = "grid", wait: bool = True, timeout: float = 900):
+    """python -m src.sweep <the file text> ...: finished (a CompletedProcess), or running (a Command) without wait."""
     path = tmp_path / f"{name}.yaml"
     path.write_text(text)
-    cmd = [sys.executable, "-m", "src.sweep", str(path), "--save-dir", str(tmp_path / "logs"), "--threads", "1", *args]
     env = {**os.environ, "DATA_DIR": str(REAL_DATA), "PYTHONUNBUFFERED": "1"}
+    command = Command("src.sweep", [str(path), "--save-dir", str(tmp_path / "logs"), "--threads", "1", *args], env)
     if not wait:
-        return subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    return subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=timeout)
+        return command
+    out, err = command.communicate(timeout)
+    return subprocess.CompletedProcess(command.args, command.returncode, out, err)
 
 
 def table(folder: Path) -> list[dict]:
