@@ -15,7 +15,7 @@ from lightning.pytorch import Callback
 from src.cli import main
 from src.data import MNISTDataModule
 from src.errors import UsageError
-from tests.conftest import ROOT, ctrl_c_works, make_idx_dataset, only_run, read_scalars
+from tests.conftest import ROOT, ctrl_c_works, make_idx_dataset, only_run, read_scalars, run_cli
 
 SHORT = ["--trainer.limit_train_batches", "30", "--trainer.limit_val_batches", "2", "--trainer.enable_progress_bar", "false"]
 
@@ -135,8 +135,7 @@ def test_interrupt_saves_a_checkpoint_and_resumes(mnist_root, tmp_path, sig, cod
     assert (ckpts / "interrupted.ckpt").is_file() and weights(ckpts / "interrupted.ckpt")
     for name in before:  # last and best from before are still there and readable
         assert (ckpts / name).is_file() and weights(ckpts / name)
-    resumed = subprocess.run([*args, "--ckpt_path", "last"],  # the same command, as the message says
-                             cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
+    resumed = run_cli(*args[3:], "--ckpt_path", "last", data_dir=mnist_root, check=False)  # the same command, as the message says
     assert resumed.returncode == 0, resumed.stderr[-2000:]
     assert f"fit: using checkpoint {ckpts / 'interrupted.ckpt'}" in resumed.stderr
     steps = {n: torch.load(ckpts / n, map_location="cpu", weights_only=True)["global_step"] for n in ("last.ckpt", "interrupted.ckpt")}
