@@ -109,13 +109,21 @@ def validate(sweep) -> None:
         lightning_log.setLevel(level)
 
 
-def stop_on_sigterm() -> None:
-    """SIGTERM (a scheduler, kill) ends the sweep like Ctrl-C: the running trials' processes are ended, Optuna marks
-    their trials failed, and the next run of the same command runs them again."""
+def stop_on_signals() -> None:
+    """SIGTERM (a scheduler, kill) and Ctrl-C end the sweep: the running trials' processes are ended, Optuna marks
+    their trials failed, and the next run of the same command runs them again. A signal that comes while no trial
+    process runs waits for the next trial's start (trials._run): raised between trials, inside Optuna's writes, it
+    could leave a trial marked running, which a resumed sweep would skip until it is STALE."""
+    from src.sweep.trials import LIVE, STOP
+
     def handler(signum, frame):
-        raise KeyboardInterrupt
+        if LIVE:
+            raise KeyboardInterrupt
+        STOP.set()
 
     signal.signal(signal.SIGTERM, handler)
+    if signal.getsignal(signal.SIGINT) is signal.default_int_handler:  # not where Ctrl-C is ignored (nohup, ... &)
+        signal.signal(signal.SIGINT, handler)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -139,8 +147,12 @@ def main(argv: list[str] | None = None) -> None:
             processes()  # the trials' fork server (src/forked.py) imports the CLI while validate checks every point
             validate(sweep)
             threads = args.threads or max(1, (os.cpu_count() or 1) // args.workers)
-            stop_on_sigterm()
+            stop_on_signals()
             run(study, sweep, folder, args.workers, threads)
+            from src.sweep.trials import STOP
+
+            if STOP.is_set():  # stopped after the last trial had started: no report, exit as stopped
+                raise KeyboardInterrupt
         from src.sweep.report import report
 
         if args.out:

@@ -18,6 +18,7 @@ from src.sweep.spec import point_name
 
 LIVE: set[multiprocessing.process.BaseProcess] = set()  # the trial processes running now: ended when the sweep is stopped
 STOPPING = threading.Event()  # set when the sweep is being stopped: trials cut short then leave no run behind
+STOP = threading.Event()  # a stop signal came while no trial process ran: the sweep stops at the next trial's start
 _LOCK = threading.Lock()
 
 
@@ -45,9 +46,11 @@ def _run(commands: list[list[str]], env: dict, log: Path) -> int:
     """The CLI commands one after the other in one new process (python -m src.sweep.trials, forked: src/forked.py):
     one start-up, not two. -> its exit code."""
     proc = forked.start("src.sweep.trials", [json.dumps(commands)], env, str(log))
-    with _LOCK:
-        LIVE.add(proc)
     try:
+        with _LOCK:
+            LIVE.add(proc)
+        if STOP.is_set():  # a stop signal that came while no trial ran (see stop_on_signals in __main__.py)
+            raise KeyboardInterrupt
         proc.join()
         return proc.exitcode
     except BaseException:  # the sweep is being stopped (Ctrl-C, SIGTERM): the trial's process goes with it

@@ -297,3 +297,29 @@ def test_a_two_process_ddp_trial_runs_from_the_fork_server(tmp_path):
     run = next((folder / "hidden=[16]_seed=0").glob("version_*"))
     row, = table(folder)
     assert float(row["test_acc_mean"]) == pytest.approx(read_scalars(next(run.glob("test_*")))["test/acc"][-1][1], abs=1e-6)
+
+
+def test_a_stop_signal_between_trials_stops_the_next_trial_at_its_start(tmp_path, monkeypatch):
+    """SIGTERM while no trial process runs (Optuna may be writing a trial's state: an exception there can leave a
+    trial marked running, which a resumed sweep skips) only marks the stop; the next trial's start raises it, inside
+    the objective, where Optuna marks that trial failed, and its process is ended."""
+    import threading
+
+    from src.sweep import trials
+    from src.sweep.__main__ import stop_on_signals
+
+    monkeypatch.setattr(trials, "STOP", threading.Event())
+    handlers = signal.getsignal(signal.SIGTERM), signal.getsignal(signal.SIGINT)
+    try:
+        stop_on_signals()
+        os.kill(os.getpid(), signal.SIGTERM)  # no trial runs: no KeyboardInterrupt here
+        time.sleep(0.1)
+    finally:
+        signal.signal(signal.SIGTERM, handlers[0])
+        signal.signal(signal.SIGINT, handlers[1])
+    assert trials.STOP.is_set()
+    monkeypatch.chdir(tmp_path)  # where the trial would log, had it run
+    fit = ["fit", "--config", str(ROOT / "configs" / "mnist_mlp.yaml"), "--trainer.max_epochs", "1", "--trainer.limit_train_batches", "2"]
+    with pytest.raises(KeyboardInterrupt):
+        trials._run([fit], {**os.environ, "DATA_DIR": str(REAL_DATA)}, tmp_path / "trial.log")
+    assert not trials.LIVE and not (tmp_path / "lightning_logs").exists()
