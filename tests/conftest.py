@@ -90,12 +90,7 @@ class Command:
         self.args, self.returncode = [module, *args], None
         self._tmp = tempfile.TemporaryDirectory()
         self._out, self._err = Path(self._tmp.name) / "stdout", Path(self._tmp.name) / "stderr"
-        previous = os.getcwd()
-        os.chdir(ROOT)  # the forked process starts in the caller's working directory
-        try:
-            self._proc = forked.start(module, list(args), env, str(self._out), str(self._err))
-        finally:
-            os.chdir(previous)
+        self._proc = forked.start(module, list(args), env, str(self._out), str(self._err), cwd=str(ROOT))
 
     def send_signal(self, sig: int) -> None:
         os.kill(self._proc.pid, sig)
@@ -110,6 +105,11 @@ class Command:
         self._tmp.cleanup()
         return out, err
 
+    def finish(self, timeout: float = 900) -> subprocess.CompletedProcess:
+        """Wait for the end: -> what subprocess.run returns."""
+        out, err = self.communicate(timeout)
+        return subprocess.CompletedProcess(self.args, self.returncode, out, err)
+
 
 def run_cli(*args: str, data_dir: Path | None = None, check: bool = True, module: str = "src.cli") -> subprocess.CompletedProcess:
     """python -m <module> args... (a Command) to its end; with check, a non-zero exit fails the test and shows the end
@@ -117,9 +117,7 @@ def run_cli(*args: str, data_dir: Path | None = None, check: bool = True, module
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     if data_dir is not None:
         env["DATA_DIR"] = str(data_dir)
-    command = Command(module, args, env)
-    out, err = command.communicate()
-    proc = subprocess.CompletedProcess(command.args, command.returncode, out, err)
+    proc = Command(module, args, env).finish()
     if check and proc.returncode != 0:
         raise AssertionError(f"exit {proc.returncode}\n{proc.stdout[-3000:]}\n{proc.stderr[-5000:]}")
     return proc

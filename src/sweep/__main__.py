@@ -114,12 +114,12 @@ def stop_on_signals() -> None:
     their trials failed, and the next run of the same command runs them again. A signal that comes while no trial
     process runs waits for the next trial's start (trials._run): raised between trials, inside Optuna's writes, it
     could leave a trial marked running, which a resumed sweep would skip until it is STALE."""
-    from src.sweep.trials import LIVE, STOP
+    from src.sweep.trials import LIVE, STOPPING
 
     def handler(signum, frame):
         if LIVE:
             raise KeyboardInterrupt
-        STOP.set()
+        STOPPING.set()
 
     signal.signal(signal.SIGTERM, handler)
     if signal.getsignal(signal.SIGINT) is signal.default_int_handler:  # not where Ctrl-C is ignored (nohup, ... &)
@@ -149,9 +149,9 @@ def main(argv: list[str] | None = None) -> None:
             threads = args.threads or max(1, (os.cpu_count() or 1) // args.workers)
             stop_on_signals()
             run(study, sweep, folder, args.workers, threads)
-            from src.sweep.trials import STOP
+            from src.sweep.trials import STOPPING
 
-            if STOP.is_set():  # stopped after the last trial had started: no report, exit as stopped
+            if STOPPING.is_set():  # stopped after the last trial had started: no report, exit as stopped
                 raise KeyboardInterrupt
         from src.sweep.report import report
 

@@ -17,8 +17,7 @@ from src.runs import next_version, read_scalars
 from src.sweep.spec import point_name
 
 LIVE: set[multiprocessing.process.BaseProcess] = set()  # the trial processes running now: ended when the sweep is stopped
-STOPPING = threading.Event()  # set when the sweep is being stopped: trials cut short then leave no run behind
-STOP = threading.Event()  # a stop signal came while no trial process ran: the sweep stops at the next trial's start
+STOPPING = threading.Event()  # the sweep is being stopped: no trial starts, trials cut short leave no run behind
 _LOCK = threading.Lock()
 
 
@@ -49,7 +48,7 @@ def _run(commands: list[list[str]], env: dict, log: Path) -> int:
     try:
         with _LOCK:
             LIVE.add(proc)
-        if STOP.is_set():  # a stop signal that came while no trial ran (see stop_on_signals in __main__.py)
+        if STOPPING.is_set():  # e.g. a stop signal that came while no trial ran (stop_on_signals in __main__.py)
             raise KeyboardInterrupt
         proc.join()
         return proc.exitcode

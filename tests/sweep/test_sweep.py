@@ -25,10 +25,7 @@ def sweep(tmp_path: Path, text: str, *args: str, name: str = "grid", wait: bool 
     path.write_text(text)
     env = {**os.environ, "DATA_DIR": str(REAL_DATA), "PYTHONUNBUFFERED": "1"}
     command = Command("src.sweep", [str(path), "--save-dir", str(tmp_path / "logs"), "--threads", "1", *args], env)
-    if not wait:
-        return command
-    out, err = command.communicate(timeout)
-    return subprocess.CompletedProcess(command.args, command.returncode, out, err)
+    return command.finish(timeout) if wait else command
 
 
 def table(folder: Path) -> list[dict]:
@@ -308,7 +305,7 @@ def test_a_stop_signal_between_trials_stops_the_next_trial_at_its_start(tmp_path
     from src.sweep import trials
     from src.sweep.__main__ import stop_on_signals
 
-    monkeypatch.setattr(trials, "STOP", threading.Event())
+    monkeypatch.setattr(trials, "STOPPING", threading.Event())
     handlers = signal.getsignal(signal.SIGTERM), signal.getsignal(signal.SIGINT)
     try:
         stop_on_signals()
@@ -317,7 +314,7 @@ def test_a_stop_signal_between_trials_stops_the_next_trial_at_its_start(tmp_path
     finally:
         signal.signal(signal.SIGTERM, handlers[0])
         signal.signal(signal.SIGINT, handlers[1])
-    assert trials.STOP.is_set()
+    assert trials.STOPPING.is_set()
     monkeypatch.chdir(tmp_path)  # where the trial would log, had it run
     fit = ["fit", "--config", str(ROOT / "configs" / "mnist_mlp.yaml"), "--trainer.max_epochs", "1", "--trainer.limit_train_batches", "2"]
     with pytest.raises(KeyboardInterrupt):
