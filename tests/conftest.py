@@ -9,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 import torchvision.datasets.cifar
 
 from src import forked
@@ -16,6 +17,20 @@ from src.runs import read_scalars  # noqa: F401  (re-exported for the tests)
 
 ROOT = Path(__file__).resolve().parent.parent
 REAL_DATA = Path(os.environ.get("DATA_DIR") or ROOT.parent / "shared" / "datasets")
+
+
+def pytest_configure(config):
+    """Under pytest-xdist (pyproject's `-n auto`: one worker per core) each worker, and every process it starts, gets
+    one torch thread unless OMP_NUM_THREADS says otherwise: two workers of two OpenMP threads each on two cores
+    spin-wait for each other's cores, and a training test then takes four times as long."""
+    if os.environ.get("PYTEST_XDIST_WORKER") and "OMP_NUM_THREADS" not in os.environ:
+        os.environ["OMP_NUM_THREADS"] = "1"
+        torch.set_num_threads(1)
+
+
+def pytest_collection_modifyitems(items):
+    """The tests marked slow first, so that the workers start on the longest ones and finish together."""
+    items.sort(key=lambda item: item.get_closest_marker("slow") is None)
 
 
 @pytest.fixture
