@@ -64,13 +64,9 @@ class Conv2d:
     The patch matrix is k*k times the input (40 MB for MNIST's second conv at batch 128): built for all images
     at once it is written to memory, then read back by the product, then again by the backward pass. Built
     CHUNK images at a time it stays in the CPU's cache between the copy and the product (Caffe loops over the
-    batch one image at a time for the same reason), and backward rebuilds it per chunk rather than storing it.
-    Backward: dW = sum over chunks of cols^T dout. For dx, input pixel (i, j) fed output (y, x) through weight
-    (dy, dx) = (i - y + pad, j - x + pad); so
-        dx[i, j, c] = sum_{y, x, f} dout[y, x, f] W[f, c, i - y + pad, j - x + pad],
-    which is this same convolution applied to dout with the kernel flipped in both spatial axes, its channel
-    axes swapped (W^T: [C, F, k, k]) and padding k - 1 - pad: one more pass of patches and products, instead of
-    scattering the k*k copies of every pixel back (col2im), which measured slower.
+    batch one image at a time for the same reason); backward builds its own patch matrices rather than storing it.
+    Backward: below a first layer, both gradients come from one patch matrix, that of dout (_input_and_weight_grad);
+    the first layer, whose input is data, needs only dW, from its input's patches (_weight_grad).
     """
 
     @staticmethod
@@ -93,18 +89,50 @@ class Conv2d:
         grads {"W": [F, C, k, k], "b": [F] (absent without a bias)}."""
         xp, W, pad, has_bias = cache
         f, c, k, _ = W.shape
-        n = xp.shape[0]
-        d = dout.permute(0, 2, 3, 1).reshape(n, -1, f)  # [N, L, F]; a view when dout is channels-last
+        d = dout.permute(0, 2, 3, 1).reshape(len(xp), -1, f)  # [N, L, F]; a view when dout is channels-last
+        if input_grad:
+            dx, dW = Conv2d._input_and_weight_grad(dout, xp, W, pad)
+        else:
+            dx, dW = None, Conv2d._weight_grad(xp, d, k)
+        grads = {"W": dW, "b": d.sum(dim=(0, 1))} if has_bias else {"W": dW}
+        return dx, grads
+
+    @staticmethod
+    def _weight_grad(xp, d, k):
+        """dW from the input's patches: dW_cols = sum over blocks of cols^T d. xp: [N, Hp, Wp, C], d: [N, L, F] ->
+        [F, C, k, k]. For the first layer, whose input has few channels, so its patch rows are short (k*k*C)."""
+        c, f = xp.shape[3], d.shape[2]
         dW_cols = torch.zeros(k * k * c, f, dtype=d.dtype, device=d.device)  # [kkC, F] in (dy, dx, c) order
         for i, j, cols in patch_blocks(xp, k):
             dW_cols.addmm_(cols.T, d[i:j].reshape(-1, f))
-        grads = {"W": dW_cols.T.reshape(f, k, k, c).permute(0, 3, 1, 2).contiguous()}
-        if has_bias:
-            grads["b"] = d.sum(dim=(0, 1))
-        if not input_grad:
-            return None, grads
-        dx, _ = Conv2d.forward(dout, W.flip(2, 3).transpose(0, 1), None, k - 1 - pad)
-        return dx, grads
+        return dW_cols.T.reshape(f, k, k, c).permute(0, 3, 1, 2).contiguous()
+
+    @staticmethod
+    def _input_and_weight_grad(dout, xp, W, pad):
+        """Both gradients from one patch matrix, that of the output gradient (padded by q = k - 1 - pad): D, rows
+        (n, i, j) over the input's positions, columns (a, b, f). Input pixel (i, j) fed output (y, x) through weight
+        (dy, dx) = (i - y + pad, j - x + pad); row (i, j) of D holds dout[i + a - q, j + b - q] = dout[i - dy + pad, ...]
+        at a = k - 1 - dy, b = k - 1 - dx. So
+            dx[(n, i, j), c] = sum_(a, b, f) D[(n, i, j), (a, b, f)] W[f, c, k-1-a, k-1-b]   (dx = D Wt^T)
+            dW[f, c, dy, dx] = sum_(n, i, j) D[(n, i, j), (k-1-dy, k-1-dx, f)] x[n, i, j, c]   (dWt = D^T X)
+        i.e. dx is dout convolved with the kernel flipped in both spatial axes and its channel axes swapped, and dW
+        is the same matrix read the other way against the unpadded input X. Building D once, a block of images at a
+        time (see Conv2d), serves both products while the block is in the CPU's cache; scattering the k*k copies of
+        every pixel back instead (col2im) measured slower. -> dx [N, C, H, W] (channels-last), dW [F, C, k, k]."""
+        f, c, k, _ = W.shape
+        n, hp, wp, _ = xp.shape
+        h, w, q = hp - 2 * pad, wp - 2 * pad, k - 1 - pad
+        dp = torch.nn.functional.pad(dout.permute(0, 2, 3, 1), (0, 0, q, q, q, q)).contiguous()  # [N, H+2q, W+2q, F]
+        Wt_cols = W.flip(2, 3).permute(1, 2, 3, 0).reshape(c, k * k * f)  # [C, kkF] in (a, b, f) order
+        x = xp[:, pad:pad + h, pad:pad + w, :]  # [N, H, W, C], the unpadded input (a view)
+        dx = torch.empty(n * h * w, c, dtype=dout.dtype, device=dout.device)  # [N*H*W, C]
+        dWt = torch.zeros(k * k * f, c, dtype=dout.dtype, device=dout.device)  # [kkF, C] in (a, b, f) order
+        rows = h * w
+        for i, j, cols in patch_blocks(dp, k):
+            torch.mm(cols, Wt_cols.T, out=dx[i * rows:j * rows])
+            dWt.addmm_(cols.T, x[i:j].reshape(-1, c))
+        dW = dWt.view(k, k, f, c).flip(0, 1).permute(2, 3, 0, 1).contiguous()
+        return dx.view(n, h, w, c).permute(0, 3, 1, 2), dW
 
 
 class MaxPool2d:
