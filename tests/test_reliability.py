@@ -115,9 +115,10 @@ def test_a_run_interrupted_mid_epoch_resumes_exactly(mnist_root, tmp_path, monke
 @pytest.mark.slow
 @pytest.mark.parametrize("sig,code", [(signal.SIGTERM, 143), (signal.SIGINT, 1)])
 def test_interrupt_saves_a_checkpoint_and_resumes(mnist_root, tmp_path, sig, code):
-    args = [sys.executable, "-m", "src.cli", "fit", "--config", "configs/mnist_mlp.yaml", "--trainer.max_epochs", "15",
+    args = [sys.executable, "-m", "src.cli", "fit", "--config", "configs/mnist_mlp.yaml", "--trainer.max_epochs", "6",
             "--trainer.logger.init_args.save_dir", str(tmp_path), *SHORT,
-            "--trainer.limit_train_batches", "150"]  # ~0.5 s epochs: the signal lands mid-run, not after it ended
+            "--trainer.limit_train_batches", "150"]  # whole epochs, ~0.5 s: 0.3 s after the first one's checkpoint the
+    # signal lands in the second epoch's training steps, with four more epochs to go
     env = {**os.environ, "DATA_DIR": str(mnist_root), "PYTHONUNBUFFERED": "1"}
     proc = subprocess.Popen(args, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                             preexec_fn=ctrl_c_works)
