@@ -143,6 +143,34 @@ def test_interrupt_saves_a_checkpoint_and_resumes(mnist_root, tmp_path, sig, cod
     assert steps["last.ckpt"] > steps["interrupted.ckpt"]  # it trained on from where it was stopped
 
 
+class CtrlCInValidation(Callback):
+    """Test helper: Ctrl-C (KeyboardInterrupt) at the first validation batch of epoch `epoch`."""
+
+    def __init__(self, epoch: int = 1):
+        self.epoch = epoch
+
+    def on_validation_batch_start(self, trainer, pl_module, batch, batch_idx, dataloader_idx=0):
+        if not trainer.sanity_checking and trainer.current_epoch == self.epoch:
+            raise KeyboardInterrupt
+
+
+def test_ctrl_c_during_validation_saves_nothing_and_says_what_resumes(mnist_root, tmp_path):
+    """Cut short, a validation has no scores: no interrupted.ckpt; the line names last.ckpt (end of epoch 0), which
+    `--ckpt_path last` then resumes from."""
+    args = ["fit", "--config", "configs/mnist_mlp.yaml", "--trainer.max_epochs", "2",
+            "--trainer.logger.init_args.save_dir", str(tmp_path), *SHORT]
+    proc = run_cli(*args, "--trainer.callbacks+=tests.test_reliability.CtrlCInValidation", data_dir=mnist_root, check=False)
+    ckpts = only_run(tmp_path / "mnist_mlp") / "checkpoints"
+    assert proc.returncode == 1, proc.stderr[-2000:]
+    assert (f"interrupted during validation at epoch 1, step 60; resume by running the same command with --ckpt_path "
+            f"last (from {ckpts / 'last.ckpt'})") in proc.stderr
+    assert not (ckpts / "interrupted.ckpt").exists()
+    assert torch.load(ckpts / "last.ckpt", map_location="cpu", weights_only=True)["global_step"] == 30
+    resumed = run_cli(*args, "--ckpt_path", "last", data_dir=mnist_root)
+    assert f"fit: using checkpoint {ckpts / 'last.ckpt'}" in resumed.stderr
+    assert torch.load(ckpts / "last.ckpt", map_location="cpu", weights_only=True)["global_step"] == 60
+
+
 class PoisonAtStep(Callback):
     """Test helper: turns the weights to NaN before training step `step`."""
 

@@ -3,24 +3,36 @@
 from pathlib import Path
 
 from lightning.pytorch import Callback, LightningModule, Trainer
+from lightning.pytorch.trainer.states import TrainerFn
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 from lightning.pytorch.utilities.rank_zero import rank_zero_info
 
 INTERRUPTED = "interrupted.ckpt"
+RESUME = "resume by running the same command with --ckpt_path last"
 
 
 class CheckpointOnInterrupt(Callback):
     """Writes <run>/checkpoints/interrupted.ckpt (atomically, like every Lightning checkpoint) and says how to
     resume. last.ckpt and the best checkpoint are left as they were; `--ckpt_path last` picks whichever of
     last.ckpt and interrupted.ckpt is newer (src/runs.py). Lightning then exits with status 1 (Ctrl-C);
-    src.cli.main turns SIGTERM into status 143."""
+    src.cli.main turns SIGTERM into status 143.
+
+    A Ctrl-C during a validation inside fit saves nothing: cut short, the validation has no scores yet, nor has
+    anything that follows them (the best checkpoint, early stopping), and last.ckpt, saved when the previous
+    validation ended, is the consistent state to go on from; the line says so (Lightning defers a SIGTERM to the
+    next training step)."""
 
     def on_exception(self, trainer: Trainer, pl_module: LightningModule, exception: BaseException) -> None:
-        if not isinstance(exception, (KeyboardInterrupt, SIGTERMException)) or not trainer.training:
+        if not isinstance(exception, (KeyboardInterrupt, SIGTERMException)) or trainer.state.fn != TrainerFn.FITTING:
             return
         if trainer.checkpoint_callback is None or trainer.checkpoint_callback.dirpath is None:
             return
+        where = f"at epoch {trainer.current_epoch}, step {trainer.global_step}"
+        if not trainer.training:  # the sanity check or a validation
+            last = trainer.checkpoint_callback.last_model_path
+            then = f"{RESUME} (from {last})" if last and Path(last).is_file() else "nothing saved yet: run the command again"
+            rank_zero_info(f"interrupted during validation {where}; {then}")
+            return
         path = Path(trainer.checkpoint_callback.dirpath) / INTERRUPTED
         trainer.save_checkpoint(path, weights_only=False)  # a full, resumable checkpoint (and no "not set" notice)
-        rank_zero_info(f"interrupted at epoch {trainer.current_epoch}, step {trainer.global_step}: saved {path}; "
-                       "resume by running the same command with --ckpt_path last")
+        rank_zero_info(f"interrupted {where}: saved {path}; {RESUME}")
