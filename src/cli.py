@@ -60,14 +60,7 @@ class CLI(LightningCLI):
         super().parse_arguments(parser, args)
         subcommand = self.config.get("subcommand")
         config = self.config[subcommand] if subcommand else self.config  # run=False: no subcommand
-        if config.trainer.get("enable_progress_bar") is False:
-            # default.yaml configures a progress bar; Lightning refuses one together with enable_progress_bar false.
-            config.trainer.callbacks = [c for c in config.trainer.callbacks or []
-                                        if not str(c.get("class_path", "")).endswith("ProgressBar")]
-        if config.trainer.get("precision") == "bf16-mixed" and not native_bf16(config.trainer.get("accelerator")):
-            rank_zero_info("precision: this device has no native bf16 (where it is emulated it is slower than float32): "
-                           "training in 32-true")
-            config.trainer.precision = "32-true"
+        fit_trainer_to_machine(config)
         check_net_takes_data_shape(config)
         logger = _tensorboard_args(config)
         if logger is None:  # another logger chosen by the user: leave naming and resolution to Lightning
@@ -85,14 +78,23 @@ class CLI(LightningCLI):
             raise UsageError(f"{root / str(logger.version)} already holds a run; leave trainer.logger.init_args.version "
                              "empty for a new version_N, or resume it with --ckpt_path last")
         if ckpt is None and subcommand != "predict":
-            if logger.version is None:  # named here, not by Lightning, so that the folder is known before it exists
-                argv = sys.argv[1:] if args is None else args
-                # Only options besides the config files can change a value: without any, skip the second parse.
-                overrides = isinstance(argv, list) and any(a.startswith("--") and a.split("=")[0] != "--config" for a in argv)
-                suffix = run_suffix(changed(parser, config, subcommand)) if subcommand == "fit" and overrides else ""
-                logger.version = f"version_{next_version(root)}{suffix}"  # nothing changed: Lightning's own version_N
-            self._watch(root / str(logger.version))
-            return
+            self._new_run(parser, config, subcommand, sys.argv[1:] if args is None else args, logger, root)
+        else:
+            self._from_checkpoint(config, subcommand, ckpt, logger, root)
+
+    def _new_run(self, parser, config: Namespace, subcommand: str, argv, logger: Namespace, root: Path) -> None:
+        """A run without a checkpoint logs into <root>/version_N, named here, not by Lightning, so that the folder is
+        known before it exists; a fit's name adds what its command line changed (run_suffix)."""
+        if logger.version is None:
+            # Only options besides the config files can change a value: without any, skip the second parse.
+            overrides = isinstance(argv, list) and any(a.startswith("--") and a.split("=")[0] != "--config" for a in argv)
+            suffix = run_suffix(changed(parser, config, subcommand)) if subcommand == "fit" and overrides else ""
+            logger.version = f"version_{next_version(root)}{suffix}"  # nothing changed: Lightning's own version_N
+        self._watch(root / str(logger.version))
+
+    def _from_checkpoint(self, config: Namespace, subcommand: str, ckpt, logger: Namespace, root: Path) -> None:
+        """--ckpt_path best|last|<run>:best|file: resolved and checked; an evaluation logs into <run>/test_K, a fit
+        resumes its run in place."""
         hint = " ".join(f"--config {c}" for c in (config.get("config") or []))
         if subcommand == "predict" and ckpt is None:
             raise UsageError(f"predict needs a trained model: add --ckpt_path best, last or a .ckpt file "
@@ -156,6 +158,19 @@ class CLI(LightningCLI):
             if monitor is not None and monitor not in logged:
                 raise UsageError(f"{type(callback).__name__} monitors {monitor!r}, which is never logged; "
                                  f"choose one of {', '.join(logged)}")
+
+
+def fit_trainer_to_machine(config: Namespace) -> None:
+    """Trainer settings that cannot hold as written: default.yaml's progress bar callback when the bar is switched off
+    (Lightning refuses both together), and bf16-mixed where the device has no native bf16 (emulated, it is slower
+    than float32)."""
+    if config.trainer.get("enable_progress_bar") is False:
+        config.trainer.callbacks = [c for c in config.trainer.callbacks or []
+                                    if not str(c.get("class_path", "")).endswith("ProgressBar")]
+    if config.trainer.get("precision") == "bf16-mixed" and not native_bf16(config.trainer.get("accelerator")):
+        rank_zero_info("precision: this device has no native bf16 (where it is emulated it is slower than float32): "
+                       "training in 32-true")
+        config.trainer.precision = "32-true"
 
 
 def native_bf16(accelerator) -> bool:
