@@ -126,38 +126,42 @@ def stop_on_signals() -> None:
         signal.signal(signal.SIGINT, handler)
 
 
+def sweep_command(args: argparse.Namespace) -> None:
+    """Run the sweep's missing trials (unless --report-only), then write and print its report."""
+    if args.workers <= 0:
+        raise UsageError(f"--workers must be at least 1, got {args.workers}")
+    from src.sweep.spec import load
+
+    sweep = load(args.file)
+    if args.trials is not None:
+        sweep.trials = args.trials
+    folder = args.save_dir / sweep.name
+    storage = open_storage(args.storage, folder)
+    from src.sweep.study import open_study, run
+
+    study = open_study(sweep, storage, folder)
+    if not args.report_only:
+        from src.forked import processes
+
+        processes()  # the trials' fork server (src/forked.py) imports the CLI while validate checks every point
+        validate(sweep)
+        threads = args.threads or max(1, (os.cpu_count() or 1) // args.workers)
+        stop_on_signals()
+        run(study, sweep, folder, args.workers, threads)
+        from src.sweep.trials import STOPPING
+
+        if STOPPING.is_set():  # stopped after the last trial had started: no report, exit as stopped
+            raise KeyboardInterrupt
+    from src.sweep.report import report
+
+    if args.out:
+        args.out.mkdir(parents=True, exist_ok=True)
+    print(report(study, sweep, args.out or folder))
+
+
 def main(argv: list[str] | None = None) -> None:
     try:
-        args = parse(argv)
-        if args.workers <= 0:
-            raise UsageError(f"--workers must be at least 1, got {args.workers}")
-        from src.sweep.spec import load
-
-        sweep = load(args.file)
-        if args.trials is not None:
-            sweep.trials = args.trials
-        folder = args.save_dir / sweep.name
-        storage = open_storage(args.storage, folder)
-        from src.sweep.study import open_study, run
-
-        study = open_study(sweep, storage, folder)
-        if not args.report_only:
-            from src.forked import processes
-
-            processes()  # the trials' fork server (src/forked.py) imports the CLI while validate checks every point
-            validate(sweep)
-            threads = args.threads or max(1, (os.cpu_count() or 1) // args.workers)
-            stop_on_signals()
-            run(study, sweep, folder, args.workers, threads)
-            from src.sweep.trials import STOPPING
-
-            if STOPPING.is_set():  # stopped after the last trial had started: no report, exit as stopped
-                raise KeyboardInterrupt
-        from src.sweep.report import report
-
-        if args.out:
-            args.out.mkdir(parents=True, exist_ok=True)
-        print(report(study, sweep, args.out or folder))
+        sweep_command(parse(argv))
     except UsageError as err:
         print(f"error: {err}", file=sys.stderr)
         sys.exit(2)
