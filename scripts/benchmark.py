@@ -189,7 +189,7 @@ def time_to_accuracy(config: str, targets: list[float], device: str, save_dir: s
     return {"config": config, "curve": curve, **{f">={t:.3f}": next((s for s, a in curve if a >= t), None) for t in targets}}
 
 
-def main() -> None:
+def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--reps", type=int, default=3)
     parser.add_argument("--batch-size", type=int, default=None, help=f"every pipeline's batch (default: {CONFIG}'s)")
@@ -200,12 +200,12 @@ def main() -> None:
     parser.add_argument("--cnn", action="store_true", help="also time SmallCNN's step per memory layout and precision")
     parser.add_argument("--startup", action="store_true", help="also time the phases before the first step and after the last")
     parser.add_argument("--workers", default="0,2", help="num_workers values for S")
-    args = parser.parse_args()
-    save_dir = tempfile.mkdtemp(prefix="benchmark_logs_")  # the runs' logs are not the point: removed at the end
+    return parser.parse_args()
+
+
+def epochs(args: argparse.Namespace, batch: int, save_dir: str) -> dict:
+    """T, S (per num_workers), L and R, one epoch each per repetition: their times and ratios, printed."""
     workers = [int(w) for w in args.workers.split(",") if w != ""]
-    batch = args.batch_size or config_batch_size()
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, {os.cpu_count()} cores, device {args.device}, batch {batch}")
-    skip_nvml_without_gpus()  # R stands for a process without Lightning, which never sets this variable
     data = preload(args.device)
     times = {"T": [], **{f"S{w}": [] for w in workers}, "L": [], "R": []}
     raw_epoch(args.device, data, batch)  # warm-up
@@ -227,12 +227,12 @@ def main() -> None:
         print(f"{k:<10}{v['median_s']:>16.2f}{v['min_s']:>8.2f}-{v['max_s']:<7.2f}{v['samples_per_s']:>12,.0f}")
     print("ratios (median over repetitions, min-max): " +
           ", ".join(f"{k} = {v:.2f} ({min(per_rep[k]):.2f}-{max(per_rep[k]):.2f})" for k, v in ratios.items()))
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    print(f"peak resident memory of this process: {peak:.0f} MiB")
-    report = {"device": args.device, "torch": torch.__version__, "threads": torch.get_num_threads(), "batch_size": batch,
-              "epochs": result, "ratios": ratios, "ratios_per_rep": per_rep,
-              "peak_rss_mib": peak}
-    device = ["--device", args.device]
+    return {"epochs": result, "ratios": ratios, "ratios_per_rep": per_rep}
+
+
+def extras(args: argparse.Namespace, save_dir: str) -> dict:
+    """What --manual, --cnn, --startup and --tta ask for, printed."""
+    report, device = {}, ["--device", args.device]
     for flag, key, script, extra in (("manual", "manual_step", "bench_manual_step", device),
                                      ("cnn", "cnn_step", "bench_cnn_step", device), ("startup", "startup", "bench_startup", [])):
         if getattr(args, flag):
@@ -244,6 +244,20 @@ def main() -> None:
                                       time_to_accuracy(CONFIG, [0.98], args.device, save_dir)]
         for row in report["time_to_accuracy"]:
             print(row["config"], {k: v for k, v in row.items() if k.startswith(">=")}, "curve (s, test acc):", row["curve"])
+    return report
+
+
+def main() -> None:
+    args = parse_args()
+    save_dir = tempfile.mkdtemp(prefix="benchmark_logs_")  # the runs' logs are not the point: removed at the end
+    batch = args.batch_size or config_batch_size()
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, {os.cpu_count()} cores, device {args.device}, batch {batch}")
+    skip_nvml_without_gpus()  # R stands for a process without Lightning, which never sets this variable
+    report = {"device": args.device, "torch": torch.__version__, "threads": torch.get_num_threads(), "batch_size": batch,
+              **epochs(args, batch, save_dir)}
+    report["peak_rss_mib"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print(f"peak resident memory of this process: {report['peak_rss_mib']:.0f} MiB")
+    report.update(extras(args, save_dir))
     if args.json:
         Path(args.json).write_text(json.dumps(report, indent=2))
     shutil.rmtree(save_dir)
