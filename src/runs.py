@@ -129,8 +129,9 @@ def describe(path: Path) -> str:
 def better_run(run: Path, root: Path) -> str | None:
     """A line naming another run of the config whose best val/acc beats this run's, or None."""
     runs = fit_runs(root)
-    mine = best_score(run) if run in runs else None
-    scored = [(best_score(r), r) for r in runs if r != run]
+    others = [r for r in runs if r.resolve() != run.resolve()]  # root may be relative (lightning_logs/...), run not
+    mine = best_score(run) if len(others) < len(runs) else None
+    scored = [(best_score(r), r) for r in others]
     scored = [(s, r) for s, r in scored if s is not None and (mine is None or s > mine)]
     if not scored:
         return None

@@ -1,5 +1,6 @@
 import os
 import time
+from pathlib import Path
 
 import pytest
 import torch
@@ -83,3 +84,11 @@ def test_best_of_the_newest_run_says_when_another_run_is_better(tmp_path):
     assert resolve_checkpoint("all:best", tmp_path, "") == real / "checkpoints" / "epoch03-acc0.9921.ckpt"
     with pytest.raises(UsageError, match="no trained run 'version_7'.*version_0, version_1_max_epochs=1"):
         resolve_checkpoint("version_7:best", tmp_path, "")
+
+
+def test_the_only_run_is_not_better_than_itself_under_a_relative_save_dir(tmp_path, monkeypatch):
+    """The default save_dir is relative (lightning_logs), the run of a resolved checkpoint absolute: still one run."""
+    _scored_run(tmp_path / "lightning_logs" / "mnist_mlp", "version_0", 0.9824)
+    monkeypatch.chdir(tmp_path)
+    root = Path("lightning_logs") / "mnist_mlp"
+    assert better_run(run_of(resolve_checkpoint("best", root, "")), root) is None
