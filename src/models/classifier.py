@@ -46,9 +46,13 @@ class ImageClassifier(LightningModule):
         optimizer: OptimizerCallable = torch.optim.Adam,  # class_path + init_args of any torch.optim optimizer
         scheduler: LRSchedulerCallable | None = None,  # see configure_optimizers
         scheduler_interval: Literal["step", "epoch"] = "step",  # step the scheduler after every batch, or every epoch
+        label_smoothing: float = 0.0,  # training targets (1 - s) one-hot + s / classes; val/test losses stay plain
     ):
         super().__init__()
+        if not 0.0 <= label_smoothing < 1.0:
+            raise ValueError(f"label_smoothing must be in [0, 1), got {label_smoothing}")
         self.net, self.optimizer, self.scheduler, self.scheduler_interval = net, optimizer, scheduler, scheduler_interval
+        self.label_smoothing = label_smoothing
         # Under DDP Lightning recommends sync_dist=True for every epoch-level value logged as a tensor. These are
         # computed by torchmetrics, which has already summed their states over all ranks: every rank logs the same
         # global value, and a further all-reduce would only average identical numbers. A false alarm for our names.
@@ -151,7 +155,8 @@ class ImageClassifier(LightningModule):
         """-> (loss, logits [N, C])."""
         x, y = batch  # [N, C, H, W] float, [N] int64
         logits = self.net(x)
-        loss = F.cross_entropy(logits, y)
+        # Smoothing is a training target; the val and test losses measure the model against the true labels.
+        loss = F.cross_entropy(logits, y, label_smoothing=self.label_smoothing if stage == "train" else 0.0)
         self.update_metrics(stage, logits, y, loss)
         return loss, logits
 

@@ -24,6 +24,21 @@ def test_shared_step_loss_and_metrics_on_a_tiny_batch():
     assert torch.allclose(stats["loss"], loss)
 
 
+def test_label_smoothing_smooths_the_training_loss_only():
+    """Training: cross-entropy against (1 - s) one-hot + s / classes, written out by hand; val and test: plain."""
+    torch.manual_seed(0)
+    model = ImageClassifier(MLP(hidden=[8]), label_smoothing=0.1)
+    x, y = torch.randn(6, 1, 28, 28), torch.tensor([0, 1, 2, 3, 4, 5])
+    logits = model.net(x)
+    target = 0.9 * F.one_hot(y, 10) + 0.1 / 10
+    smoothed = -(target * logits.log_softmax(dim=1)).sum(dim=1).mean()
+    assert torch.allclose(model._shared_step((x, y), "train")[0], smoothed)
+    for stage in ("val", "test"):
+        assert torch.allclose(model._shared_step((x, y), stage)[0], F.cross_entropy(logits, y))
+    with pytest.raises(ValueError, match="label_smoothing must be in"):
+        ImageClassifier(MLP(hidden=[8]), label_smoothing=1.0)
+
+
 def test_hand_built_module_keeps_checkpoint_safe_hparams():
     model = ImageClassifier(MLP(hidden=[8]), optimizer=torch.optim.SGD)
     assert "net" not in model.hparams and "optimizer" not in model.hparams  # objects never reach a checkpoint
