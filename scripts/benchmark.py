@@ -97,7 +97,7 @@ def template_epoch(device: str, save_dir: str, batch: int) -> float:
     adam = [a for k, v in ADAM.items() for a in (f"--model.init_args.optimizer.init_args.{k}", str(v).lower())]
     built = cli(["--config", CONFIG, "--model.init_args.net.init_args.hidden", str(HIDDEN),
                  "--data.init_args.batch_size", str(batch),
-                 "--model.init_args.scheduler", "null", *adam,
+                 "--model.init_args.scheduler", "null", "--model.init_args.label_smoothing", "0", *adam,  # R's loss
                  "--trainer.max_epochs", "1", "--trainer.accelerator", device, "--trainer.enable_model_summary", "false",
                  "--trainer.logger.init_args.save_dir", save_dir, "--trainer.num_sanity_val_steps", "0"], run=False)
     timer = EpochTimer()
