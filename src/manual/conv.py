@@ -13,6 +13,12 @@ import torch
 CHUNK = 16  # images per im2col block; see Conv2d
 
 
+def padded(x: torch.Tensor, pad: int) -> torch.Tensor:
+    """x: [N, C, H, W] -> channels-last with `pad` zeros on every side, [N, H + 2 pad, W + 2 pad, C], contiguous: the
+    layout `patches` reads in place."""
+    return torch.nn.functional.pad(x.permute(0, 2, 3, 1), (0, 0, pad, pad, pad, pad)).contiguous()
+
+
 def patches(xp: torch.Tensor, k: int) -> torch.Tensor:
     """im2col of padded channels-last images xp: [n, Hp, Wp, C] -> [n*H'*W', k*k*C], one k x k patch per row.
 
@@ -73,7 +79,7 @@ class Conv2d:
     def forward(x, W, b, pad):
         n, c, h, w = x.shape
         f, _, k, _ = W.shape
-        xp = torch.nn.functional.pad(x.permute(0, 2, 3, 1), (0, 0, pad, pad, pad, pad)).contiguous()  # [N, Hp, Wp, C]
+        xp = padded(x, pad)  # [N, Hp, Wp, C]
         h_out, w_out = h + 2 * pad - k + 1, w + 2 * pad - k + 1
         W_cols = W.permute(0, 2, 3, 1).reshape(f, k * k * c)  # [F, kkC] in (dy, dx, c) order
         out = torch.empty(n * h_out * w_out, f, dtype=x.dtype, device=x.device)  # [N*L, F]
@@ -122,7 +128,7 @@ class Conv2d:
         f, c, k, _ = W.shape
         n, hp, wp, _ = xp.shape
         h, w, q = hp - 2 * pad, wp - 2 * pad, k - 1 - pad
-        dp = torch.nn.functional.pad(dout.permute(0, 2, 3, 1), (0, 0, q, q, q, q)).contiguous()  # [N, H+2q, W+2q, F]
+        dp = padded(dout, q)  # [N, H+2q, W+2q, F]
         Wt_cols = W.flip(2, 3).permute(1, 2, 3, 0).reshape(c, k * k * f)  # [C, kkF] in (a, b, f) order
         x = xp[:, pad:pad + h, pad:pad + w, :]  # [N, H, W, C], the unpadded input (a view)
         dx = torch.empty(n * h * w, c, dtype=dout.dtype, device=dout.device)  # [N*H*W, C]
