@@ -6,8 +6,8 @@ convolution, channels-last as the configs run it; target <= 2.0), with and witho
     python scripts/bench_manual_step.py [--batch 128] [--reps 200] [--device cpu] [--profile]
 
 Prints the median time per step of each and the ratio manual / autograd; --profile adds where the manual
-CNN's step spends its time (torch.profiler, by operator) and the throughput of its largest matrix product
-against oneDNN's direct convolution of the same size.
+CNN's step spends its time (torch.profiler, by operator) and the throughput of its largest matrix product,
+by torch.mm (MKL) and by oneDNN, against oneDNN's direct convolution of the same size.
 """
 
 import argparse
@@ -19,6 +19,7 @@ import torch.nn.functional as F
 
 from src.cli import reuse_freed_memory
 from src.manual import ManualCNN, ManualMLP, ManualSGD
+from src.manual.conv import CHUNK
 
 
 def sgd_steps(manual, net, x, y, device: str):
@@ -102,18 +103,26 @@ def profile(step, reps: int = 10) -> None:
 
 
 def product_throughput(batch: int, reps: int = 50) -> None:
-    """The second convolution's forward FLOPs done two ways: ManualCNN's im2col product ([N*14*14, 400] x [400, 16],
-    torch.mm: MKL on x86) and oneDNN's direct convolution. Their GFLOP/s say how much of the gap is the
-    matrix-product library rather than the hand-written code around it."""
+    """The second convolution's forward FLOPs done four ways: ManualCNN's im2col product ([rows, 400] x [400, 16]) by
+    torch.mm (MKL on x86) for the whole batch and for one 16-image block (CHUNK, as the layer runs it); the block's
+    product by oneDNN's matrix kernels (a 1 x 1 convolution over a zero-copy view of the patch matrix: [rows, 400]
+    row-major is a channels-last [1, 400, rows, 1] image); and oneDNN's direct convolution. Their GFLOP/s, with
+    torch.mm's rate on a large square product (the library's ceiling), separate what the matrix-product library
+    costs from what the hand-written code around it costs."""
     x = torch.randn(batch, 16, 14, 14).contiguous(memory_format=torch.channels_last)
-    W, cols = torch.randn(16, 16, 5, 5), torch.randn(batch * 14 * 14, 400)
-    W_cols, flops = W.reshape(16, 400), 2 * batch * 14 * 14 * 400 * 16
-    for name, op in (("im2col product (torch.mm)", lambda: cols @ W_cols.T),
-                     ("direct convolution (F.conv2d)", lambda: F.conv2d(x, W, padding=2))):
+    W, cols, square = torch.randn(16, 16, 5, 5), torch.randn(batch * 14 * 14, 400), torch.randn(1024, 1024)
+    W_cols, block = W.reshape(16, 400), cols[:CHUNK * 14 * 14]
+    block_image, W_1x1 = block.view(1, -1, 1, 400).permute(0, 3, 1, 2), W_cols.view(16, 400, 1, 1)
+    conv2_flops = 2 * 14 * 14 * 400 * 16  # per image
+    for name, op, flops in (("conv2, whole batch, torch.mm", lambda: cols @ W_cols.T, batch * conv2_flops),
+                            (f"conv2, {CHUNK}-image block, torch.mm", lambda: block @ W_cols.T, CHUNK * conv2_flops),
+                            (f"conv2, {CHUNK}-image block, oneDNN 1x1", lambda: F.conv2d(block_image, W_1x1), CHUNK * conv2_flops),
+                            ("conv2, direct convolution (F.conv2d)", lambda: F.conv2d(x, W, padding=2), batch * conv2_flops),
+                            ("1024 x 1024 x 1024, torch.mm", lambda: square @ square, 2 * 1024 ** 3)):
         for _ in range(5):
             op()
         seconds = statistics.median(timed(op, "cpu") for _ in range(reps))
-        print(f"conv2 forward as {name:>30}: {seconds * 1e3:6.2f} ms, {flops / seconds / 1e9:5.0f} GFLOP/s")
+        print(f"{name:>38}: {flops / seconds / 1e9:5.0f} GFLOP/s")
 
 
 def main() -> None:
