@@ -43,27 +43,28 @@ def sqlite_storage(url: str):
     Optuna hands a queued trial to a worker by reading it WAITING and then writing RUNNING; it locks the row
     (SELECT ... FOR UPDATE) to make that atomic, which SQLite ignores, so under its default deferred transactions two
     workers could both take the same grid point (and one of them crash the sweep when it reports back)."""
-    import optuna
     from sqlalchemy import event
 
-    storage = optuna.storages.RDBStorage(url, engine_kwargs={"connect_args": {"timeout": 120}})
+    storage = rdb_storage(url, engine_kwargs={"connect_args": {"timeout": 120}})
     event.listen(storage.engine, "connect", lambda connection, _: setattr(connection, "isolation_level", None))
     event.listen(storage.engine, "begin", lambda connection: connection.exec_driver_sql("BEGIN IMMEDIATE"))
     storage.engine.dispose()  # the connections opened before the listeners existed
     return storage
 
 
-def database_storage(url: str, attempts: int = 5):
-    """RDBStorage on a server. Sweeps started together on several machines all create the tables at once; those that
-    lose that race find them there a moment later."""
+def rdb_storage(url: str, attempts: int = 5, **kwargs):
+    """Optuna's RDBStorage. Sweeps started together (in two terminals, on several machines) all create the tables in a
+    new database at once; those that lose that race ("already exists", a duplicate schema version) find them there a
+    moment later. Any other error (a refused connection, a bad URL) is raised at once."""
     import optuna
-    from sqlalchemy.exc import IntegrityError, ProgrammingError
+    from sqlalchemy.exc import IntegrityError, OperationalError, ProgrammingError
 
     for attempt in range(attempts):
         try:
-            return optuna.storages.RDBStorage(url)
-        except (IntegrityError, ProgrammingError):  # "already exists"
-            if attempt == attempts - 1:
+            return optuna.storages.RDBStorage(url, **kwargs)
+        except (IntegrityError, OperationalError, ProgrammingError) as err:
+            lost_the_race = isinstance(err, IntegrityError) or "already exists" in str(err)
+            if not lost_the_race or attempt == attempts - 1:
                 raise
             time.sleep(1 + attempt)
 
@@ -80,7 +81,7 @@ def open_storage(url: str | None, folder: Path):
             return sqlite_storage(url)
         if url.startswith("journal:"):
             return optuna.storages.JournalStorage(JournalFileBackend(url.removeprefix("journal:")))
-        return database_storage(url)
+        return rdb_storage(url)
     except Exception as err:  # a driver error, a refused connection, a bad URL, a folder that cannot be written
         raise UsageError(f"cannot open the storage {url or folder / 'optuna.db'} ({type(err).__name__}: "
                          f"{' '.join(str(err).split())[:200]}); pass a reachable --storage URL or journal:PATH") from err
