@@ -3,6 +3,7 @@ import importlib
 import multiprocessing
 import sqlite3
 import time
+from contextlib import closing
 
 from src.sweep.__main__ import open_storage
 
@@ -33,5 +34,5 @@ def test_commands_started_together_all_open_a_new_sqlite_storage(tmp_path):
         for proc in procs:
             proc.join()
         assert outcomes == ["ok"] * 4
-        with sqlite3.connect(tmp_path / str(attempt) / "optuna.db") as db:
+        with closing(sqlite3.connect(tmp_path / str(attempt) / "optuna.db")) as db:
             assert db.execute("SELECT COUNT(*) FROM alembic_version").fetchone() == (1,)
