@@ -33,12 +33,21 @@ def pytest_collection_modifyitems(items):
     items.sort(key=lambda item: item.get_closest_marker("slow") is None)
 
 
+def real_data(folder: str) -> Path:
+    """The folder holding the real <folder>/raw IDX files (CI sets DATA_DIR to it); the test skips where it is absent."""
+    if not (REAL_DATA / folder / "raw" / "train-images-idx3-ubyte").is_file():
+        pytest.skip(f"real {folder} not found under {REAL_DATA}; set DATA_DIR to the folder holding {folder}/raw")
+    return REAL_DATA
+
+
 @pytest.fixture
 def mnist_root() -> Path:
-    """The folder holding the real MNIST/raw (CI sets DATA_DIR to it)."""
-    if not (REAL_DATA / "MNIST" / "raw" / "train-images-idx3-ubyte").is_file():
-        pytest.skip(f"real MNIST not found under {REAL_DATA}; set DATA_DIR to the folder holding MNIST/raw")
-    return REAL_DATA
+    return real_data("MNIST")
+
+
+@pytest.fixture
+def fashion_root() -> Path:
+    return real_data("FashionMNIST")
 
 
 def write_idx(path: Path, array: np.ndarray) -> None:
@@ -150,8 +159,7 @@ def fit_then_test_best(config: str, save_dir: Path, data_dir: Path, *extra: str)
 def short_mlp_run(tmp_path_factory) -> tuple[Path, Path, str]:
     """One short real-MNIST fit of mnist_mlp in its own process (1 epoch of 30 batches, ~92 % test accuracy),
     shared by the tests that use a trained model: (save_dir, run directory, the fit's stdout)."""
-    if not (REAL_DATA / "MNIST" / "raw" / "train-images-idx3-ubyte").is_file():
-        pytest.skip(f"real MNIST not found under {REAL_DATA}; set DATA_DIR to the folder holding MNIST/raw")
+    real_data("MNIST")
     save_dir = tmp_path_factory.mktemp("short_run")
     proc = run_cli("fit", "--config", "configs/mnist_mlp.yaml", "--trainer.logger.init_args.save_dir", str(save_dir),
                    "--trainer.max_epochs", "1", "--trainer.limit_train_batches", "30", data_dir=REAL_DATA)

@@ -7,7 +7,7 @@ import os
 from lightning.pytorch import Callback, LightningModule, Trainer
 
 METRIC = "val/acc_best"
-DATA_KEYS = ("batch_size", "val_size", "normalize", "augment", "seed")  # data settings that change results
+DATA_KEYS = ("batch_size", "val_size", "normalize", "augment", "crop_pad", "seed", "val_on_test")  # data settings that change results
 ALWAYS = ("hidden", "channels", "activation", "batch_size")  # shown even at their defaults: what tells runs apart
 # Trainer settings that change what a run trains, with Lightning's defaults; max_epochs is always shown.
 TRAINER_DEFAULTS = {"precision": "32-true", "accumulate_grad_batches": 1, "limit_train_batches": 1.0,

@@ -56,21 +56,27 @@ class ImageDataModule(LightningDataModule):
         eval_batch_size: int = 1000,  # val/test batch size per device: no gradients, so larger is faster
         val_size: int = 5000,  # images carved from the official train set for validation
         normalize: bool = True,  # subtract the train split's per-channel mean, divide by its std
-        augment: bool = False,  # random crop (4-pixel padding) + horizontal flip of training batches
+        augment: bool = False,  # random crop (crop_pad-pixel padding) + horizontal flip of training batches
+        crop_pad: int = 4,  # augment's padding in pixels: 4 for CIFAR's 32x32; 0 flips only
         download: bool = True,  # fetch the data set with torchvision if its folder is not in data_dir
         seed: int = 0,  # seeds the train/val split, the per-epoch shuffles and the augmentation
         on_device: bool = True,  # hold the decoded splits on the training device (GPU) instead of in RAM
         predict_path: str | None = None,  # `predict` on these PNG/JPEG files (a file or a folder) instead of the test split
+        val_on_test: bool = False,  # validate on the official test images and train on the whole train set (seed 004's
+        # protocol); val_size is then unused, and val/acc is a test score: never tune or pick checkpoints by it
     ):
         super().__init__()
         if batch_size <= 0 or eval_batch_size <= 0:
             raise UsageError(f"batch sizes must be positive, got batch_size={batch_size}, eval_batch_size={eval_batch_size}")
-        if val_size <= 0:
+        if crop_pad < 0:
+            raise UsageError(f"crop_pad must be 0 (flips only) or a positive number of pixels, got {crop_pad}")
+        if val_size <= 0 and not val_on_test:
             raise UsageError(f"val_size must be positive (early stopping and checkpointing watch val/acc), got {val_size}")
         self.data_dir = Path(data_dir if data_dir is not None else default_data_dir())
         self.batch_size, self.eval_batch_size, self.val_size = batch_size, eval_batch_size, val_size
         self.normalize, self.augment, self.download, self.seed, self.on_device = normalize, augment, download, seed, on_device
         self.predict_path = Path(predict_path) if predict_path is not None else None
+        self.val_on_test, self.crop_pad = val_on_test, crop_pad
         self.splits: dict[str, InMemoryDataset] = {}
         self.mean = self.std = None  # [C] each, set by setup()
         self.predict_files: list[Path] = []  # the files behind the predict set's rows, when predict_path is set
@@ -125,19 +131,20 @@ class ImageDataModule(LightningDataModule):
         if self.splits:  # fit then test in one process: decode once
             return
         images, labels = self.read_split(train=True)
-        if self.val_size >= len(labels):
+        if self.val_size >= len(labels) and not self.val_on_test:
             raise UsageError(f"val_size={self.val_size} leaves no training images: the train set has {len(labels)}")
         # The split depends on the seed alone, so every rank and every rerun carve the same val set.
         order = torch.randperm(len(labels), generator=torch.Generator().manual_seed(self.seed))
-        train_idx, val_idx = order[self.val_size:], order[: self.val_size]
+        train_idx, val_idx = (order, None) if self.val_on_test else (order[self.val_size:], order[: self.val_size])
         channels = images.shape[1]
         self.mean, self.std = channel_stats(images[train_idx]) if self.normalize else (torch.zeros(channels), torch.ones(channels))
         test_images, test_labels = self.read_split(train=False)
         device = self.trainer.strategy.root_device if (self.trainer is not None and self.on_device) else torch.device("cpu")
+        test = self._to_dataset(test_images, test_labels, device)
         self.splits = {
             "train": self._to_dataset(images[train_idx], labels[train_idx], device),
-            "val": self._to_dataset(images[val_idx], labels[val_idx], device),
-            "test": self._to_dataset(test_images, test_labels, device),
+            "val": test if self.val_on_test else self._to_dataset(images[val_idx], labels[val_idx], device),
+            "test": test,
         }
 
     def _setup_predict(self) -> None:
@@ -209,4 +216,4 @@ class ImageDataModule(LightningDataModule):
         # the same crops. (With accumulate_grad_batches = k, the k batches of one step share their draws.)
         key = hash((self.seed, self.trainer.global_step, self.trainer.global_rank))
         generator = torch.Generator(device=x.device).manual_seed(key & 0x7FFF_FFFF_FFFF_FFFF)
-        return random_crop_flip(x, pad=4, fill=-self.mean / self.std, generator=generator), y
+        return random_crop_flip(x, pad=self.crop_pad, fill=-self.mean / self.std, generator=generator), y

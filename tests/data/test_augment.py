@@ -25,3 +25,12 @@ def test_same_key_same_augmentation():
     a, b = (random_crop_flip(x, 4, torch.zeros(3), torch.Generator().manual_seed(1)) for _ in range(2))
     c = random_crop_flip(x, 4, torch.zeros(3), torch.Generator().manual_seed(2))
     assert torch.equal(a, b) and not torch.equal(a, c) and a.shape == x.shape
+
+
+def test_no_padding_flips_only():
+    """crop_pad: 0 (the Fashion-MNIST CNN recipes): every image comes back whole, as it was or mirrored, both seen."""
+    x = torch.randn(32, 1, 28, 28)
+    out = random_crop_flip(x, 0, torch.zeros(1), torch.Generator().manual_seed(3))
+    same = [torch.equal(o, i) for o, i in zip(out, x)]
+    mirrored = [torch.equal(o, i.flip(2)) for o, i in zip(out, x)]
+    assert all(s != m for s, m in zip(same, mirrored)) and any(same) and any(mirrored)

@@ -53,6 +53,28 @@ def test_real_mnist_statistics_match_published(mnist_root):
     assert [len(dm.splits[s]) for s in ("train", "val", "test")] == [55000, 5000, 10000]
 
 
+def test_real_fashion_mnist_statistics_and_classes_match_published(fashion_root):
+    """The data set authors' figures: 6,000 training and 1,000 test images per class; the pixel mean and std of the
+    (here 55,000-image) training split."""
+    dm = FashionMNISTDataModule(data_dir=str(fashion_root))
+    dm.setup("fit")
+    assert abs(dm.mean.item() - 0.2860) < 1e-3 and abs(dm.std.item() - 0.3530) < 1e-3
+    assert [len(dm.splits[s]) for s in ("train", "val", "test")] == [55000, 5000, 10000]
+    train = torch.cat([dm.splits["train"].labels, dm.splits["val"].labels])
+    assert torch.bincount(train).tolist() == [6000] * 10 and torch.bincount(dm.splits["test"].labels).tolist() == [1000] * 10
+    assert dm.classes[0] == "T-shirt/top" and dm.classes[9] == "Ankle boot"
+
+
+def test_val_on_test_trains_on_all_60000_and_validates_on_the_test_images(fashion_root):
+    """Seed 004's protocol: the whole official train set trains (its statistics are the data set's own, 0.2860 /
+    0.3530 to four places) and validation scores the 10,000 test images."""
+    dm = FashionMNISTDataModule(data_dir=str(fashion_root), val_on_test=True)
+    dm.setup("fit")
+    assert len(dm.splits["train"]) == 60000 and dm.splits["val"] is dm.splits["test"] and len(dm.splits["val"]) == 10000
+    assert round(dm.mean.item(), 4) == 0.2860 and round(dm.std.item(), 4) == 0.3530
+    assert torch.bincount(dm.splits["train"].labels).tolist() == [6000] * 10
+
+
 def test_missing_data_names_directory_and_setting(tmp_path):
     with pytest.raises(UsageError, match=rf"{tmp_path}.*DATA_DIR.*download"):
         MNISTDataModule(data_dir=str(tmp_path)).setup("fit")
@@ -73,7 +95,7 @@ def test_not_an_idx_file(tmp_path):
         MNISTDataModule(data_dir=str(tmp_path), val_size=10).setup("fit")
 
 
-@pytest.mark.parametrize("kwargs", [{"batch_size": 0}, {"val_size": 0}, {"eval_batch_size": -1}])
+@pytest.mark.parametrize("kwargs", [{"batch_size": 0}, {"val_size": 0}, {"eval_batch_size": -1}, {"crop_pad": -1}])
 def test_bad_sizes_rejected(kwargs):
     with pytest.raises(UsageError):
         MNISTDataModule(**kwargs)
