@@ -1,8 +1,8 @@
 """python -m src.sweep configs/sweeps/<name>.yaml [--workers N] [--storage URL] [--trials N] [--threads N] [--report-only]
                                                 [--out DIR]
 
-Runs a sweep file (src/sweep/spec.py) with Optuna: every trial is `fit` + `test --ckpt_path best` in processes of
-their own (src/sweep/trials.py), logged under lightning_logs/sweeps/<name>/<trial name>/. The study lives in
+Runs a sweep file (src/sweep/spec.py) with Optuna: every trial is `fit` + `test --ckpt_path best` (or the file's
+test_ckpt) in processes of their own (src/sweep/trials.py), logged under lightning_logs/sweeps/<name>/<trial name>/. The study lives in
 lightning_logs/sweeps/<name>/optuna.db (SQLite) unless --storage names a database URL (postgresql://..., mysql://...)
 or journal:PATH (Optuna's journal file, for a shared file system): the same command on several machines with one
 --storage shares the work. Running the command again resumes: finished trials are kept, trials that were running

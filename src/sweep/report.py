@@ -1,6 +1,7 @@
 """The sweep's report, rebuilt from the storage and the runs' event files: results.csv, results.md and plots.
 
-One row per point (the values of the swept keys): its parameter count, best val acc and test acc (best
+results_per_seed.csv holds every finished run (one row per point and seed) and epochs_per_seed.csv each run's
+per-epoch train/val accuracy and loss, the numbers behind the means. One row per point (the values of the swept keys): its parameter count, best val acc and test acc (best
 checkpoint) as mean +- std over the seeds that finished, epochs and wall time. Plots: the learning curves of every
 point (val/acc and train/loss against the optimizer step, mean over seeds with a band from the lowest to the highest
 seed), and the objective against each swept key with error bars (std over seeds).
@@ -53,13 +54,36 @@ def rows(grouped: dict[str, list[dict]]) -> list[dict]:
     return table
 
 
-def write_tables(table: list[dict], folder: Path, sweep) -> str:
-    with open(folder / "results.csv", "w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=list(table[0]))
+def write_csv(path: Path, rows: list[dict]) -> None:
+    with open(path, "w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=list(rows[0]))
         writer.writeheader()
-        writer.writerows(table)
+        writer.writerows(rows)
+
+
+def write_per_seed(grouped: dict[str, list[dict]], folder: Path) -> None:
+    """results_per_seed.csv: a row per run; epochs_per_seed.csv: a row per run and validation (the i-th logged point
+    of each per-epoch tag, with the optimizer step of its val/acc)."""
+    runs, epochs = [], []
+    for key, seeds in grouped.items():
+        labels = dict(label(k, v) for k, v in json.loads(key).items())
+        for r in seeds:
+            runs.append({**labels, "seed": r["seed"], "params": r["num_params"], "objective": r["objective"],
+                         "val_acc_best": r["val_acc_best"], "test_acc": r["test_acc"], "epochs": r["epochs"],
+                         "wall_s": round(r["wall"], 1)})
+            curves = r["epoch_curves"]
+            for i, (step, val_acc) in enumerate(curves["val/acc"]):
+                at = {tag.replace("/", "_"): (c[i][1] if i < len(c) else "") for tag, c in curves.items()}
+                epochs.append({**labels, "seed": r["seed"], "epoch": i + 1, "step": step, **at})
+    write_csv(folder / "results_per_seed.csv", runs)
+    if epochs:
+        write_csv(folder / "epochs_per_seed.csv", epochs)
+
+
+def write_tables(table: list[dict], folder: Path, sweep) -> str:
+    write_csv(folder / "results.csv", table)
     keys = [column(k) for k in sweep.params]
-    lines = [f"| {' | '.join(keys)} | params | best val acc | test acc (best ckpt) | epochs | wall s | seeds |",
+    lines = [f"| {' | '.join(keys)} | params | best val acc | test acc ({sweep.test_ckpt} ckpt) | epochs | wall s | seeds |",
              "|" + "---|" * (len(keys) + 6)]
     for r in table:
         lines.append(f"| {' | '.join(str(r[k]) for k in keys)} | {r['params']:,} | {100 * r['val_acc_best_mean']:.2f} ± "
@@ -173,12 +197,13 @@ def write_best(grouped: dict[str, list[dict]], table: list[dict], sweep, folder:
 
 
 def report(study: optuna.Study, sweep, folder: Path) -> str:  # folder: where the report goes
-    """Writes results.csv, results.md, best.yaml, curves.png, objective_<key>.png (and grad_norms.png) into folder."""
+    """Writes results.csv, results.md, results_per_seed.csv, epochs_per_seed.csv, best.yaml, curves.png, objective_<key>.png (and grad_norms.png) into folder."""
     grouped = points(study, sweep)
     if not grouped:
         return f"sweep {sweep.name}: no finished trial yet in {folder}"
     table = rows(grouped)
     text = write_tables(table, folder, sweep)
+    write_per_seed(grouped, folder)
     plot_curves(grouped, folder)
     plot_objective(table, sweep, folder)
     plot_grad_norms(grouped, folder)

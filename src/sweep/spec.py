@@ -12,6 +12,9 @@
     sampler: grid                           # grid (lists only) | tpe | random
     trials: 20                              # for tpe / random: how many points
     objective: {metric: val/acc_best, direction: maximize}
+    test_ckpt: best                         # which checkpoint each trial tests: best (by val/acc) | last (the last epoch's)
+    extends: tricks.yaml                    # another sweep file (relative to this one): its keys, then this file's on
+                                            # top (overrides merged key by key), e.g. the same study on other data
 """
 
 import itertools
@@ -24,7 +27,7 @@ import yaml
 from src.errors import UsageError
 
 SAMPLERS = ("grid", "tpe", "random")
-KEYS = {"base", "overrides", "params", "seeds", "sampler", "trials", "objective"}
+KEYS = {"base", "overrides", "params", "seeds", "sampler", "trials", "objective", "test_ckpt", "extends"}
 
 
 @dataclass
@@ -38,6 +41,7 @@ class Sweep:
     trials: int = 20
     metric: str = "val/acc_best"
     direction: str = "maximize"
+    test_ckpt: str = "best"  # the checkpoint each trial's test command evaluates: best | last
 
     def grid(self) -> list[dict]:
         """Every combination of the listed values, in the file's order (the last key varies fastest)."""
@@ -57,8 +61,9 @@ class Sweep:
 
     def space(self) -> str:
         """What identifies the search: a sweep of the same name must not change it (see src.sweep.__main__)."""
+        last = {"test_ckpt": self.test_ckpt} if self.test_ckpt != "best" else {}  # studies from before the key: unchanged
         return json.dumps({"base": self.base, "overrides": self.overrides, "params": self.params, "seeds": self.seeds,
-                           "sampler": self.sampler, "metric": self.metric}, sort_keys=True)
+                           "sampler": self.sampler, "metric": self.metric, **last}, sort_keys=True)
 
 
 def is_group(key: str) -> bool:
@@ -82,14 +87,26 @@ def point_name(values: dict, sep: str = ", ") -> str:
     return sep.join("=".join(label(k, v)) for k, v in values.items())
 
 
-def load(path: Path) -> Sweep:
-    """Read and check a sweep file; every problem is a one-line UsageError that says what to change."""
+def read(path: Path, seen: tuple[Path, ...] = ()) -> dict:
+    """A sweep file's keys, with those of the file it extends underneath (its overrides merged key by key)."""
     if not path.is_file():
         raise UsageError(f"sweep file {path} does not exist; pass a file such as configs/sweeps/tricks.yaml")
     spec = yaml.safe_load(path.read_text()) or {}
     unknown = set(spec) - KEYS
     if unknown:
         raise UsageError(f"{path}: unknown key {sorted(unknown)[0]!r}; a sweep file has {', '.join(sorted(KEYS))}")
+    if "extends" not in spec:
+        return spec
+    parent = path.parent / str(spec.pop("extends"))
+    if parent.resolve() in seen:
+        raise UsageError(f"{path}: extends {parent}, which extends it again: the files extend each other in a loop")
+    below = read(parent, (*seen, path.resolve()))
+    return {**below, **spec, "overrides": {**(below.get("overrides") or {}), **(spec.get("overrides") or {})}}
+
+
+def load(path: Path) -> Sweep:
+    """Read and check a sweep file; every problem is a one-line UsageError that says what to change."""
+    spec = read(path)
     base = spec.get("base", [])
     base = [base] if isinstance(base, str) else base
     if not isinstance(base, list) or not all(isinstance(b, str) for b in base):
@@ -97,7 +114,8 @@ def load(path: Path) -> Sweep:
     objective = spec.get("objective") or {}
     sweep = Sweep(name=path.stem, base=base, params=spec.get("params") or {}, overrides=spec.get("overrides") or {},
                   seeds=list(spec.get("seeds", [0])), sampler=spec.get("sampler", "grid"), trials=int(spec.get("trials", 20)),
-                  metric=objective.get("metric", "val/acc_best"), direction=objective.get("direction", "maximize"))
+                  metric=objective.get("metric", "val/acc_best"), direction=objective.get("direction", "maximize"),
+                  test_ckpt=spec.get("test_ckpt", "best"))
     check(sweep, path)
     return sweep
 
@@ -105,6 +123,8 @@ def load(path: Path) -> Sweep:
 def check(sweep: Sweep, path: Path) -> None:
     if sweep.sampler not in SAMPLERS:
         raise UsageError(f"{path}: unknown sampler {sweep.sampler!r}; choose one of {', '.join(SAMPLERS)}")
+    if sweep.test_ckpt not in ("best", "last"):
+        raise UsageError(f"{path}: test_ckpt must be best or last, not {sweep.test_ckpt!r}")
     if sweep.direction not in ("maximize", "minimize"):
         raise UsageError(f"{path}: objective direction must be maximize or minimize, not {sweep.direction!r}")
     if not sweep.seeds or not all(isinstance(s, int) for s in sweep.seeds):

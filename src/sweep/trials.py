@@ -1,6 +1,6 @@
-"""One trial: `fit` then `test --ckpt_path best` of one point and seed, in a process of its own (a crash, NaN or
-out-of-memory fails the trial, not the sweep; forked, so that it starts without the imports: src/forked.py),
-numbers read back from the run's event files."""
+"""One trial: `fit` then `test --ckpt_path best` (or last: the file's test_ckpt) of one point and seed, in a process
+of its own (a crash, NaN or out-of-memory fails the trial, not the sweep; forked, so that it starts without the
+imports: src/forked.py), numbers read back from the run's event files."""
 
 import json
 import multiprocessing.process
@@ -74,7 +74,7 @@ def run_trial(sweep, values: dict, seed: int, save_dir: Path, threads: int) -> d
     before = set((save_dir / name).glob("version_*"))
     args = [*fit_args(sweep, values, seed), *logger]
     try:
-        ok = _run([["fit", *args, *version], ["test", *args, "--ckpt_path", "best"]], env, log) == 0
+        ok = _run([["fit", *args, *version], ["test", *args, "--ckpt_path", sweep.test_ckpt]], env, log) == 0
     except BaseException:
         ok = False
         STOPPING.set()
@@ -88,7 +88,8 @@ def run_trial(sweep, values: dict, seed: int, save_dir: Path, threads: int) -> d
 
 
 def run_numbers(run: Path, metric: str) -> dict:
-    """The numbers a report needs from one finished run's event files (curves as [(step, value)])."""
+    """The numbers a report needs from one finished run's event files (curves as [(step, value)]; the per-epoch ones
+    train/acc, train/loss_epoch, val/acc and val/loss as logged, one point per epoch or validation)."""
     fit = read_scalars(run)
     tests = sorted(run.glob("test_*"))
     test = read_scalars(tests[-1]) if tests else {}
@@ -98,6 +99,7 @@ def run_numbers(run: Path, metric: str) -> dict:
             "epochs": len(fit.get("val/acc", [])),  # validation runs once per epoch
             "num_params": int(fit["num_params"][0][1]) if "num_params" in fit else 0,
             "val_curve": fit.get("val/acc", []), "loss_curve": fit.get("train/loss", []),
+            "epoch_curves": {tag: fit.get(tag, []) for tag in ("train/acc", "train/loss_epoch", "val/acc", "val/loss")},
             "grad_norms": {k.removeprefix("grad_norm/"): [v for _, v in c] for k, c in fit.items() if k.startswith("grad_norm/")}}
 
 

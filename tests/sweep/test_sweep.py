@@ -64,6 +64,19 @@ def test_a_grid_over_seeds_reports_what_its_runs_logged(grid_sweep):
         assert float(row["objective_std"]) == pytest.approx(statistics.stdev(best), abs=1e-6)
         assert float(row["test_acc_mean"]) == pytest.approx(statistics.fmean(test), abs=1e-6)
         assert int(row["params"]) == int(read_scalars(runs[0])["num_params"][0][1])
+    per_seed = list(csv.DictReader(open(folder / "results_per_seed.csv")))
+    assert [(r["hidden"], r["seed"]) for r in per_seed] == [("[16]", "0"), ("[16]", "1"), ("[32]", "0"), ("[32]", "1")]
+    epochs = list(csv.DictReader(open(folder / "epochs_per_seed.csv")))
+    assert [(r["hidden"], r["seed"], r["epoch"]) for r in epochs] == [(h, s, "1") for h, s in
+                                                                       [("[16]", "0"), ("[16]", "1"), ("[32]", "0"), ("[32]", "1")]]
+    for row, epoch in zip(per_seed, epochs):  # each run's own numbers, not the means
+        run = next((folder / f"hidden={row['hidden']}_seed={row['seed']}").glob("version_*"))
+        fit, test = read_scalars(run), read_scalars(next(run.glob("test_*")))
+        assert float(row["test_acc"]) == pytest.approx(test["test/acc"][-1][1], abs=1e-7)
+        assert float(row["val_acc_best"]) == pytest.approx(fit["val/acc"][-1][1], abs=1e-7)
+        assert float(epoch["train_acc"]) == pytest.approx(fit["train/acc"][-1][1], abs=1e-7)
+        assert float(epoch["val_loss"]) == pytest.approx(fit["val/loss"][-1][1], abs=1e-7)
+        assert int(epoch["step"]) == fit["val/acc"][-1][0] == 3  # logged at the 4th (last) training step, counted from 0
     for png in ("curves.png", "objective_hidden.png"):
         data = (folder / png).read_bytes()
         assert data[:4] == b"\x89PNG" and len(data) > 10_000
@@ -139,6 +152,41 @@ def test_bad_sweeps_are_one_line_before_any_trial(tmp_path):
     assert not list((tmp_path / "logs").glob("*/*/version_*"))  # no trial ran
 
 
+def test_a_sweep_can_test_the_last_checkpoint(tmp_path, monkeypatch):
+    """test_ckpt: last (seed 004's protocol: the last epoch's model) reaches the trial's test command; anything else
+    but best and last is refused in one line."""
+    from src.sweep import trials
+    from src.sweep.spec import load
+
+    path = tmp_path / "last.yaml"
+    path.write_text(GRID + "test_ckpt: last\n")
+    sweep_file = load(path)
+    commands = []
+    monkeypatch.setattr(trials, "_run", lambda cmds, env, log: commands.extend(cmds) or 1)
+    trials.run_trial(sweep_file, sweep_file.grid()[0], 0, tmp_path / "logs", threads=1)
+    assert [c[0] for c in commands] == ["fit", "test"] and commands[1][-2:] == ["--ckpt_path", "last"]
+    assert "--ckpt_path" not in commands[0]
+    (tmp_path / "best.yaml").write_text(GRID)
+    assert load(path).space() != load(tmp_path / "best.yaml").space()  # testing another checkpoint: another study
+    assert "test_ckpt must be best or last, not 'first'" in bad(tmp_path, GRID + "test_ckpt: first\n")
+
+
+def test_a_sweep_file_extends_another_point_for_point(tmp_path):
+    """fashion_tricks.yaml is tricks.yaml on Fashion-MNIST: the same grid and seeds, the parent's overrides with the
+    data class added, its own name (its own study); files extending each other in a loop are one line."""
+    from src.errors import UsageError
+    from src.sweep.spec import load
+
+    mnist, fashion = (load(ROOT / "configs" / "sweeps" / f"{n}.yaml") for n in ("tricks", "fashion_tricks"))
+    assert fashion.grid() == mnist.grid() and fashion.seeds == mnist.seeds and fashion.name == "fashion_tricks"
+    assert fashion.overrides == {**mnist.overrides, "data.class_path": "src.data.FashionMNISTDataModule"}
+    assert fashion.space() != mnist.space()
+    (tmp_path / "a.yaml").write_text("extends: b.yaml\n")
+    (tmp_path / "b.yaml").write_text(GRID + "extends: a.yaml\n")
+    with pytest.raises(UsageError, match="extends it again: the files extend each other in a loop"):
+        load(tmp_path / "a.yaml")
+
+
 def test_a_changed_search_space_needs_a_new_name(tmp_path):
     (tmp_path / "logs").mkdir()
     first = GRID.replace("[[16], [32]]", "[[8]]").replace("seeds: [0, 1]", "seeds: [0]")
@@ -156,7 +204,7 @@ def test_every_sweep_file_parses_and_every_point_instantiates(path, tmp_path, mo
 
     monkeypatch.chdir(ROOT)
     sweep = load(path)
-    assert sweep.name == path.stem and len(sweep.grid()) >= 2 and len(sweep.seeds) >= 3
+    assert sweep.name == path.stem and len(sweep.seeds) >= 3  # one point over seeds is a study of its seed noise
     validate(sweep)  # each point through the CLI's parser, as the command does before its first trial
 
 
