@@ -45,3 +45,19 @@ def test_startup_phases_cover_each_command_from_spawn_to_exit(mnist_root, tmp_pa
     (plain,) = report["runs"]["plain PyTorch (1 epoch)"]
     assert list(plain) == ["interpreter", "imports", "data", "to 1st step", "loop", "exit"]
     assert "start-up (spawn -> 1st step)" in proc.stdout
+
+
+def test_image_folder_benchmark_prints_what_it_saves(fashion_root, tmp_path):
+    """A small folder (600 + 1,000 images): the printed medians and ratio are the saved ones, and a cached setup is
+    faster than decoding."""
+    out = tmp_path / "folder.json"
+    proc = subprocess.run([sys.executable, "scripts/bench_image_folder.py", "--images", "600", "--reps", "1", "--json",
+                           str(out)], cwd=ROOT, capture_output=True, text=True, timeout=600,
+                          env={**os.environ, "DATA_DIR": str(fashion_root)})
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    report = json.loads(out.read_text())
+    median = report["median"]
+    assert f"first run (decode + cache)  {median['first_s']:.2f} s" in proc.stdout
+    assert f"cached run                  {median['cached_s']:.2f} s" in proc.stdout
+    assert f"first/cached = {median['first/cached']:.1f}x" in proc.stdout and median["first/cached"] > 1
+    assert report["images"] == 1600 and len(report["runs"]) == 1

@@ -41,12 +41,18 @@ def read_image(path: Path, in_shape: tuple[int, int, int], dark_background: bool
             img = img.convert("L" if in_shape[0] == 1 else "RGB")
     except (UnidentifiedImageError, OSError, ValueError) as err:
         raise UsageError(f"cannot read the image {path} ({type(err).__name__}); remove or replace it") from err
-    shrink = img.width >= in_shape[2] and img.height >= in_shape[1]
-    img = img.resize((in_shape[2], in_shape[1]), Image.BOX if shrink else Image.BILINEAR)
-    x = pil_to_tensor(img)  # [C, H, W] uint8
+    x = pil_to_tensor(resized(img, in_shape[1:]))  # [C, H, W] uint8
     if dark_background and light_border(x):
         x = 255 - x
     return x
+
+
+def resized(img: Image.Image, size: tuple[int, int]) -> Image.Image:
+    """A PIL image at (H, W) = size: area averaging (BOX) to shrink, bilinear to enlarge; aspect ratio not kept."""
+    if (img.height, img.width) == tuple(size):
+        return img
+    shrink = img.width >= size[1] and img.height >= size[0]
+    return img.resize((size[1], size[0]), Image.BOX if shrink else Image.BILINEAR)
 
 
 def light_border(x: torch.Tensor) -> bool:

@@ -1,0 +1,154 @@
+"""ImageFolderDataModule: your own images in torchvision's ImageFolder layout, decoded once and served from memory.
+
+    <root>/train/<class>/<image>      every class a folder, its name the class name (sorted: class 0 first)
+    <root>/test/<class>/<image>       optional; without it a seeded, stratified test split is carved from train/
+
+Files are decoded in parallel processes into uint8 [N, C, H, W] (grey or RGB, one size), exactly the tensors the
+built-in data sets hold, so every net, config, augmentation, DDP shard and checkpoint works unchanged. The decoded
+tensors are cached outside root (src/data/folder_cache.py); nothing is ever written into root.
+"""
+
+import os
+from pathlib import Path
+from typing import Literal
+
+import torch
+
+from src.data.base import ImageDataModule
+from src.data.folder_cache import cached, cache_key
+from src.data.folder_decode import decode_all, image_size_of
+from src.errors import UsageError
+
+EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp")
+
+
+def class_folders(split: Path) -> list[Path]:
+    return sorted((p for p in split.iterdir() if p.is_dir() and not p.name.startswith(".")), key=lambda p: p.name)
+
+
+def list_images(folder: Path, extensions: tuple[str, ...]) -> list[Path]:
+    """The image files in one class folder and its subfolders, in sorted order."""
+    return sorted(p for p in folder.rglob("*") if p.suffix.lower() in extensions and p.is_file())
+
+
+def stratified_split(labels: torch.Tensor, fraction: float, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Indices (rest, carved): from each class, a seeded `fraction` of its images (at least one where it has two)."""
+    generator = torch.Generator().manual_seed(seed)
+    rest, carved = [], []
+    for c in range(int(labels.max()) + 1):
+        idx = (labels == c).nonzero().flatten()
+        idx = idx[torch.randperm(len(idx), generator=generator)]
+        k = min(max(round(fraction * len(idx)), 1), len(idx) - 1) if len(idx) > 1 else 0
+        carved.append(idx[:k])
+        rest.append(idx[k:])
+    return torch.cat(rest).sort().values, torch.cat(carved).sort().values
+
+
+class ImageFolderDataModule(ImageDataModule):
+    """Any folder of class folders. `in_shape` and `classes` come from the files (the net is built to fit them);
+    normalization, augmentation and loaders are ImageDataModule's; the other settings (batch_size, augment, seed,
+    ...) are ImageDataModule's arguments."""
+
+    dark_background = False  # photographs and scans: a user's pictures for predict are taken as they are
+
+    def __init__(
+        self,
+        root: str,  # holds train/ (and optionally test/), each with one folder per class
+        image_size: list[int] | None = None,  # [H, W] every image is resized to; None: the first image's size, and all must agree
+        channels: Literal[1, 3] = 3,  # 1: grey (ITU-R 601 luma), 3: RGB; images of the other kind are converted
+        extensions: list[str] = list(EXTENSIONS),  # which files are images (case-insensitive); others are ignored
+        val_size: float = 0.1,  # below 1: that fraction of train/ (after any carved test split) validates; else a count
+        test_size: float = 0.1,  # without test/: this fraction of each class is carved from train/ as the test split
+        skip_bad: bool = False,  # skip unreadable or oversized images (and say how many) instead of stopping
+        max_pixels: int = 50_000_000,  # larger images are refused before decoding (decompression bombs, huge scans)
+        cache_dir: str | None = None,  # decoded tensors go here; None: $XDG_CACHE_HOME (or ~/.cache)/lightning-mnist-template
+        workers: int | None = None,  # decoding processes; None: one per CPU core
+        **kwargs,  # ImageDataModule's: batch_size, eval_batch_size, normalize, augment, crop_pad, seed, on_device, ...
+    ):
+        self.root, self.channels, self.skip_bad, self.max_pixels = Path(root), channels, skip_bad, max_pixels
+        self.extensions = tuple(e.lower() if e.startswith(".") else f".{e.lower()}" for e in extensions)
+        self.workers = workers or os.cpu_count() or 1
+        self.cache_dir = Path(cache_dir) if cache_dir else cache_home()
+        if self.cache_dir.resolve().is_relative_to(self.root.resolve()):
+            raise UsageError(f"cache_dir {self.cache_dir} is inside root {self.root}, which is never written to: "
+                             "pass a cache_dir elsewhere")
+        if not 0 < test_size < 1:
+            raise UsageError(f"test_size must be a fraction between 0 and 1, got {test_size}")
+        self.test_size = test_size
+        self._decoded: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}  # the last decode: cache key -> (images, keep)
+        self.files, self.labels, self.test_files, self.test_labels, self.classes = self._scan()
+        first = self.files[0]
+        size = tuple(image_size) if image_size else image_size_of(first)
+        if len(size) != 2 or min(size) <= 0:
+            raise UsageError(f"image_size must be [H, W] with positive sizes, got {image_size}")
+        self.image_size, self.fixed_size = size, image_size is not None
+        self.in_shape = (channels, *size)
+        n_train = len(self.files) - (0 if self.test_files else round(test_size * len(self.files)))
+        count = int(val_size) if val_size >= 1 else max(1, round(val_size * n_train))
+        super().__init__(val_size=count, **kwargs)
+
+    def _scan(self):
+        """-> train files and labels, test files and labels ([] without test/), class names; bad layouts are one line."""
+        train, test = self.root / "train", self.root / "test"
+        if not train.is_dir():
+            raise UsageError(f"{train} does not exist: put your images in {self.root}/train/<class>/<image> (and "
+                             f"optionally {self.root}/test/<class>/<image>), or pass --data.init_args.root")
+        folders = class_folders(train)
+        if not folders:
+            raise UsageError(f"{train} holds no class folders: put each class's images in {train}/<class name>/")
+        classes = tuple(f.name for f in folders)
+        files, labels = self._class_files(folders, classes)
+        test_files, test_labels = [], []
+        if test.is_dir():
+            unknown = [f for f in class_folders(test) if f.name not in classes]
+            if unknown:
+                raise UsageError(f"{unknown[0]} is a class that {train} does not have; test/ may only hold classes of "
+                                 f"train/ ({', '.join(classes)})")
+            test_files, test_labels = self._class_files(class_folders(test), classes)
+        return files, labels, test_files, test_labels, classes
+
+    def _class_files(self, folders: list[Path], classes: tuple[str, ...]) -> tuple[list[Path], list[int]]:
+        files, labels = [], []
+        for folder in folders:
+            images = list_images(folder, self.extensions)
+            if not images:
+                raise UsageError(f"{folder} holds no images ({', '.join(self.extensions)}): add some, or remove the "
+                                 "folder if it is not a class")
+            files += images
+            labels += [classes.index(folder.name)] * len(images)
+        return files, labels
+
+    @property
+    def folder(self) -> Path:
+        return self.root
+
+    def prepare_data(self) -> None:
+        """Nothing to download: the folder was checked when the module was built."""
+
+    def read_split(self, train: bool) -> tuple[torch.Tensor, torch.Tensor]:
+        """The train split (train/ less any carved test images) or the test split, as uint8 [N, C, H, W] and labels."""
+        images, labels = self._decode(self.files, self.labels)
+        if self.test_files:
+            return (images, labels) if train else self._decode(self.test_files, self.test_labels)
+        rest, carved = stratified_split(labels, self.test_size, self.seed)
+        self.carved_test = [str(self.files[i].relative_to(self.root)) for i in carved.tolist()]
+        pick = rest if train else carved
+        return images[pick], labels[pick]
+
+    def _decode(self, files: list[Path], labels: list[int]) -> tuple[torch.Tensor, torch.Tensor]:
+        """-> uint8 [N, C, H, W], labels [N] of the files kept: from the cache, else decoded (once per process:
+        without test/, both splits come from train/'s one decode)."""
+        key = cache_key(self.root, files, (self.image_size, self.fixed_size, self.channels, self.skip_bad, self.max_pixels))
+        if key not in self._decoded:
+            self._decoded = {key: cached(self.cache_dir, key, lambda: decode_all(
+                files, self.channels, self.image_size, self.fixed_size, self.skip_bad, self.max_pixels, self.workers))}
+        images, keep = self._decoded[key]
+        return images, torch.tensor(labels, dtype=torch.long)[keep]
+
+    def state_dict(self) -> dict:
+        """Saved in every checkpoint by Lightning: which images the carved test split holds (relative to root)."""
+        return {"carved_test": getattr(self, "carved_test", [])}
+
+
+def cache_home() -> Path:
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "lightning-mnist-template" / "image-folders"
