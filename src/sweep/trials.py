@@ -22,8 +22,8 @@ _LOCK = threading.Lock()
 
 
 def as_arg(value) -> str:
-    """A value as the CLI reads it: lists and dicts as JSON, the rest as text."""
-    return json.dumps(value) if isinstance(value, (list, dict)) else str(value)
+    """A value as the CLI reads it: lists, dicts and None (null) as JSON, the rest as text."""
+    return json.dumps(value) if isinstance(value, (list, dict)) or value is None else str(value)
 
 
 def trial_name(values: dict, seed: int) -> str:
