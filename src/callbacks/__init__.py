@@ -1,5 +1,6 @@
 """Callbacks of our own: only what Lightning's do not already do."""
 
+from src.callbacks.checkpoint import ModelCheckpoint
 from src.callbacks.finite import StopOnNonFiniteLoss
 from src.callbacks.gradnorm import GradNorms
 from src.callbacks.hparams import HParamsSummary
@@ -7,4 +8,4 @@ from src.callbacks.interrupt import CheckpointOnInterrupt
 from src.callbacks.predictions import PredictionWriter
 from src.callbacks.report import TestReport
 
-__all__ = ["GradNorms", "HParamsSummary", "CheckpointOnInterrupt", "PredictionWriter", "StopOnNonFiniteLoss", "TestReport"]
+__all__ = ["ModelCheckpoint", "GradNorms", "HParamsSummary", "CheckpointOnInterrupt", "PredictionWriter", "StopOnNonFiniteLoss", "TestReport"]
