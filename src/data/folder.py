@@ -26,9 +26,17 @@ def class_folders(split: Path) -> list[Path]:
     return sorted((p for p in split.iterdir() if p.is_dir() and not p.name.startswith(".")), key=lambda p: p.name)
 
 
-def list_images(folder: Path, extensions: tuple[str, ...]) -> list[Path]:
-    """The image files in one class folder and its subfolders, in sorted order."""
-    return sorted(p for p in folder.rglob("*") if p.suffix.lower() in extensions and p.is_file())
+def list_images(folder: Path, extensions: tuple[str, ...], root: Path) -> list[tuple[str, str]]:
+    """The image files in one class folder and its subfolders, sorted: (path, "relative path, size, mtime") each, from
+    one os.scandir pass (its stat is what the cache key needs; pathlib per file took 0.8 s for 21,000 files)."""
+    found, prefix = [], len(str(root)) + 1
+    for entry in os.scandir(folder):
+        if entry.is_dir() and not entry.name.startswith("."):
+            found += list_images(Path(entry.path), extensions, root)
+        elif entry.is_file() and os.path.splitext(entry.name)[1].lower() in extensions:
+            stat = entry.stat()
+            found.append((entry.path, f"{entry.path[prefix:]}\0{stat.st_size}\0{stat.st_mtime_ns}"))
+    return sorted(found)
 
 
 def stratified_split(labels: torch.Tensor, fraction: float, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -76,6 +84,7 @@ class ImageFolderDataModule(ImageDataModule):
             raise UsageError(f"test_size must be a fraction between 0 and 1, got {test_size}")
         self.test_size = test_size
         self._decoded: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}  # the last decode: cache key -> (images, keep)
+        self.signatures: list[str] = []  # each train then test file's path, size and mtime, for the cache key
         self.files, self.labels, self.test_files, self.test_labels, self.classes = self._scan()
         first = self.files[0]
         size = tuple(image_size) if image_size else image_size_of(first)
@@ -107,14 +116,15 @@ class ImageFolderDataModule(ImageDataModule):
             test_files, test_labels = self._class_files(class_folders(test), classes)
         return files, labels, test_files, test_labels, classes
 
-    def _class_files(self, folders: list[Path], classes: tuple[str, ...]) -> tuple[list[Path], list[int]]:
+    def _class_files(self, folders: list[Path], classes: tuple[str, ...]) -> tuple[list[str], list[int]]:
         files, labels = [], []
         for folder in folders:
-            images = list_images(folder, self.extensions)
+            images = list_images(folder, self.extensions, self.root)
             if not images:
                 raise UsageError(f"{folder} holds no images ({', '.join(self.extensions)}): add some, or remove the "
                                  "folder if it is not a class")
-            files += images
+            files += [path for path, _ in images]  # strings: a Path per file costs more than the cached load
+            self.signatures += [signature for _, signature in images]
             labels += [classes.index(folder.name)] * len(images)
         return files, labels
 
@@ -127,18 +137,21 @@ class ImageFolderDataModule(ImageDataModule):
 
     def read_split(self, train: bool) -> tuple[torch.Tensor, torch.Tensor]:
         """The train split (train/ less any carved test images) or the test split, as uint8 [N, C, H, W] and labels."""
+        if self.test_files and not train:
+            return self._decode(self.test_files, self.test_labels)
         images, labels = self._decode(self.files, self.labels)
         if self.test_files:
-            return (images, labels) if train else self._decode(self.test_files, self.test_labels)
+            return images, labels
         rest, carved = stratified_split(labels, self.test_size, self.seed)
-        self.carved_test = [str(self.files[i].relative_to(self.root)) for i in carved.tolist()]
+        self.carved_test = [self.signatures[i].split("\0")[0] for i in carved.tolist()]  # relative to root
         pick = rest if train else carved
         return images[pick], labels[pick]
 
-    def _decode(self, files: list[Path], labels: list[int]) -> tuple[torch.Tensor, torch.Tensor]:
+    def _decode(self, files: list[str], labels: list[int]) -> tuple[torch.Tensor, torch.Tensor]:
         """-> uint8 [N, C, H, W], labels [N] of the files kept: from the cache, else decoded (once per process:
         without test/, both splits come from train/'s one decode)."""
-        key = cache_key(self.root, files, (self.image_size, self.fixed_size, self.channels, self.skip_bad, self.max_pixels))
+        signatures = self.signatures[:len(self.files)] if files is self.files else self.signatures[len(self.files):]
+        key = cache_key(signatures, (self.image_size, self.fixed_size, self.channels, self.skip_bad, self.max_pixels))
         if key not in self._decoded:
             self._decoded = {key: cached(self.cache_dir, key, lambda: decode_all(
                 files, self.channels, self.image_size, self.fixed_size, self.skip_bad, self.max_pixels, self.workers))}

@@ -16,12 +16,11 @@ from typing import Callable
 import torch
 
 
-def cache_key(root: Path, files: list[Path], settings) -> str:
-    """sha256 over the settings and each file's path (relative to root), size and mtime: nothing is read but stat."""
+def cache_key(signatures: list[str], settings) -> str:
+    """sha256 over the settings and each file's signature (its path relative to root, size and mtime, as the folder
+    scan read them): nothing is read but the directory entries."""
     digest = hashlib.sha256(json.dumps(settings, default=str).encode())
-    for path in files:
-        stat = path.stat()
-        digest.update(f"{path.relative_to(root)}\0{stat.st_size}\0{stat.st_mtime_ns}\n".encode())
+    digest.update("\n".join(signatures).encode())
     return digest.hexdigest()[:32]
 
 

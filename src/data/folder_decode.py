@@ -7,7 +7,6 @@ uint8 array per chunk. Below SERIAL files the pool's start-up costs more than it
 import multiprocessing
 import sys
 from concurrent.futures import ProcessPoolExecutor
-from pathlib import Path
 
 import numpy as np
 import torch
@@ -21,7 +20,7 @@ CHUNK = 256  # files per task: large enough that sending the result back is chea
 SERIAL = 2 * CHUNK  # fewer files than this decode in this process
 
 
-def image_size_of(path: Path) -> tuple[int, int]:
+def image_size_of(path: str) -> tuple[int, int]:
     """(H, W) from the file's header, without decoding it."""
     try:
         with Image.open(path) as img:
@@ -31,7 +30,7 @@ def image_size_of(path: Path) -> tuple[int, int]:
                          "--data.init_args.image_size [H, W] and --data.init_args.skip_bad true") from err
 
 
-def decode_one(path: Path, channels: int, size: tuple[int, int], fixed: bool, max_pixels: int) -> np.ndarray | str:
+def decode_one(path: str, channels: int, size: tuple[int, int], fixed: bool, max_pixels: int) -> np.ndarray | str:
     """-> uint8 [C, H, W], or the reason the file is bad (unreadable, too large). An image of another size than the
     first one's, when no size was asked for, is an error of the settings, not of the file: raised at once."""
     try:
@@ -59,7 +58,7 @@ def decode_chunk(args) -> tuple[np.ndarray, list[tuple[int, str]]]:
     return np.stack(good) if good else np.zeros((0, channels, *size), np.uint8), bad
 
 
-def decode_all(files: list[Path], channels: int, size: tuple[int, int], fixed: bool, skip_bad: bool, max_pixels: int,
+def decode_all(files: list[str], channels: int, size: tuple[int, int], fixed: bool, skip_bad: bool, max_pixels: int,
                workers: int) -> tuple[torch.Tensor, torch.Tensor]:
     """-> (uint8 [N_good, C, H, W], bool [N]: which files were kept). A bad file stops it (naming the file) unless
     skip_bad, which skips it and says how many were skipped. A progress bar appears when it takes over a second."""
