@@ -33,7 +33,7 @@ def list_images(folder: Path, extensions: tuple[str, ...], root: Path) -> list[t
     for entry in os.scandir(folder):
         if entry.is_dir() and not entry.name.startswith("."):
             found += list_images(Path(entry.path), extensions, root)
-        elif entry.is_file() and os.path.splitext(entry.name)[1].lower() in extensions:
+        elif entry.name.lower().endswith(extensions) and entry.is_file():
             stat = entry.stat()
             found.append((entry.path, f"{entry.path[prefix:]}\0{stat.st_size}\0{stat.st_mtime_ns}"))
     return sorted(found)
