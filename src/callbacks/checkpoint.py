@@ -1,12 +1,13 @@
 """ModelCheckpoint whose last.ckpt is always the newest state, as resuming and seed 004's "last epoch" need.
 
-Lightning 2.6 writes last.ckpt only at a validation where a top-k file was saved too ("saves a last.ckpt copy whenever
-a checkpoint file gets saved"; model_checkpoint.py, on_train_epoch_end / on_validation_end). With save_top_k: 1 on val/acc, last.ckpt is
-then the best epoch's copy, not the last: a run whose val/acc peaked at epoch 14 of 20 resumed from epoch 14 with
---ckpt_path last, and seed 004's last-epoch score was epoch 14's (measured: 87.3 % instead of 85.4 %). This subclass
-writes it at every point where Lightning would save (the end of each training epoch, after its validation, or
-the end of each validation when validation runs within epochs). It calls Lightning's private _save_last_checkpoint and _monitor_candidates
-(and _should_skip_saving_checkpoint, _should_save_on_train_epoch_end; checked on lightning 2.6.6): the public hooks offer no other way to save the file under ModelCheckpoint's own
+Lightning 2.6 writes last.ckpt only where a top-k file was saved too ("saves a last.ckpt copy whenever a checkpoint
+file gets saved"; model_checkpoint.py, on_train_epoch_end / on_validation_end). With save_top_k: 1 on val/acc,
+last.ckpt is then the best epoch's copy, not the last: a run whose val/acc peaked at epoch 14 of 20 resumed from
+epoch 14 with --ckpt_path last, and seed 004's last-epoch score was epoch 14's (measured: 87.3 % instead of 85.4 %).
+This subclass writes it at every point where Lightning would save (the end of each training epoch, after its
+validation, or the end of each validation when validation runs within epochs). It calls Lightning's private
+_save_last_checkpoint, _monitor_candidates, _should_skip_saving_checkpoint and _should_save_on_train_epoch_end
+(checked on lightning 2.6.6): the public hooks offer no other way to save the file under ModelCheckpoint's own
 bookkeeping (last_model_path, the state saved in it).
 """
 

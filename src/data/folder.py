@@ -84,8 +84,9 @@ class ImageFolderDataModule(ImageDataModule):
             raise UsageError(f"test_size must be a fraction between 0 and 1, got {test_size}")
         self.test_size = test_size
         self._decoded: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}  # the last decode: cache key -> (images, keep)
-        self.signatures: list[str] = []  # each train then test file's path, size and mtime, for the cache key
-        self.files, self.labels, self.test_files, self.test_labels, self.classes = self._scan()
+        # Each split as files, labels and signatures (path relative to root, size, mtime: what the cache is keyed by).
+        (self.files, self.labels, self.signatures), (self.test_files, self.test_labels, self.test_signatures), \
+            self.classes = self._scan()
         first = self.files[0]
         size = tuple(image_size) if image_size else image_size_of(first)
         if len(size) != 2 or min(size) <= 0:
@@ -97,7 +98,8 @@ class ImageFolderDataModule(ImageDataModule):
         super().__init__(val_size=count, **kwargs)
 
     def _scan(self):
-        """-> train files and labels, test files and labels ([] without test/), class names; bad layouts are one line."""
+        """-> (files, labels, signatures) of train/ and of test/ (empty lists without it), the class names; bad
+        layouts are one line."""
         train, test = self.root / "train", self.root / "test"
         if not train.is_dir():
             raise UsageError(f"{train} does not exist: put your images in {self.root}/train/<class>/<image> (and "
@@ -106,27 +108,26 @@ class ImageFolderDataModule(ImageDataModule):
         if not folders:
             raise UsageError(f"{train} holds no class folders: put each class's images in {train}/<class name>/")
         classes = tuple(f.name for f in folders)
-        files, labels = self._class_files(folders, classes)
-        test_files, test_labels = [], []
+        test_split = [], [], []
         if test.is_dir():
             unknown = [f for f in class_folders(test) if f.name not in classes]
             if unknown:
                 raise UsageError(f"{unknown[0]} is a class that {train} does not have; test/ may only hold classes of "
                                  f"train/ ({', '.join(classes)})")
-            test_files, test_labels = self._class_files(class_folders(test), classes)
-        return files, labels, test_files, test_labels, classes
+            test_split = self._class_files(class_folders(test), classes)
+        return self._class_files(folders, classes), test_split, classes
 
-    def _class_files(self, folders: list[Path], classes: tuple[str, ...]) -> tuple[list[str], list[int]]:
-        files, labels = [], []
+    def _class_files(self, folders: list[Path], classes: tuple[str, ...]) -> tuple[list[str], list[int], list[str]]:
+        files, labels, signatures = [], [], []
         for folder in folders:
             images = list_images(folder, self.extensions, self.root)
             if not images:
                 raise UsageError(f"{folder} holds no images ({', '.join(self.extensions)}): add some, or remove the "
                                  "folder if it is not a class")
             files += [path for path, _ in images]  # strings: a Path per file costs more than the cached load
-            self.signatures += [signature for _, signature in images]
+            signatures += [signature for _, signature in images]
             labels += [classes.index(folder.name)] * len(images)
-        return files, labels
+        return files, labels, signatures
 
     @property
     def folder(self) -> Path:
@@ -138,25 +139,24 @@ class ImageFolderDataModule(ImageDataModule):
     def read_split(self, train: bool) -> tuple[torch.Tensor, torch.Tensor]:
         """The train split (train/ less any carved test images) or the test split, as uint8 [N, C, H, W] and labels."""
         if self.test_files and not train:
-            return self._decode(self.test_files, self.test_labels)
-        images, labels = self._decode(self.files, self.labels)
+            return self._decode(self.test_files, self.test_labels, self.test_signatures)[:2]
+        images, labels, signatures = self._decode(self.files, self.labels, self.signatures)
         if self.test_files:
             return images, labels
         rest, carved = stratified_split(labels, self.test_size, self.seed)
-        self.carved_test = [self.signatures[i].split("\0")[0] for i in carved.tolist()]  # relative to root
+        self.carved_test = [signatures[i].split("\0")[0] for i in carved.tolist()]  # relative to root
         pick = rest if train else carved
         return images[pick], labels[pick]
 
-    def _decode(self, files: list[str], labels: list[int]) -> tuple[torch.Tensor, torch.Tensor]:
-        """-> uint8 [N, C, H, W], labels [N] of the files kept: from the cache, else decoded (once per process:
-        without test/, both splits come from train/'s one decode)."""
-        signatures = self.signatures[:len(self.files)] if files is self.files else self.signatures[len(self.files):]
+    def _decode(self, files: list[str], labels: list[int], signatures: list[str]) -> tuple[torch.Tensor, torch.Tensor, list[str]]:
+        """-> uint8 [N, C, H, W], labels [N] and signatures of the files kept: from the cache, else decoded (once per
+        process: without test/, both splits come from train/'s one decode)."""
         key = cache_key(signatures, (self.image_size, self.fixed_size, self.channels, self.skip_bad, self.max_pixels))
         if key not in self._decoded:
             self._decoded = {key: cached(self.cache_dir, key, lambda: decode_all(
                 files, self.channels, self.image_size, self.fixed_size, self.skip_bad, self.max_pixels, self.workers))}
         images, keep = self._decoded[key]
-        return images, torch.tensor(labels, dtype=torch.long)[keep]
+        return images, torch.tensor(labels, dtype=torch.long)[keep], [s for s, k in zip(signatures, keep.tolist()) if k]
 
     def state_dict(self) -> dict:
         """Saved in every checkpoint by Lightning: which images the carved test split holds (relative to root)."""
