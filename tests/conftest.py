@@ -67,6 +67,16 @@ def make_idx_dataset(root: Path, folder: str, n_train: int, n_test: int, seed: i
     return root
 
 
+def write_image_folder(root: Path, split: str, images: np.ndarray, labels: list[int], classes: list[str]) -> None:
+    """uint8 images [N, H, W] (grey) or [N, H, W, 3] as root/split/<class>/<n>.png: ImageFolderDataModule's layout."""
+    from PIL import Image
+
+    for n, (x, y) in enumerate(zip(images, labels)):
+        folder = root / split / classes[y]
+        folder.mkdir(parents=True, exist_ok=True)
+        Image.fromarray(x).save(folder / f"{n:05d}.png")
+
+
 def make_cifar10(root: Path, n_per_batch: int, seed: int = 0) -> Path:
     """<root>/cifar-10-batches-py/ in CIFAR-10's python format: pickled dicts of 'data' [n, 3072] uint8
     (channel planes R, G, B, row-major) and b'labels', five train batches, one test batch, batches.meta."""

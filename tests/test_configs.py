@@ -7,7 +7,6 @@ import numpy as np
 import pytest
 import torch
 import yaml
-from PIL import Image
 from lightning.pytorch.callbacks import EarlyStopping, LearningRateMonitor, ModelCheckpoint
 from lightning.pytorch.loggers import TensorBoardLogger
 
@@ -16,7 +15,7 @@ from src.cli import DEFAULTS, main
 from src.data import ImageDataModule
 from src.manual import ManualMLP
 from src.runs import read_scalars
-from tests.conftest import ROOT, make_cifar10, make_idx_dataset, only_run
+from tests.conftest import ROOT, make_cifar10, make_idx_dataset, only_run, write_image_folder
 
 CONFIGS = sorted(p for p in (Path(__file__).resolve().parent.parent / "configs").glob("*.yaml") if p != DEFAULTS)
 # What each experiment resolved to (`--print_config`: model, data, seed, max_epochs, precision, and the net's in_shape
@@ -32,10 +31,9 @@ def test_each_config_says_how_to_run_itself(config):
 
 
 def tiny_image_folder(root: Path) -> Path:
-    """root/train/<class>/0.png for ten classes of one 28x28 grey image each: what folder_*.yaml need to be built."""
-    for c in range(10):
-        (root / "train" / f"class{c}").mkdir(parents=True)
-        Image.fromarray(np.full((28, 28), 25 * c, np.uint8)).save(root / "train" / f"class{c}" / "0.png")
+    """root/train/<class>/ for ten classes of one 28x28 grey image each: what folder_*.yaml need to be built."""
+    write_image_folder(root, "train", np.arange(10, dtype=np.uint8).repeat(784).reshape(10, 28, 28) * 25,
+                       list(range(10)), [f"class{c}" for c in range(10)])
     return root
 
 

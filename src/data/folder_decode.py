@@ -13,7 +13,7 @@ import torch
 from PIL import Image, UnidentifiedImageError
 from tqdm import tqdm
 
-from src.data.images import resized
+from src.data.images import open_image, resized
 from src.errors import UsageError
 
 CHUNK = 256  # files per task: large enough that sending the result back is cheap next to decoding it
@@ -33,14 +33,9 @@ def image_size_of(path: str) -> tuple[int, int]:
 def decode_one(path: str, channels: int, size: tuple[int, int], fixed: bool, max_pixels: int) -> np.ndarray | str:
     """-> uint8 [C, H, W], or the reason the file is bad (unreadable, too large). An image of another size than the
     first one's, when no size was asked for, is an error of the settings, not of the file: raised at once."""
-    try:
-        with Image.open(path) as img:
-            if img.width * img.height > max_pixels:
-                return f"{img.width}x{img.height} pixels, more than max_pixels={max_pixels:,}"
-            img.load()
-            img = img.convert("L" if channels == 1 else "RGB")
-    except (UnidentifiedImageError, OSError, ValueError, Image.DecompressionBombError) as err:
-        return f"{type(err).__name__}: {' '.join(str(err).split())[:120]}"
+    img = open_image(path, channels, max_pixels)
+    if isinstance(img, str):
+        return img
     if not fixed and (img.height, img.width) != tuple(size):
         raise UsageError(f"{path} is {img.height}x{img.width} (HxW) but the first image is {size[0]}x{size[1]}: "
                          "set --data.init_args.image_size [H, W] to resize them all")
@@ -54,7 +49,10 @@ def decode_chunk(args) -> tuple[np.ndarray, list[tuple[int, str]]]:
     good, bad = [], []
     for i, path in enumerate(files):
         x = decode_one(path, channels, size, fixed, max_pixels)
-        (bad.append((i, x)) if isinstance(x, str) else good.append(x))
+        if isinstance(x, str):
+            bad.append((i, x))
+        else:
+            good.append(x)
     return np.stack(good) if good else np.zeros((0, channels, *size), np.uint8), bad
 
 
@@ -65,20 +63,18 @@ def decode_all(files: list[str], channels: int, size: tuple[int, int], fixed: bo
     chunks = [(files[i:i + CHUNK], channels, size, fixed, max_pixels) for i in range(0, len(files), CHUNK)]
     bar = tqdm(total=len(files), desc=f"decoding {len(files):,} images", unit="img", delay=1.0, file=sys.stderr,
                disable=None)  # disable=None: no bar where stderr is not a terminal (a log file)
+    parallel = len(files) >= SERIAL and workers > 1
+    # fork: the children need only PIL and numpy, and start without importing anything again
+    context = multiprocessing.get_context("fork" if "fork" in multiprocessing.get_all_start_methods() else None)
+    pool = ProcessPoolExecutor(min(workers, len(chunks)), mp_context=context) if parallel else None
     parts = []
     with bar:
-        if len(files) < SERIAL or workers <= 1:
-            results = map(decode_chunk, chunks)
-        else:  # fork: the children need only PIL and numpy, and start without importing anything again
-            context = multiprocessing.get_context("fork" if "fork" in multiprocessing.get_all_start_methods() else None)
-            pool = ProcessPoolExecutor(min(workers, len(chunks)), mp_context=context)
-            results = pool.map(decode_chunk, chunks)
         try:
-            for (chunk, *_), part in zip(chunks, results):
+            for (chunk, *_), part in zip(chunks, pool.map(decode_chunk, chunks) if pool else map(decode_chunk, chunks)):
                 parts.append(part)
                 bar.update(len(chunk))
         finally:
-            if len(files) >= SERIAL and workers > 1:
+            if pool:
                 pool.shutdown(cancel_futures=True)
     keep = torch.ones(len(files), dtype=torch.bool)
     bad = [(n * CHUNK + i, reason) for n, (_, b) in enumerate(parts) for i, reason in b]

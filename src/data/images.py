@@ -33,14 +33,24 @@ def image_files(path: Path) -> list[Path]:
     return files
 
 
-def read_image(path: Path, in_shape: tuple[int, int, int], dark_background: bool) -> torch.Tensor:
-    """One file -> uint8 [C, H, W] in the model's shape (see the module's docstring)."""
+def open_image(path, channels: int, max_pixels: int | None = None) -> Image.Image | str:
+    """The file as a grey (channels 1) or RGB (3) PIL image, or the reason it cannot be one: unreadable, not an image,
+    or (checked from its header, before decoding) more than max_pixels pixels."""
     try:
         with Image.open(path) as img:
+            if max_pixels is not None and img.width * img.height > max_pixels:
+                return f"{img.width}x{img.height} pixels, more than max_pixels={max_pixels:,}"
             img.load()
-            img = img.convert("L" if in_shape[0] == 1 else "RGB")
-    except (UnidentifiedImageError, OSError, ValueError) as err:
-        raise UsageError(f"cannot read the image {path} ({type(err).__name__}); remove or replace it") from err
+            return img.convert("L" if channels == 1 else "RGB")
+    except (UnidentifiedImageError, OSError, ValueError, Image.DecompressionBombError) as err:
+        return f"{type(err).__name__}: {' '.join(str(err).split())[:120]}"
+
+
+def read_image(path: Path, in_shape: tuple[int, int, int], dark_background: bool) -> torch.Tensor:
+    """One file -> uint8 [C, H, W] in the model's shape (see the module's docstring)."""
+    img = open_image(path, in_shape[0])
+    if isinstance(img, str):
+        raise UsageError(f"cannot read the image {path} ({img}); remove or replace it")
     x = pil_to_tensor(resized(img, in_shape[1:]))  # [C, H, W] uint8
     if dark_background and light_border(x):
         x = 255 - x

@@ -12,15 +12,7 @@ from src.data import FashionMNISTDataModule, ImageFolderDataModule
 from src.data import folder
 from src.errors import UsageError
 from src.runs import read_scalars
-from tests.conftest import only_run, run_cli, write_idx
-
-
-def write_folder(root: Path, split: str, images: np.ndarray, labels: list[int], classes: list[str]) -> None:
-    """uint8 images [N, H, W] (grey) or [N, H, W, 3] as root/split/<class>/<n>.png."""
-    for n, (x, y) in enumerate(zip(images, labels)):
-        folder = root / split / classes[y]
-        folder.mkdir(parents=True, exist_ok=True)
-        Image.fromarray(x).save(folder / f"{n:05d}.png")
+from tests.conftest import only_run, run_cli, write_idx, write_image_folder
 
 
 def listing(root: Path) -> list[tuple[str, int, int]]:
@@ -40,7 +32,7 @@ def fashion_folder(tmp_path_factory):
     for split, train, per_class in (("train", True, 600), ("test", False, 100)):
         x, y = dm.read_split(train)
         picked = torch.cat([(y == c).nonzero().flatten()[:per_class] for c in range(10)])  # class by class, as sorted
-        write_folder(tmp / "images", split, x[picked, 0].numpy(), y[picked].tolist(), classes)
+        write_image_folder(tmp / "images", split, x[picked, 0].numpy(), y[picked].tolist(), classes)
         raw = tmp / "idx" / "FashionMNIST" / "raw"
         raw.mkdir(parents=True, exist_ok=True)
         prefix = "train" if train else "t10k"
@@ -99,7 +91,7 @@ def test_a_second_setup_reads_the_cache_not_the_files(fashion_folder, tmp_path, 
 
 def test_a_changed_file_is_decoded_again(tmp_path):
     rng = np.random.default_rng(0)
-    write_folder(tmp_path / "d", "train", rng.integers(0, 256, (6, 8, 8), dtype=np.uint8), [0, 0, 0, 1, 1, 1], ["a", "b"])
+    write_image_folder(tmp_path / "d", "train", rng.integers(0, 256, (6, 8, 8), dtype=np.uint8), [0, 0, 0, 1, 1, 1], ["a", "b"])
     make = lambda: ImageFolderDataModule(root=str(tmp_path / "d"), channels=1, cache_dir=str(tmp_path / "c"), val_size=1)  # noqa: E731
     before = make()
     before.setup("fit")
@@ -114,7 +106,7 @@ def test_a_changed_file_is_decoded_again(tmp_path):
 def test_without_test_folder_a_stratified_test_split_is_carved_and_recorded(tmp_path):
     rng = np.random.default_rng(1)
     labels = [0] * 40 + [1] * 20
-    write_folder(tmp_path / "d", "train", rng.integers(0, 256, (60, 6, 6), dtype=np.uint8), labels, ["cat", "dog"])
+    write_image_folder(tmp_path / "d", "train", rng.integers(0, 256, (60, 6, 6), dtype=np.uint8), labels, ["cat", "dog"])
     dms = [ImageFolderDataModule(root=str(tmp_path / "d"), channels=1, test_size=0.25, val_size=5, seed=s,
                                  cache_dir=str(tmp_path / "c")) for s in (0, 0, 1)]
     for dm in dms:
@@ -135,8 +127,8 @@ def test_rgb_images_of_an_odd_size_train_the_small_cnn(tmp_path):
     labels = [i % 3 for i in range(300)]
     for x, y in zip(images, labels):
         x[..., y] += 150
-    write_folder(tmp_path / "d", "train", images[:240], labels[:240], ["red", "green", "blue"])
-    write_folder(tmp_path / "d", "test", images[240:], labels[240:], ["red", "green", "blue"])
+    write_image_folder(tmp_path / "d", "train", images[:240], labels[:240], ["red", "green", "blue"])
+    write_image_folder(tmp_path / "d", "test", images[240:], labels[240:], ["red", "green", "blue"])
     logs = ["--trainer.logger.init_args.save_dir", str(tmp_path / "logs")]
     args = ["--config", "configs/folder_cnn.yaml", "--data.init_args.root", str(tmp_path / "d"), "--data.init_args.image_size",
             "[32, 32]", "--data.init_args.val_size", "40", "--data.init_args.batch_size", "32", "--trainer.max_epochs", "3",
@@ -157,11 +149,11 @@ def bad_folder(root: Path, case: str) -> list[str]:
         (root / "train").mkdir(parents=True)
         (root / "train" / "notes.txt").write_text("not an image")
         return []
-    write_folder(root, "train", grey(4), [0, 0, 1, 1], ["a", "b"])
+    write_image_folder(root, "train", grey(4), [0, 0, 1, 1], ["a", "b"])
     if case == "empty class":
         (root / "train" / "c").mkdir()
     elif case == "unknown test class":
-        write_folder(root, "test", grey(2), [0, 1], ["a", "zebra"])
+        write_image_folder(root, "test", grey(2), [0, 1], ["a", "zebra"])
     elif case == "corrupt file":
         (root / "train" / "a" / "broken.png").write_bytes(b"\x89PNG not really")
     elif case == "too large":
