@@ -44,7 +44,7 @@ from torch.utils.data import DataLoader, random_split
 from torchvision import datasets, transforms
 
 from src.cli import main as cli
-from src.cli import skip_nvml_without_gpus
+from src.perf import skip_nvml_without_gpus
 from src.data import MNISTDataModule, default_data_dir
 from src.models import MLP, ImageClassifier
 

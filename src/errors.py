@@ -1,6 +1,32 @@
-"""The one exception type for input a user can fix (a path, a config value, a missing run)."""
+"""Bad input: the one exception type for what a user can fix, and how it is said (one line)."""
+
+import argparse
+import re
 
 
 class UsageError(ValueError):
-    """Bad input. `src.cli.main` prints its message as one line on stderr and exits with status 2,
-    so the message must say what is wrong and what to do about it."""
+    """Bad input (a path, a config value, a missing run). The commands print its message as one line on stderr and
+    exit with status 2, so the message must say what is wrong and what to do about it."""
+
+
+class ArgumentParser(argparse.ArgumentParser):
+    """argparse for the commands that are not LightningCLI (src.export, src.sweep): a bad argument is a UsageError,
+    one line, instead of argparse's usage text."""
+
+    def error(self, message: str):
+        raise UsageError(f"{message} (python -m {self.prog.removeprefix('python -m ')} --help)")
+
+
+def one_line(message: str) -> str:
+    """The gist of a possibly nested jsonargparse message, e.g. 'model.net: Option 'hiden' is not accepted':
+    the chain of parser keys down to the first line that says what is wrong."""
+    keys: list[str] = []
+    for line in message.strip().splitlines():
+        text = line.strip().removeprefix("- ")
+        key = re.match(r'Parser key "([^"]+)":\s*(.*)', text)
+        if key:
+            keys.append(key.group(1))
+            text = key.group(2)
+        if text and not text.startswith(("Does not validate", "Subtypes:", "Errors:", "Problem with given class_path")):
+            return f"{'.'.join(keys)}: {text}" if keys else text
+    return message.strip().splitlines()[0] if message.strip() else "invalid input"

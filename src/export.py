@@ -1,6 +1,7 @@
-"""Export a trained model to ONNX or TorchScript, with its input normalization inside.
+"""Export a trained model to ONNX or TorchScript, with its input normalization inside (the model's first layer).
 
     python -m src.export --config configs/<name>.yaml [--ckpt_path best|last|FILE] --format onnx|torchscript [--key value ...]
+    python -m src.export --config <run>/config.yaml --format onnx      (that run's best checkpoint)
 
 Further --key value pairs are the CLI's own overrides (for example --trainer.logger.init_args.save_dir, where
 best/last are looked up, or --data.init_args.data_dir, where the test images come from).
@@ -20,22 +21,10 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from src.errors import UsageError
+from src.errors import ArgumentParser, UsageError
+from src.runs import Run, load_checkpoint
 
 FORMATS = {"onnx": ".onnx", "torchscript": ".pt"}
-
-
-class Normalized(nn.Module):
-    """net((x - mean) / std) for images x in [0, 1]: [N, C, H, W] -> logits [N, classes]."""
-
-    def __init__(self, net: nn.Module, mean: list[float], std: list[float]):
-        super().__init__()
-        self.net = net
-        self.register_buffer("mean", torch.tensor(mean).view(1, -1, 1, 1))
-        self.register_buffer("std", torch.tensor(std).view(1, -1, 1, 1))
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.net((x - self.mean) / self.std)
 
 
 def write(module: nn.Module, example: torch.Tensor, path: Path, fmt: str):
@@ -56,15 +45,13 @@ def write(module: nn.Module, example: torch.Tensor, path: Path, fmt: str):
 def export(model, images: torch.Tensor, ckpt: Path, fmt: str) -> tuple[Path, float]:
     """model: an ImageClassifier with its checkpoint loaded; images: uint8 [N, C, H, W] test images.
     -> (the written file, max |exported logits - PyTorch logits| on images)."""
-    if model.inference is None:
-        raise UsageError(f"{ckpt} carries no normalization statistics (written before they were saved); retrain to export")
     net = model.net.to_module() if hasattr(model.net, "to_module") else model.net
-    module = Normalized(net, model.inference["mean"], model.inference["std"]).eval()
+    module = nn.Sequential(model.normalize, net).eval()  # the normalization is the model's first layer
     x = images.float() / 255.0
     with torch.no_grad():
-        reference = Normalized(model.net, model.inference["mean"], model.inference["std"]).eval()(x)
-    run = ckpt.resolve().parent.parent if ckpt.resolve().parent.name == "checkpoints" else ckpt.resolve().parent
-    path = run / "export" / (ckpt.stem + FORMATS[fmt])
+        reference = model.eval()(x)
+    run = Run.of(ckpt)
+    path = (run.folder if run is not None else ckpt.resolve().parent) / "export" / (ckpt.stem + FORMATS[fmt])
     path.parent.mkdir(parents=True, exist_ok=True)
     try:
         exported = write(module, x[:2], path, fmt)
@@ -77,15 +64,9 @@ def export(model, images: torch.Tensor, ckpt: Path, fmt: str) -> tuple[Path, flo
     return path, difference
 
 
-class Parser(argparse.ArgumentParser):
-    def error(self, message: str):
-        """A bad argument is one line and exit status 2, as everywhere in this project (argparse prints its usage)."""
-        raise UsageError(f"{message} (python -m src.export --help)")
-
-
 def parse(argv: list[str] | None) -> tuple[argparse.Namespace, list[str]]:
     """-> (this command's arguments, the rest: overrides for the CLI's parser, which rejects unknown keys)."""
-    parser = Parser(prog="python -m src.export", description=__doc__, allow_abbrev=False,
+    parser = ArgumentParser(prog="python -m src.export", description=__doc__, allow_abbrev=False,
                     formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--config", action="append", required=True, help="the config(s) the model was trained with")
     parser.add_argument("--ckpt_path", default="best", help="best or last (of the config's newest run) or a .ckpt file")
@@ -96,18 +77,14 @@ def parse(argv: list[str] | None) -> tuple[argparse.Namespace, list[str]]:
 
 def main(argv: list[str] | None = None) -> Path:
     from src.cli import main as cli_main  # Lightning and the configs: after the arguments are known to be good
-    from src.runs import load_checkpoint, resolve_checkpoint
 
     try:
         args, overrides = parse(argv)
         cli = cli_main([arg for config in args.config for arg in ("--config", config)] + overrides, run=False)
-        hint = " ".join(f"--config {c}" for c in args.config)
-        ckpt = resolve_checkpoint(args.ckpt_path, Path(cli.trainer.logger.root_dir), hint)
-        checkpoint = load_checkpoint(ckpt)
-        cli.model.on_load_checkpoint(checkpoint)
-        cli.model.load_state_dict(checkpoint["state_dict"])
+        ckpt = cli.place.find(args.ckpt_path)
+        cli.model.restore(load_checkpoint(ckpt))
         images = cli.datamodule.read_split(train=False)[0][: args.images]
-        path, difference = export(cli.model.eval(), images, ckpt, args.format)
+        path, difference = export(cli.model, images, ckpt, args.format)
     except UsageError as err:
         print(f"error: {err}", file=sys.stderr)
         sys.exit(2)

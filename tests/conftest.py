@@ -13,7 +13,6 @@ import torch
 import torchvision.datasets.cifar
 
 from src import forked
-from src.runs import read_scalars  # noqa: F401  (re-exported for the tests)
 
 ROOT = Path(__file__).resolve().parent.parent
 REAL_DATA = Path(os.environ.get("DATA_DIR") or ROOT.parent / "shared" / "datasets")
@@ -31,6 +30,20 @@ def pytest_configure(config):
 def pytest_collection_modifyitems(items):
     """The tests marked slow first, so that the workers start on the longest ones and finish together."""
     items.sort(key=lambda item: item.get_closest_marker("slow") is None)
+
+
+def read_scalars(log_dir: Path) -> dict[str, list[tuple[int, float]]]:
+    """Every scalar in the TensorBoard event files directly inside log_dir: tag -> [(step, value)]. The tests' own
+    reading of what TensorBoard got, to check the project's numbers (metrics.json, reports) against."""
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    scalars: dict[str, list[tuple[int, float]]] = {}
+    for events in sorted(Path(log_dir).glob("events.out.tfevents.*")):
+        acc = EventAccumulator(str(events), size_guidance={"scalars": 0})
+        acc.Reload()
+        for tag in acc.Tags()["scalars"]:
+            scalars.setdefault(tag, []).extend((e.step, e.value) for e in acc.Scalars(tag))
+    return scalars
 
 
 def real_data(folder: str) -> Path:

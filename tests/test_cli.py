@@ -7,7 +7,7 @@ import pytest
 import torch
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-from src.cli import skip_nvml_without_gpus
+from src.perf import skip_nvml_without_gpus
 from src.data import MNISTDataModule
 from src.models import MLP
 from tests.conftest import ROOT, only_run, read_scalars, run_cli
@@ -40,7 +40,8 @@ def test_fit_then_test_best_in_a_new_process(mnist_root, tmp_path):
     dm = MNISTDataModule(data_dir=str(mnist_root))
     dm.setup("test")
     with torch.no_grad():
-        preds = net.eval()(dm.splits["test"].images).argmax(1)
+        x = dm.splits["test"].images  # [0, 1] pixels; the net sees them normalized by the train split's statistics
+        preds = net.eval()((x - dm.mean.view(1, -1, 1, 1)) / dm.std.view(1, -1, 1, 1)).argmax(1)
     labels = dm.splits["test"].labels
     correct = (preds == labels).sum().item()
     assert abs(correct / 10_000 - test_acc) < 1e-4
@@ -88,8 +89,9 @@ def test_bf16_config_falls_back_to_float32_where_bf16_is_emulated(native, tmp_pa
     """configs/mnist_cnn.yaml asks for bf16-mixed: kept where the device has native bf16, else 32-true (emulated bf16
     is slower than float32, and a default must not get slower on a user's machine)."""
     import src.cli
+    import src.perf
 
-    monkeypatch.setattr(src.cli, "native_bf16", lambda accelerator: native)
+    monkeypatch.setattr(src.perf, "native_bf16", lambda accelerator: native)
     monkeypatch.chdir(ROOT)
     cli = src.cli.main(["--config", "configs/mnist_cnn.yaml", "--trainer.logger.init_args.save_dir", str(tmp_path)], run=False)
     assert cli.trainer.precision == ("bf16-mixed" if native else "32-true")

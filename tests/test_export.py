@@ -13,12 +13,12 @@ from tests.conftest import REAL_DATA, run_cli
 
 @pytest.fixture(scope="module")
 def mnist():
-    """(the data module's inference metadata, the first 256 raw test images)."""
+    """(the data module's inference metadata, its normalization statistics, the first 256 raw test images)."""
     if not (REAL_DATA / "MNIST" / "raw").is_dir():
         pytest.skip("real MNIST not found; set DATA_DIR")
     dm = MNISTDataModule(data_dir=str(REAL_DATA))
     dm.setup("fit")
-    return dm.inference_meta(), dm.read_split(train=False)[0][:256]
+    return dm.inference_meta(), (dm.mean, dm.std), dm.read_split(train=False)[0][:256]
 
 
 def nets():
@@ -31,14 +31,16 @@ def nets():
 @pytest.mark.parametrize("fmt", ["onnx", "torchscript"])
 @pytest.mark.parametrize("name", ["mlp", "cnn", "manual_mlp", "manual_cnn"])
 def test_exported_logits_equal_pytorch(mnist, tmp_path, name, fmt):
-    meta, images = mnist
+    meta, stats, images = mnist
     model = nets()[name]
     model.inference = meta
+    model.normalize.set(*stats)
     if name.endswith("cnn"):  # non-trivial running statistics, so eval-mode batchnorm is what gets checked
         model.net.train()
         model.net(torch.randn(64, 1, 28, 28))
-    path, difference = export(model.eval(), images, tmp_path / "checkpoints" / "x.ckpt", fmt)
-    assert path == tmp_path / "export" / ("x.onnx" if fmt == "onnx" else "x.pt") and path.stat().st_size > 10_000
+    run = tmp_path / "version_0"  # a run's checkpoint: the export goes beside it, into <run>/export
+    path, difference = export(model.eval(), images, run / "checkpoints" / "x.ckpt", fmt)
+    assert path == run / "export" / ("x.onnx" if fmt == "onnx" else "x.pt") and path.stat().st_size > 10_000
     assert difference < 1e-4
     # Independent of export(): the file's logits on the images equal predict_images' probabilities.
     x = images.float() / 255
@@ -48,11 +50,6 @@ def test_exported_logits_equal_pytorch(mnist, tmp_path, name, fmt):
         import onnxruntime
         logits = torch.from_numpy(onnxruntime.InferenceSession(str(path)).run(None, {"images": x.numpy()})[0])
     assert (logits.softmax(1) - model.predict_images(images)).abs().max() < 1e-5
-
-
-def test_a_model_without_normalization_is_refused(tmp_path):
-    with pytest.raises(UsageError, match="carries no normalization statistics"):
-        export(nets()["mlp"], torch.zeros(2, 1, 28, 28, dtype=torch.uint8), tmp_path / "x.ckpt", "onnx")
 
 
 def test_export_command_prints_the_file_and_the_difference(short_mlp_run):
@@ -82,10 +79,10 @@ class Branchy(torch.nn.Module):
 
 
 def test_a_net_the_exporter_cannot_trace_is_one_line_and_leaves_no_file(mnist, tmp_path):
-    meta, images = mnist
+    meta, _, images = mnist
     model = ImageClassifier(Branchy())
     model.inference = meta
     with pytest.raises(UsageError, match=r"^cannot export Branchy to onnx \(TorchExportError: .*") as info:
-        export(model.eval(), images, tmp_path / "checkpoints" / "x.ckpt", "onnx")
+        export(model.eval(), images, tmp_path / "version_0" / "checkpoints" / "x.ckpt", "onnx")
     assert "\n" not in str(info.value) and "\x1b" not in str(info.value)
-    assert not list((tmp_path / "export").iterdir())
+    assert not list((tmp_path / "version_0" / "export").iterdir())

@@ -1,4 +1,6 @@
+import json
 import os
+import threading
 import time
 from pathlib import Path
 
@@ -6,8 +8,7 @@ import pytest
 import torch
 
 from src.errors import UsageError
-from src.runs import (better_run, describe, fit_runs, latest_checkpoint, next_free, next_version, resolve_checkpoint,
-                      run_of, run_suffix)
+from src.runs import Run, Runs, next_version, run_suffix
 
 
 def test_run_suffix_names_each_changed_value_by_its_last_key():
@@ -33,38 +34,57 @@ def test_versions_with_suffixes_are_ordered_by_number(tmp_path):
     _run(tmp_path, "version_2_lr=0.1")
     _run(tmp_path, "version_10")
     (tmp_path / "version_11").mkdir()  # no checkpoint: an aborted run is never "the newest run"
-    assert [p.name for p in fit_runs(tmp_path)] == ["version_2_lr=0.1", "version_10"]
+    assert [r.name for r in Runs(tmp_path).trained()] == ["version_2_lr=0.1", "version_10"]
     assert next_version(tmp_path) == 12
-    assert run_of(tmp_path / "version_2_lr=0.1" / "checkpoints" / "last.ckpt") == (tmp_path / "version_2_lr=0.1").resolve()
+    assert Run.of(tmp_path / "version_2_lr=0.1" / "checkpoints" / "last.ckpt").folder == (tmp_path / "version_2_lr=0.1").resolve()
+
+
+def test_claims_made_at_once_never_share_a_folder(tmp_path):
+    """Eight commands naming their run at the same moment get eight folders (an exclusive mkdir, not a guess)."""
+    runs: list[Run] = []
+    threads = [threading.Thread(target=lambda: runs.append(Run.claim(tmp_path, "_x"))) for _ in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sorted(r.number for r in runs) == list(range(8))
 
 
 def test_last_is_the_newer_of_last_and_interrupted(tmp_path):
     run = _run(tmp_path, "version_0", ("last.ckpt", "interrupted.ckpt"))
     old = time.time() - 100
     os.utime(run / "checkpoints" / "last.ckpt", (old, old))
-    assert latest_checkpoint(run).name == "interrupted.ckpt"
-    assert resolve_checkpoint("last", tmp_path, "").name == "interrupted.ckpt"
+    assert Run(run).latest_checkpoint().name == "interrupted.ckpt"
+    assert Runs(tmp_path).resolve("last").name == "interrupted.ckpt"
 
 
 def test_best_without_a_recorded_best_is_a_clear_error(tmp_path):
     _run(tmp_path, "version_0")
     with pytest.raises(UsageError, match="records no best checkpoint"):
-        resolve_checkpoint("best", tmp_path, "")
+        Runs(tmp_path).resolve("best")
 
 
-def test_next_free_counts_up(tmp_path):
+def test_evaluation_folders_count_up(tmp_path):
+    run = Run(tmp_path)
     (tmp_path / "test_0").mkdir()
-    assert next_free(tmp_path, "test") == "test_1"
+    assert run.claim_evaluation("test") == "test_1" and run.evaluations("test") == ["test_0", "test_1"]
+
+
+def test_a_run_resumed_twice_keeps_each_config(tmp_path):
+    run = Run(tmp_path)
+    (tmp_path / "config_resume_0.yaml").write_text("")
+    assert run.resume_config() == "config_resume_1.yaml"
 
 
 def _scored_run(root, name, score):
-    """A run whose last.ckpt records (as ModelCheckpoint does) a best checkpoint with val/acc `score`."""
+    """A run whose metrics.json records (as RunRecorder does) a best checkpoint with val/acc `score`."""
     ckpts = root / name / "checkpoints"
     ckpts.mkdir(parents=True)
     best = ckpts / f"epoch03-acc{score:.4f}.ckpt"
     torch.save({"state_dict": {}, "epoch": 3}, best)
-    state = {"ModelCheckpoint{'monitor': 'val/acc'}": {"best_model_path": str(best), "best_model_score": torch.tensor(score)}}
-    torch.save({"state_dict": {}, "callbacks": state}, ckpts / "last.ckpt")
+    torch.save({"state_dict": {}}, ckpts / "last.ckpt")
+    record = {"best": {"path": f"checkpoints/{best.name}", "monitor": "val/acc", "score": score, "epoch": 3}}
+    (root / name / "metrics.json").write_text(json.dumps(record))
     return root / name
 
 
@@ -73,22 +93,23 @@ def test_best_of_the_newest_run_says_when_another_run_is_better(tmp_path):
     and how to pick it by name, or the best of all."""
     real = _scored_run(tmp_path, "version_0", 0.9921)
     smoke = _scored_run(tmp_path, "version_1_max_epochs=1", 0.9512)
-    path = resolve_checkpoint("best", tmp_path, "--config x.yaml")
+    runs = Runs(tmp_path, "--config x.yaml")
+    path = runs.resolve("best")
     assert path == smoke / "checkpoints" / "epoch03-acc0.9512.ckpt"
-    assert describe(path) == " (run version_1_max_epochs=1, val/acc 0.9512)"
-    assert better_run(smoke, tmp_path) == ("note: run version_0 of this config has a better best checkpoint (val/acc "
-                                           "0.9921 vs 0.9512): --ckpt_path version_0:best, or all:best for the best of all runs")
-    assert better_run(real, tmp_path) is None
-    assert resolve_checkpoint("version_0:best", tmp_path, "") == real / "checkpoints" / "epoch03-acc0.9921.ckpt"
-    assert resolve_checkpoint("version_1:last", tmp_path, "") == smoke / "checkpoints" / "last.ckpt"
-    assert resolve_checkpoint("all:best", tmp_path, "") == real / "checkpoints" / "epoch03-acc0.9921.ckpt"
+    assert Run.of(path).describe(path) == " (run version_1_max_epochs=1, val/acc 0.9512)"
+    assert runs.better_than(Run(smoke)) == ("note: run version_0 of this config has a better best checkpoint (val/acc "
+                                            "0.9921 vs 0.9512): --ckpt_path version_0:best, or all:best for the best of all runs")
+    assert runs.better_than(Run(real)) is None
+    assert runs.resolve("version_0:best") == real / "checkpoints" / "epoch03-acc0.9921.ckpt"
+    assert runs.resolve("version_1:last") == smoke / "checkpoints" / "last.ckpt"
+    assert runs.resolve("all:best") == real / "checkpoints" / "epoch03-acc0.9921.ckpt"
     with pytest.raises(UsageError, match="no trained run 'version_7'.*version_0, version_1_max_epochs=1"):
-        resolve_checkpoint("version_7:best", tmp_path, "")
+        runs.resolve("version_7:best")
 
 
 def test_the_only_run_is_not_better_than_itself_under_a_relative_save_dir(tmp_path, monkeypatch):
     """The default save_dir is relative (lightning_logs), the run of a resolved checkpoint absolute: still one run."""
     _scored_run(tmp_path / "lightning_logs" / "mnist_mlp", "version_0", 0.9824)
     monkeypatch.chdir(tmp_path)
-    root = Path("lightning_logs") / "mnist_mlp"
-    assert better_run(run_of(resolve_checkpoint("best", root, "")), root) is None
+    runs = Runs(Path("lightning_logs") / "mnist_mlp")
+    assert runs.better_than(Run.of(runs.resolve("best"))) is None

@@ -6,6 +6,7 @@ from src.callbacks.gradnorm import GradNorms
 from src.callbacks.hparams import HParamsSummary
 from src.callbacks.interrupt import CheckpointOnInterrupt
 from src.callbacks.predictions import PredictionWriter
+from src.callbacks.progress import ProgressBar
 from src.callbacks.report import TestReport
 
-__all__ = ["ModelCheckpoint", "GradNorms", "HParamsSummary", "CheckpointOnInterrupt", "PredictionWriter", "StopOnNonFiniteLoss", "TestReport"]
+__all__ = ["ModelCheckpoint", "GradNorms", "HParamsSummary", "CheckpointOnInterrupt", "PredictionWriter", "ProgressBar", "StopOnNonFiniteLoss", "TestReport"]

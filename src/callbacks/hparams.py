@@ -1,10 +1,12 @@
-"""TensorBoard's HParams entry: the hyperparameters that say what a run trained, and hp_metric = best val/acc."""
+"""The hyperparameters that say what a run trained, and hp_metric = best val/acc, for every logger (TensorBoard
+shows them in its HParams tab)."""
 
 import importlib
 import inspect
 import os
 
 from lightning.pytorch import Callback, LightningModule, Trainer
+from lightning.pytorch.loggers import TensorBoardLogger
 
 METRIC = "val/acc_best"
 DATA_KEYS = ("batch_size", "val_size", "normalize", "augment", "crop_pad", "seed", "val_on_test")  # data settings that change results
@@ -82,9 +84,14 @@ class HParamsSummary(Callback):
         for logger in trainer.loggers:
             if self._written:
                 logger.log_metrics({"hp_metric": best}, step=trainer.global_step)
+            elif isinstance(logger, TensorBoardLogger):  # its HParams tab pairs the table with a metric
+                logger.log_hyperparams(self.params(pl_module, trainer), metrics={"hp_metric": best})
             else:
-                params = {**table(dict(pl_module.hparams), trainer.datamodule, trainer),
-                          "num_params": sum(p.numel() for p in pl_module.parameters())}
-                logger.log_hyperparams(params, metrics={"hp_metric": best})
-                logger.log_metrics({"num_params": params["num_params"]}, step=0)  # a scalar studies can read
+                logger.log_hyperparams(self.params(pl_module, trainer))
+                logger.log_metrics({"hp_metric": best}, step=trainer.global_step)
         self._written = True
+
+    @staticmethod
+    def params(pl_module: LightningModule, trainer: Trainer) -> dict:
+        return {**table(dict(pl_module.hparams), trainer.datamodule, trainer),
+                "num_params": sum(p.numel() for p in pl_module.parameters())}

@@ -1,12 +1,14 @@
 """TestReport: per-class metrics, confusion matrix, misclassified images and first-layer filters after `test`."""
 
 import csv
+import math
 from pathlib import Path
 
 import torch
 from lightning.pytorch import Callback, LightningModule, Trainer
 from lightning.pytorch.loggers import TensorBoardLogger
 from lightning.pytorch.utilities.rank_zero import rank_zero_info
+from torch import nn
 from torchmetrics import MetricCollection
 from torchmetrics.classification import (MulticlassConfusionMatrix, MulticlassF1Score, MulticlassPrecision,
                                          MulticlassRecall)
@@ -59,10 +61,23 @@ def rendered(fig) -> torch.Tensor:
     return image
 
 
+def first_layer_filters(net: nn.Module, in_shape: tuple[int, int, int]) -> torch.Tensor | None:
+    """What each first-layer unit looks for, as images: the first Conv2d's kernels [F, C, k, k], or the first Linear's
+    rows [H, *in_shape] where it reads the flattened image; a hand-written net is read through its nn.Module twin
+    (to_module(), where it has one). None where neither is found."""
+    net = net.to_module() if hasattr(net, "to_module") else net
+    first = next((m for m in net.modules() if isinstance(m, (nn.Conv2d, nn.Linear))), None)
+    if isinstance(first, nn.Conv2d):
+        return first.weight
+    if isinstance(first, nn.Linear) and first.in_features == math.prod(in_shape):
+        return first.weight.reshape(-1, *in_shape)
+    return None
+
+
 class TestReport(Callback):
     """After `test`, writes into <run>/test_K/test_report/ and logs to TensorBoard:
     per_class.csv/.md (torchmetrics precision, recall, F1 per class; also a TensorBoard text),
-    confusion_matrix.csv/.png, misclassified.png (true -> predicted), filters.png.
+    confusion_matrix.csv/.png, misclassified.png (true -> predicted), filters.png (where the net's first layer can be drawn: first_layer_filters).
     The metrics are synced over all DDP ranks (each test image counted once); the misclassified grid shows
     rank 0's first examples."""
 
@@ -100,20 +115,23 @@ class TestReport(Callback):
         confmat = values["confmat"].cpu()
         with open(out / "confusion_matrix.csv", "w", newline="") as f:
             csv.writer(f).writerows([["true \\ predicted", *classes]] + [[c, *map(int, r)] for c, r in zip(classes, confmat)])
-        self.pictures(trainer, out, table, confmat, classes, pl_module.net.first_layer_filters())
-        rank_zero_info(f"test report: {out} (per-class table, confusion matrix, misclassified images, filters)")
+        filters = first_layer_filters(pl_module.net, tuple(trainer.datamodule.in_shape))
+        self.pictures(trainer, out, table, confmat, classes, filters)
+        rank_zero_info(f"test report: {out} (per-class table, confusion matrix, misclassified images, "
+                       + ("filters)" if filters is not None else "no filters: the net has no first Linear or Conv2d to draw)"))
 
-    def pictures(self, trainer, out: Path, table: str, confmat, classes, filters: torch.Tensor) -> None:
+    def pictures(self, trainer, out: Path, table: str, confmat, classes, filters: torch.Tensor | None) -> None:
         """confusion_matrix.png (torchmetrics' own plot), misclassified.png (matplotlib) and filters.png (torchvision's
         grid, each filter scaled to [0, 1] on its own), as files and in TensorBoard."""
         images = {"confusion_matrix": rendered(MulticlassConfusionMatrix(len(classes)).plot(confmat, labels=list(classes))[0])}
         if self.wrong:
-            x = trainer.datamodule.denormalize(torch.stack([w[0] for w in self.wrong]))
+            x = torch.stack([w[0] for w in self.wrong])  # the images as the model takes them: [N, C, H, W] in [0, 1]
             images["misclassified"] = rendered(misclassified_figure(x, [f"{classes[t]} -> {classes[p]}"
                                                                         for _, t, p in self.wrong]))
-        grid = make_grid(filters[: self.max_filters].detach().float().cpu(), nrow=8, normalize=True, scale_each=True,
-                         pad_value=1.0)
-        images["filters"] = grid.repeat_interleave(4, dim=1).repeat_interleave(4, dim=2).mul(255).round().byte()  # 4x
+        if filters is not None:
+            grid = make_grid(filters[: self.max_filters].detach().float().cpu(), nrow=8, normalize=True, scale_each=True,
+                             pad_value=1.0)
+            images["filters"] = grid.repeat_interleave(4, dim=1).repeat_interleave(4, dim=2).mul(255).round().byte()  # 4x
         for name, image in images.items():
             write_png(image, str(out / f"{name}.png"))
         for writer in [lg.experiment for lg in trainer.loggers if isinstance(lg, TensorBoardLogger)]:

@@ -3,16 +3,14 @@
 import torch
 
 
-def random_crop_flip(x: torch.Tensor, pad: int, fill: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+def random_crop_flip(x: torch.Tensor, pad: int, generator: torch.Generator) -> torch.Tensor:
     """torchvision's RandomCrop(size, padding=pad) + RandomHorizontalFlip(), for a whole batch.
 
-    x:    [N, C, H, W] normalized images.
-    fill: [C] the value of a black pixel after normalization (-mean/std), so the padding is black
-          exactly as torchvision pads the raw image with 0 before normalizing.
+    x: [N, C, H, W] images in [0, 1]; the padding is black (0), as torchvision pads.
     Each image gets its own offset in [0, 2*pad]^2 and its own coin flip, drawn from `generator`.
     """
     n, c, h, w = x.shape
-    padded = fill.to(x).view(1, c, 1, 1).repeat(n, 1, h + 2 * pad, w + 2 * pad)  # [N, C, H+2p, W+2p]
+    padded = x.new_zeros(n, c, h + 2 * pad, w + 2 * pad)  # [N, C, H+2p, W+2p]
     padded[:, :, pad:pad + h, pad:pad + w] = x
     dy, dx = torch.randint(0, 2 * pad + 1, (2, n, 1), device=x.device, generator=generator)
     flip = torch.rand(n, 1, device=x.device, generator=generator) < 0.5

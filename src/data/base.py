@@ -1,6 +1,7 @@
 """ImageDataModule: decode a torchvision image data set once, then serve batches from memory.
 
-Each split is decoded once into one tensor (uint8 -> normalized float32) on the training device.
+Each split is decoded once into one tensor (uint8 -> float32 in [0, 1]) on the training device; the model
+normalizes with the train split's statistics (mean, std), which this module computes.
 Training batches come from DistributedSampler (a permutation seeded by seed + epoch, a disjoint shard
 per rank), val/test batches from UnrepeatedDistributedSampler (each image scored exactly once over all
 ranks, no padding). Augmentation runs batched on the device after transfer.
@@ -148,8 +149,8 @@ class ImageDataModule(LightningDataModule):
         }
 
     def _setup_predict(self) -> None:
-        """The predict set holds raw uint8 images [N, C, H, W] (the model normalizes them itself, as it does for any
-        user's images) with their labels: the test split, or predict_path's files (label -1: unknown)."""
+        """The predict set holds images [N, C, H, W] with their labels: the test split, or predict_path's files
+        (label -1: unknown), brought to the data set's shape as predict_images brings any image (src/data/images.py)."""
         if self.predict_path is not None:
             self.predict_files = image_files(self.predict_path)
             images = read_images(self.predict_files, self.in_shape, self.dark_background)
@@ -157,23 +158,17 @@ class ImageDataModule(LightningDataModule):
         else:
             images, labels = self.read_split(train=False)
         device = self.trainer.strategy.root_device if (self.trainer is not None and self.on_device) else torch.device("cpu")
-        self.splits["predict"] = InMemoryDataset(images.to(device), labels.to(device))
+        self.splits["predict"] = InMemoryDataset(images.to(device).float() / (255.0 if images.dtype == torch.uint8 else 1.0),
+                                                 labels.to(device))
 
     def inference_meta(self) -> dict:
-        """What a trained model needs to classify raw images without this data module (saved in its checkpoints):
-        the train split's per-channel mean/std, the class names, the image shape, the background's brightness."""
-        return {"mean": self.mean.tolist(), "std": self.std.tolist(), "classes": list(self.classes),
-                "in_shape": list(self.in_shape), "dark_background": self.dark_background}
-
-    def denormalize(self, x: torch.Tensor) -> torch.Tensor:
-        """Normalized images [N, C, H, W] back to [0, 1] (for pictures of them)."""
-        return x * self.std.to(x).view(1, -1, 1, 1) + self.mean.to(x).view(1, -1, 1, 1)
+        """What a trained model needs to classify a user's images without this data module (saved in its checkpoints;
+        the normalization is in its weights): the class names, the image shape, the background's brightness."""
+        return {"classes": list(self.classes), "in_shape": list(self.in_shape), "dark_background": self.dark_background}
 
     def _to_dataset(self, images: torch.Tensor, labels: torch.Tensor, device: torch.device) -> InMemoryDataset:
-        """uint8 [N, C, H, W] -> normalized float32 on `device` (converted there: 4x fewer bytes to copy)."""
-        x = images.to(device).float().div_(255.0)
-        x = x.sub_(self.mean.to(device).view(1, -1, 1, 1)).div_(self.std.to(device).view(1, -1, 1, 1))
-        return InMemoryDataset(x, labels.to(device))
+        """uint8 [N, C, H, W] -> float32 in [0, 1] on `device` (converted there: 4x fewer bytes to copy)."""
+        return InMemoryDataset(images.to(device).float().div_(255.0), labels.to(device))
 
     def _rank_and_world(self) -> tuple[int, int]:
         trainer = self.trainer
@@ -216,4 +211,4 @@ class ImageDataModule(LightningDataModule):
         # the same crops. (With accumulate_grad_batches = k, the k batches of one step share their draws.)
         key = hash((self.seed, self.trainer.global_step, self.trainer.global_rank))
         generator = torch.Generator(device=x.device).manual_seed(key & 0x7FFF_FFFF_FFFF_FFFF)
-        return random_crop_flip(x, pad=self.crop_pad, fill=-self.mean / self.std, generator=generator), y
+        return random_crop_flip(x, pad=self.crop_pad, generator=generator), y

@@ -47,14 +47,27 @@ def open_image(path, channels: int, max_pixels: int | None = None) -> Image.Imag
 
 
 def read_image(path: Path, in_shape: tuple[int, int, int], dark_background: bool) -> torch.Tensor:
-    """One file -> uint8 [C, H, W] in the model's shape (see the module's docstring)."""
+    """One file -> float [C, H, W] in [0, 1] in the model's shape (see prepare)."""
     img = open_image(path, in_shape[0])
     if isinstance(img, str):
         raise UsageError(f"cannot read the image {path} ({img}); remove or replace it")
-    x = pil_to_tensor(resized(img, in_shape[1:]))  # [C, H, W] uint8
-    if dark_background and light_border(x):
-        x = 255 - x
-    return x
+    return prepare([img], in_shape, dark_background)[0]
+
+
+def prepare(images, in_shape, dark_background: bool) -> torch.Tensor:
+    """A user's images -> float [N, *in_shape] in [0, 1], the one path of CLI predict, predict_images and the files of
+    predict_path: uint8 [N, C, H, W], float [N, C, H, W] in [0, 1], or a list of PIL images or [C, H, W] tensors of any
+    sizes; channels mapped (to_unit_range), each resized (resize), and inverted where the data set's images are
+    light on dark and this one has a light border."""
+    c, h, w = in_shape
+    if isinstance(images, torch.Tensor):
+        images = [images] if images.dim() == 3 else list(images)
+    out = []
+    for img in images:
+        x = to_unit_range(img[None] if isinstance(img, torch.Tensor) else [img], c)  # [1, C, h0, w0]
+        x = resize(x, (h, w))[0]
+        out.append(1.0 - x if dark_background and light_border(x) else x)
+    return torch.stack(out)
 
 
 def resized(img: Image.Image, size: tuple[int, int]) -> Image.Image:
@@ -66,18 +79,18 @@ def resized(img: Image.Image, size: tuple[int, int]) -> Image.Image:
 
 
 def light_border(x: torch.Tensor) -> bool:
-    """Whether an image's outermost pixels are mostly light: x uint8 [C, H, W]."""
+    """Whether an image's outermost pixels are mostly light: x float [C, H, W] in [0, 1]."""
     border = torch.cat([x[:, 0].flatten(), x[:, -1].flatten(), x[:, :, 0].flatten(), x[:, :, -1].flatten()])
-    return border.float().mean().item() > 127.5
+    return border.float().mean().item() > 0.5
 
 
 def read_images(files: list[Path], in_shape: tuple[int, int, int], dark_background: bool) -> torch.Tensor:
-    """-> uint8 [N, C, H, W]; the first unreadable file stops it with a one-line error that names it."""
+    """-> float [N, C, H, W] in [0, 1]; the first unreadable file stops it with a one-line error that names it."""
     return torch.stack([read_image(f, in_shape, dark_background) for f in files])
 
 
 def to_unit_range(images, channels: int) -> torch.Tensor:
-    """uint8 or float images [N, C, H, W] (or a list of PIL images) -> float32 in [0, 1] with `channels` channels.
+    """uint8 or float images [N, C, H, W] (or a list of same-size PIL images) -> float32 in [0, 1] with `channels` channels.
     uint8 is scaled by 1/255; float is taken to be in [0, 1] already. 1 <-> 3 channels are mapped (luma weights
     of ITU-R 601 for colour -> grey, as PIL's convert("L")); a 4th (alpha) channel is dropped."""
     if isinstance(images, (list, tuple)):
@@ -98,8 +111,8 @@ def to_unit_range(images, channels: int) -> torch.Tensor:
 
 
 def resize(x: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
-    """Float images [N, C, H, W] -> [N, C, *size], as read_image resizes files: area averaging to shrink,
-    bilinear to enlarge."""
+    """Float images [N, C, H, W] -> [N, C, *size]: area averaging to shrink, bilinear to enlarge; aspect ratio not
+    kept."""
     if tuple(x.shape[-2:]) == tuple(size):
         return x
     shrink = x.shape[-2] >= size[0] and x.shape[-1] >= size[1]

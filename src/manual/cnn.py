@@ -5,6 +5,7 @@ from typing import Literal
 import torch
 from torch import nn
 
+from src import perf
 from src.manual.batchnorm import BatchNorm2d
 from src.manual.conv import Conv2d, Flatten, MaxPool2d
 from src.manual.layers import ACTIVATIONS, Linear, softmax_cross_entropy
@@ -42,6 +43,7 @@ class ManualCNN(nn.Module):
             raise ValueError(f"need an odd kernel_size and positive channels, got {kernel_size} and {list(channels)}")
         if activation not in ACTIVATIONS:
             raise ValueError(f"unknown activation {activation!r}; choose one of {', '.join(ACTIVATIONS)}")
+        perf.reuse_freed_memory()  # its patch matrices are tens of MB, allocated anew every step (src/perf.py)
         self.in_shape, self.num_classes, self.blocks = tuple(in_shape), num_classes, len(channels)
         self.channels, self.kernel_size, self.activation_name = list(channels), kernel_size, activation
         self.pad, self.batchnorm, self.activation, self.reg = kernel_size // 2, batchnorm, ACTIVATIONS[activation], reg
@@ -126,9 +128,6 @@ class ManualCNN(nn.Module):
         _, loss, grads = self.forward_backward(X, y)
         return loss, grads
 
-    def first_layer_filters(self) -> torch.Tensor:
-        """The first convolution's kernels [F, C, k, k], for the test report's filters.png."""
-        return self.params["W1"]
 
     def to_module(self) -> SmallCNN:
         """The same network as a SmallCNN (autograd, oneDNN/cuDNN kernels) holding copies of these weights and

@@ -108,9 +108,6 @@ class ManualMLP(nn.Module):
                 linear.bias.copy_(self.params[f"b{l}"])
         return net
 
-    def first_layer_filters(self) -> torch.Tensor:
-        """What each first hidden unit looks for: W1's columns as images [H1, *in_shape] (W1 is [D, H1])."""
-        return self.params["W1"].T.reshape(-1, *self.in_shape)
 
 
 def init_weights(shape: tuple[int, ...], fan_in: int, init: str, std: float = 1e-4) -> tuple[torch.Tensor, torch.Tensor]:

@@ -27,7 +27,7 @@ class ManualClassifier(ImageClassifier):
     def training_step(self, batch, batch_idx):
         x, y = batch
         steps_done = self.global_step  # the optimizer step below counts this batch
-        scores, loss, grads = self.net.forward_backward(x, y)
+        scores, loss, grads = self.net.forward_backward(self.normalize(x), y)  # x in [0, 1], as every path feeds
         for name, param in self.net.params.items():
             param.grad = grads[name]
         self.optimizers().step()

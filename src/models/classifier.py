@@ -7,13 +7,13 @@ import torch
 import torch.nn.functional as F
 from lightning.pytorch import LightningModule
 from lightning.pytorch.cli import LRSchedulerCallable, OptimizerCallable
-from lightning.pytorch.utilities.warnings import PossibleUserWarning
 from torch import nn
 from torchmetrics import MaxMetric
 
-from src.data.images import resize, to_unit_range
+from src.data.images import prepare
 from src.errors import UsageError
 from src.models.metrics import EpochStats
+from src.models.normalize import Normalize
 
 STAGES = ("train", "val", "test")
 EPOCH_METRICS = ("acc", "loss", "samples")  # per stage, EpochStats' values, logged once per epoch
@@ -29,7 +29,9 @@ LOGGED = tuple(epoch_name(s, m) for s in STAGES for m in EPOCH_METRICS) + ("trai
 
 
 class ImageClassifier(LightningModule):
-    """Cross-entropy training of `net`, with torchmetrics for every logged number.
+    """Cross-entropy training of `net` on images in [0, 1], normalized by its first layer (`normalize`: the training
+    split's per-channel mean and std, set from the data module and saved in the state dict), with torchmetrics for
+    every logged number.
 
     Logs `train/loss` (on the steps the logger writes), `train/loss_epoch`, `{val,test}/loss`, `{stage}/acc` and `{stage}/samples` per epoch
     (samples proves that every image is scored exactly once, also across DDP ranks), and
@@ -53,11 +55,7 @@ class ImageClassifier(LightningModule):
             raise ValueError(f"label_smoothing must be in [0, 1), got {label_smoothing}")
         self.net, self.optimizer, self.scheduler, self.scheduler_interval = net, optimizer, scheduler, scheduler_interval
         self.label_smoothing = label_smoothing
-        # Under DDP Lightning recommends sync_dist=True for every epoch-level value logged as a tensor. These are
-        # computed by torchmetrics, which has already summed their states over all ranks: every rank logs the same
-        # global value, and a further all-reduce would only average identical numbers. A false alarm for our names.
-        warnings.filterwarnings("ignore", message=r"It is recommended to use `self\.log\('(train|val|test)/",
-                                category=PossibleUserWarning)
+        self.normalize = Normalize()
         with warnings.catch_warnings():
             # Lightning warns that `net` (an nn.Module argument) would be pickled into the hyperparameters. Under
             # LightningCLI (and load_from_checkpoint) what is saved is net's class_path/init_args config, which
@@ -72,8 +70,8 @@ class ImageClassifier(LightningModule):
         self.stats = nn.ModuleDict({f"{stage}_stats": EpochStats() for stage in STAGES})
         self.val_acc_best = MaxMetric()
         self.val_acc_best.persistent(True)  # saved in checkpoints, so a resumed run keeps its best
-        # What classifying raw images needs (data module's inference_meta: mean, std, classes, in_shape, ...);
-        # taken from the data module in setup, saved in and restored from every checkpoint.
+        # What classifying a user's images needs besides the weights (data module's inference_meta: classes, in_shape,
+        # dark_background); taken from the data module in setup, saved in and restored from every checkpoint.
         self.inference: dict | None = None
 
     def setup(self, stage: str) -> None:
@@ -87,6 +85,7 @@ class ImageClassifier(LightningModule):
             raise UsageError(f"the net has {outputs} outputs but the data set has {classes} classes: build the net "
                              f"with num_classes {classes}")
         if getattr(data, "mean", None) is not None:  # not in predict, which reads no train split: the checkpoint's stay
+            self.normalize.set(data.mean, data.std)
             self.inference = data.inference_meta()
 
     def on_save_checkpoint(self, checkpoint: dict) -> None:
@@ -94,52 +93,62 @@ class ImageClassifier(LightningModule):
             checkpoint["inference"] = self.inference  # plain lists and strings: loadable with weights_only=True
 
     def on_load_checkpoint(self, checkpoint: dict) -> None:
-        """Name the first mismatch between the checkpoint and this model (Lightning's own error lists every
-        tensor over many lines)."""
+        self.adopt(checkpoint)
+
+    def restore(self, checkpoint: dict) -> "ImageClassifier":
+        """Load a checkpoint read with src.runs.load_checkpoint into this model, outside a Trainer (export, notebooks)."""
+        self.adopt(checkpoint)
+        self.load_state_dict(checkpoint["state_dict"])
+        return self
+
+    def adopt(self, checkpoint: dict) -> None:
+        """Checkpoints written before the normalization was a layer carry it as checkpoint["inference"] mean/std:
+        converted here. Then the first mismatch between the checkpoint and this model, named in one line (Lightning's
+        own error lists every tensor over many lines)."""
+        state, inference = checkpoint["state_dict"], checkpoint.get("inference") or {}
+        if "normalize.mean" not in state and "mean" in inference:
+            state["normalize.mean"] = torch.tensor(inference["mean"]).view(1, -1, 1, 1)
+            state["normalize.std"] = torch.tensor(inference["std"]).view(1, -1, 1, 1)
+        if "normalize.mean" in state:  # sized by the data: take the checkpoint's shape before the weights load
+            self.normalize.set(state["normalize.mean"].flatten(), state["normalize.std"].flatten())
         ours = self.state_dict()
-        for key, value in checkpoint["state_dict"].items():
+        for key, value in state.items():
             if key not in ours or ours[key].shape != value.shape:
                 here = f"{list(ours[key].shape)} here" if key in ours else "absent here"
                 raise UsageError(f"the checkpoint does not fit this model: {key} is {list(value.shape)} in the checkpoint "
                                  f"but {here}; use the config the checkpoint was trained with (its run's config.yaml)")
-        missing = sorted(set(ours) - set(checkpoint["state_dict"]))
+        missing = sorted(set(ours) - set(state))
         if missing:
             raise UsageError(f"the checkpoint does not fit this model: it lacks {missing[0]}; use the config the "
                              "checkpoint was trained with (its run's config.yaml)")
         self.inference = checkpoint.get("inference")  # None in checkpoints written before it was saved
-        self._check_schedule_length(checkpoint)
 
-    def _check_schedule_length(self, checkpoint: dict) -> None:
+    def on_train_start(self) -> None:
         """A schedule over the whole run (OneCycleLR) restored from a checkpoint keeps the length it was planned
         for; resumed with more epochs it would run past its end (torch raises at the step after). Refuse before
-        the first step, while nothing has changed on disk."""
-        trainer = self._trainer
-        schedules = checkpoint.get("lr_schedulers") or []
-        if trainer is None or trainer.state.fn != "fit" or not schedules or "total_steps" not in schedules[0]:
-            return
-        planned, needed = schedules[0]["total_steps"], int(trainer.estimated_stepping_batches)
-        if needed > planned:
+        the first step (the optimizer and scheduler states are restored by now), while nothing has been trained."""
+        schedulers = self.lr_schedulers()
+        planned = getattr(schedulers[0] if isinstance(schedulers, list) else schedulers, "total_steps", None)
+        needed = int(self.trainer.estimated_stepping_batches)
+        if planned is not None and needed > planned:
             raise UsageError(f"this run's learning-rate schedule was planned for {planned} steps (its first fit) and cannot go on to "
                              f"{needed}: start a new run with the longer schedule (leave out --ckpt_path), or resume "
                              "with the run's own max_epochs")
 
     @torch.no_grad()
     def predict_images(self, images) -> torch.Tensor:
-        """Class probabilities [N, num_classes] for raw images: uint8 [N, C, H, W] (0..255), float [N, C, H, W] in
-        [0, 1], or a list of PIL images; grey/colour are mapped to the model's channels and other sizes resized
-        as src/data/images.py resizes files. Normalizes with the training split's statistics saved in the checkpoint and
-        runs the net in eval mode, whatever mode the module is in."""
+        """Class probabilities [N, num_classes] for a user's images: uint8 [N, C, H, W] (0..255), float [N, C, H, W] in
+        [0, 1], or a list of PIL images of any sizes, brought to the model's input as `predict` brings files
+        (src/data/images.py: prepare). Runs in eval mode, whatever mode the module is in."""
         if self.inference is None:
-            raise UsageError("this model carries no normalization statistics (a checkpoint written before they were "
-                             "saved, or a model never set up with a data module): retrain it, or normalize the images "
-                             "yourself and call model(x)")
-        c, h, w = self.inference["in_shape"]
-        x = resize(to_unit_range(images, c).to(self.device), (h, w))
-        mean, std = (torch.tensor(self.inference[k], device=x.device).view(1, -1, 1, 1) for k in ("mean", "std"))
-        training = self.net.training
-        self.net.eval()
-        probs = self.net((x - mean) / std).softmax(dim=1)
-        self.net.train(training)
+            raise UsageError("this model carries no input description (a checkpoint written before it was saved, or a "
+                             "model never set up with a data module): retrain it, or prepare the images yourself and "
+                             "call model(x)")
+        x = prepare(images, self.inference["in_shape"], self.inference.get("dark_background", False)).to(self.device)
+        training = self.training
+        self.eval()
+        probs = self(x).softmax(dim=1)
+        self.train(training)
         return probs
 
     @property
@@ -148,13 +157,13 @@ class ImageClassifier(LightningModule):
         return self.inference["classes"] if self.inference else [str(i) for i in range(self.net.num_classes)]
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """x: [N, C, H, W] normalized images -> logits [N, num_classes]."""
-        return self.net(x)
+        """x: [N, C, H, W] images in [0, 1] -> logits [N, num_classes]."""
+        return self.net(self.normalize(x))
 
     def _shared_step(self, batch: tuple[torch.Tensor, torch.Tensor], stage: str) -> tuple[torch.Tensor, torch.Tensor]:
         """-> (loss, logits [N, C])."""
-        x, y = batch  # [N, C, H, W] float, [N] int64
-        logits = self.net(x)
+        x, y = batch  # [N, C, H, W] float in [0, 1], [N] int64
+        logits = self(x)
         # Smoothing is a training target; the val and test losses measure the model against the true labels.
         loss = F.cross_entropy(logits, y, label_smoothing=self.label_smoothing if stage == "train" else 0.0)
         self.update_metrics(stage, logits, y, loss)
@@ -197,8 +206,8 @@ class ImageClassifier(LightningModule):
         return self._shared_step(batch, "test")[1]
 
     def predict_step(self, batch, batch_idx):
-        """batch: raw images (uint8 [N, C, H, W]) and labels (-1 where unknown) -> {"probs": [N, classes], "target"}.
-        The same path as predict_images on a user's images (the data module serves predict data unnormalized)."""
+        """batch: images [N, C, H, W] and labels (-1 where unknown) -> {"probs": [N, classes], "target"}: the same path
+        as predict_images on a user's images."""
         return {"probs": self.predict_images(batch[0]), "target": batch[1]}
 
     def on_train_epoch_end(self):

@@ -70,6 +70,3 @@ class SmallCNN(nn.Module):
     def forward(self, x: Tensor) -> Tensor:
         return self.layers(x)
 
-    def first_layer_filters(self) -> Tensor:
-        """The first convolution's kernels [F, C, k, k], for the test report's filters.png."""
-        return self.layers[0].weight

@@ -76,6 +76,3 @@ class MLP(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.layers(x)
 
-    def first_layer_filters(self) -> torch.Tensor:
-        """What each first-layer unit looks for: the first Linear's rows as images [H1, *in_shape]."""
-        return self.layers[1].weight.reshape(-1, *self.in_shape)

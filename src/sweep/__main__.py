@@ -17,15 +17,11 @@ import sys
 import time
 from pathlib import Path
 
-from src.errors import UsageError
-
-class Parser(argparse.ArgumentParser):
-    def error(self, message: str):
-        raise UsageError(f"{message} (python -m src.sweep --help)")
+from src.errors import ArgumentParser, UsageError
 
 
 def parse(argv):
-    parser = Parser(prog="python -m src.sweep", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter,
+    parser = ArgumentParser(prog="python -m src.sweep", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter,
                     allow_abbrev=False)
     parser.add_argument("file", type=Path, help="the sweep file, e.g. configs/sweeps/tricks.yaml")
     parser.add_argument("--workers", type=int, default=1, help="trials at once on this machine")

@@ -1,11 +1,10 @@
 """One trial: `fit` then `test --ckpt_path best` (or last: the file's test_ckpt) of one point and seed, in a process
 of its own (a crash, NaN or out-of-memory fails the trial, not the sweep; forked, so that it starts without the
-imports: src/forked.py), numbers read back from the run's event files."""
+imports: src/forked.py), numbers read back from the run's metrics.json (src/runs.py), whatever the logger."""
 
 import json
 import multiprocessing.process
 import os
-import re
 import shutil
 import sys
 import threading
@@ -13,7 +12,7 @@ import time
 from pathlib import Path
 
 from src import forked
-from src.runs import next_version, read_scalars
+from src.runs import Run, next_version, safe_name
 from src.sweep.spec import point_name
 
 LIVE: set[multiprocessing.process.BaseProcess] = set()  # the trial processes running now: ended when the sweep is stopped
@@ -28,8 +27,7 @@ def as_arg(value) -> str:
 
 def trial_name(values: dict, seed: int) -> str:
     """hidden=[64]_lr=0.01_seed=1: each key's label and its value, safe as a folder name."""
-    name = f"{point_name(values, '_')}_seed={seed}"
-    return re.sub(r"[^A-Za-z0-9.,=+\-\[\]_]", "", name.replace("/", "-"))
+    return safe_name(f"{point_name(values, '_')}_seed={seed}")
 
 
 def fit_args(sweep, values: dict, seed: int) -> list[str]:
@@ -87,20 +85,23 @@ def run_trial(sweep, values: dict, seed: int, save_dir: Path, threads: int) -> d
             "end": time.time(), "log": str(log)}
 
 
-def run_numbers(run: Path, metric: str) -> dict:
-    """The numbers a report needs from one finished run's event files (curves as [(step, value)]; the per-epoch ones
-    train/acc, train/loss_epoch, val/acc and val/loss as logged, one point per epoch or validation)."""
-    fit = read_scalars(run)
-    tests = sorted(run.glob("test_*"))
-    test = read_scalars(tests[-1]) if tests else {}
-    return {"objective": fit[metric][-1][1] if metric in fit else float("nan"),
-            "val_acc_best": max((v for _, v in fit.get("val/acc", [])), default=float("nan")),
-            "test_acc": test["test/acc"][-1][1] if "test/acc" in test else float("nan"),
-            "epochs": len(fit.get("val/acc", [])),  # validation runs once per epoch
-            "num_params": int(fit["num_params"][0][1]) if "num_params" in fit else 0,
-            "val_curve": fit.get("val/acc", []), "loss_curve": fit.get("train/loss", []),
-            "epoch_curves": {tag: fit.get(tag, []) for tag in ("train/acc", "train/loss_epoch", "val/acc", "val/loss")},
-            "grad_norms": {k.removeprefix("grad_norm/"): [v for _, v in c] for k, c in fit.items() if k.startswith("grad_norm/")}}
+def run_numbers(folder: Path, metric: str) -> dict:
+    """The numbers a report needs from one finished run's metrics.json (curves as [(step, value)]: val/acc per
+    validation, train/loss every log_every_n_steps steps, and per epoch train/acc, train/loss_epoch, val/acc, val/loss)."""
+    run = Run(folder)
+    fit, tests = run.metrics(), run.evaluations("test")
+    test = run.metrics(tests[-1]).get("metrics", {}) if tests else {}
+    validations, ends = fit.get("validations", []), fit.get("epoch_ends", [])
+    nan = float("nan")
+    return {"objective": fit.get("last", {}).get(metric, nan),
+            "val_acc_best": max((v["val/acc"] for v in validations if "val/acc" in v), default=nan),
+            "test_acc": test.get("test/acc", nan), "epochs": fit.get("epochs", 0), "num_params": fit.get("num_params", 0),
+            "val_curve": [(v["step"], v["val/acc"]) for v in validations if "val/acc" in v],
+            "loss_curve": [(r["step"], r["train/loss"]) for r in fit.get("train_steps", [])],
+            "epoch_curves": {tag: [(e["step"], e[tag]) for e in ends if tag in e]
+                             for tag in ("train/acc", "train/loss_epoch", "val/acc", "val/loss")},
+            "grad_norms": {k.removeprefix("grad_norm/"): [e[k] for e in ends if k in e]
+                           for k in (ends[-1] if ends else {}) if k.startswith("grad_norm/")}}
 
 
 if __name__ == "__main__":  # a trial's process: fit, then test the best checkpoint (see _run)

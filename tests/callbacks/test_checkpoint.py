@@ -3,7 +3,7 @@
 import torch
 
 from src.cli import main
-from src.runs import best_checkpoint
+from src.runs import Run
 from tests.conftest import ROOT, only_run
 
 
@@ -18,6 +18,6 @@ def test_last_ckpt_is_the_last_epoch_when_val_acc_never_improves(tmp_path, monke
           "--trainer.logger.init_args.save_dir", str(tmp_path)])
     run = only_run(tmp_path / "fashion_mnist_seed004")
     last = torch.load(run / "checkpoints" / "last.ckpt", weights_only=True)
-    best = torch.load(best_checkpoint(run), weights_only=True)
+    best = torch.load(Run(run).best_checkpoint(), weights_only=True)
     assert (best["epoch"], best["global_step"]) == (0, 5)
     assert (last["epoch"], last["global_step"]) == (2, 15)  # epoch 0's copy without the fix

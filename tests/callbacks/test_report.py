@@ -1,7 +1,7 @@
 import torch
 from torchmetrics.classification import MulticlassConfusionMatrix, MulticlassF1Score, MulticlassPrecision, MulticlassRecall
 
-from src.callbacks.report import markdown_table, misclassified_figure, per_class_rows, rendered
+from src.callbacks.report import first_layer_filters, markdown_table, misclassified_figure, per_class_rows, rendered
 from src.manual import ManualCNN, ManualMLP
 from src.models import MLP, SmallCNN
 
@@ -24,16 +24,17 @@ def test_per_class_numbers_match_a_hand_count():
     assert markdown_table(rows).splitlines()[0] == "| class | precision | recall | f1 | support |"
 
 
-def test_first_layer_filters_of_each_net_equal_its_autograd_twins():
-    """Each manual net and its nn.Module twin (same weights) show the same filters, unit by unit."""
+def test_first_layer_filters_are_found_in_any_net_and_equal_the_manual_nets_weights():
+    """Found, not asked for: the first Linear's rows as images, or the first Conv2d's kernels; a hand-written net
+    through its nn.Module twin, unit by unit its own weights; a net with neither draws none."""
     manual = ManualMLP(in_shape=(3, 32, 32), hidden=[50])
-    w = manual.first_layer_filters()
+    w = first_layer_filters(manual, (3, 32, 32))
     assert w.shape == (50, 3, 32, 32) and torch.equal(w[7].flatten(), manual.params["W1"][:, 7])  # unit 7's weights
-    assert torch.equal(manual.to_module().first_layer_filters(), w)
     cnn = ManualCNN(in_shape=(3, 32, 32))
-    assert torch.equal(cnn.first_layer_filters(), cnn.params["W1"])  # [16, 3, 5, 5] kernels as they are
-    assert torch.equal(cnn.to_module().first_layer_filters(), cnn.params["W1"])
-    assert SmallCNN().first_layer_filters().shape == (16, 1, 5, 5) and MLP().first_layer_filters().shape == (256, 1, 28, 28)
+    assert torch.equal(first_layer_filters(cnn, (3, 32, 32)), cnn.params["W1"])  # [16, 3, 5, 5] kernels as they are
+    assert first_layer_filters(SmallCNN(), (1, 28, 28)).shape == (16, 1, 5, 5)
+    assert first_layer_filters(MLP(), (1, 28, 28)).shape == (256, 1, 28, 28)
+    assert first_layer_filters(torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Identity()), (1, 28, 28)) is None
 
 
 def test_misclassified_figure_has_one_captioned_tile_per_image():

@@ -11,8 +11,7 @@ from PIL import Image
 from src.data import FashionMNISTDataModule, ImageFolderDataModule
 from src.data import folder
 from src.errors import UsageError
-from src.runs import read_scalars
-from tests.conftest import only_run, run_cli, write_idx, write_image_folder
+from tests.conftest import only_run, read_scalars, run_cli, write_idx, write_image_folder
 
 
 def listing(root: Path) -> list[tuple[str, int, int]]:

@@ -17,17 +17,30 @@ def digit() -> torch.Tensor:
 
 
 def test_an_rgb_picture_twice_the_size_becomes_the_grey_original(tmp_path):
-    """Nearest-neighbour doubling, then antialiased halving, returns every pixel; RGB with equal channels is grey."""
+    """Nearest-neighbour doubling, then area-averaged halving, returns every pixel; RGB with equal channels is grey."""
     x = digit()
     big = Image.fromarray(x.numpy()).resize((56, 56), Image.NEAREST).convert("RGB")
     big.save(tmp_path / "a.png")
-    assert torch.equal(read_image(tmp_path / "a.png", (1, 28, 28), dark_background=True), x.unsqueeze(0))
+    assert torch.equal(read_image(tmp_path / "a.png", (1, 28, 28), dark_background=True), x.unsqueeze(0) / 255)
 
 
 def test_black_ink_on_white_paper_is_inverted_only_for_dark_background_data(tmp_path):
     Image.fromarray((255 - digit()).numpy()).save(tmp_path / "paper.png")
-    assert torch.equal(read_image(tmp_path / "paper.png", (1, 28, 28), dark_background=True)[0], digit())
-    assert torch.equal(read_image(tmp_path / "paper.png", (1, 28, 28), dark_background=False)[0], 255 - digit())
+    assert torch.allclose(read_image(tmp_path / "paper.png", (1, 28, 28), dark_background=True)[0], digit() / 255)
+    assert torch.equal(read_image(tmp_path / "paper.png", (1, 28, 28), dark_background=False)[0], (255 - digit()) / 255)
+
+
+def test_predict_images_and_files_take_one_path(tmp_path):
+    """A list of PIL images of different sizes and the same pictures as files come out the same, inverted alike."""
+    from src.data.images import prepare
+
+    small = Image.fromarray((255 - digit()).numpy())  # black ink on white, 28x28
+    big = Image.fromarray(digit().numpy()).resize((84, 84), Image.NEAREST)  # MNIST-like, three times the size
+    small.save(tmp_path / "a.png")
+    big.save(tmp_path / "b.png")
+    x = prepare([small, big], (1, 28, 28), dark_background=True)
+    assert x.shape == (2, 1, 28, 28) and torch.allclose(x[0], x[1]) and torch.allclose(x[0, 0], digit() / 255)
+    assert torch.equal(read_images([tmp_path / "a.png", tmp_path / "b.png"], (1, 28, 28), dark_background=True), x)
 
 
 def test_grey_picture_for_a_colour_model_repeats_the_channel(tmp_path):

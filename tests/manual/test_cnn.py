@@ -234,11 +234,6 @@ def test_parameter_count_is_the_seeds():
     assert sum(p.numel() for p in SmallCNN(channels_last=False).parameters()) == 14_682
 
 
-def test_first_layer_filters_are_the_conv_kernels():
-    net = ManualCNN(in_shape=(3, 32, 32))
-    assert net.first_layer_filters().shape == (16, 3, 5, 5)
-
-
 def test_trains_without_autograd(mnist_root, tmp_path, monkeypatch):
     """Twenty training steps through the CLI's classes with every autograd entry point made to fail."""
     def refuse(*args, **kwargs):

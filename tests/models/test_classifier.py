@@ -80,12 +80,24 @@ def test_train_loss_is_logged_on_exactly_the_steps_the_logger_writes(config, mni
 
 
 def test_a_checkpoint_from_before_inference_metadata_loads_and_predict_says_why_not():
-    """Checkpoints written before mean/std and class names were saved: they load; predicting raw images is one
-    clear error (the model cannot know the normalization)."""
+    """Checkpoints written before class names and shapes were saved: they load; predicting a user's images is one
+    clear error (the model cannot know the input's shape)."""
     model = ImageClassifier(MLP(hidden=[8]))
     old = {"state_dict": model.state_dict()}  # no "inference" entry
-    model.on_load_checkpoint(old)
-    model.load_state_dict(old["state_dict"])
+    model.restore(old)
     assert model.inference is None and model.classes == [str(i) for i in range(10)]
-    with pytest.raises(UsageError, match="carries no normalization statistics"):
+    with pytest.raises(UsageError, match="carries no input description"):
         model.predict_images(torch.zeros(2, 1, 28, 28, dtype=torch.uint8))
+
+
+def test_a_checkpoint_from_before_normalization_was_a_layer_keeps_its_statistics():
+    """Such checkpoints hold mean/std in checkpoint["inference"] and no normalize.* tensors: converted on load, so
+    the model normalizes as it was trained to, (x - mean) / std."""
+    torch.manual_seed(0)
+    trained = ImageClassifier(MLP(hidden=[8]))
+    state = {k: v for k, v in trained.state_dict().items() if not k.startswith("normalize.")}
+    old = {"state_dict": state, "inference": {"mean": [0.1307], "std": [0.3081], "classes": list("0123456789"),
+                                              "in_shape": [1, 28, 28], "dark_background": True}}
+    model = ImageClassifier(MLP(hidden=[8])).restore(old)
+    x = torch.rand(4, 1, 28, 28)
+    assert torch.allclose(model.eval()(x), trained.net.eval()((x - 0.1307) / 0.3081))

@@ -13,8 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from src.runs import read_scalars
-from tests.conftest import REAL_DATA, ROOT, Command
+from tests.conftest import REAL_DATA, ROOT, Command, read_scalars
 
 TINY = "overrides: {trainer.max_epochs: 1, trainer.limit_train_batches: 4, trainer.limit_val_batches: 2, trainer.limit_test_batches: 2}\n"
 GRID = ("base: configs/mnist_mlp.yaml\n" + TINY +
@@ -63,7 +62,8 @@ def test_a_grid_over_seeds_reports_what_its_runs_logged(grid_sweep):
         assert float(row["objective_mean"]) == pytest.approx(statistics.fmean(best), abs=1e-6)
         assert float(row["objective_std"]) == pytest.approx(statistics.stdev(best), abs=1e-6)
         assert float(row["test_acc_mean"]) == pytest.approx(statistics.fmean(test), abs=1e-6)
-        assert int(row["params"]) == int(read_scalars(runs[0])["num_params"][0][1])
+        h = int(row["hidden"].strip("[]"))  # 784-h-10 with batchnorm: weights, biases, BN's scale and shift
+        assert int(row["params"]) == 784 * h + h + 2 * h + h * 10 + 10
     per_seed = list(csv.DictReader(open(folder / "results_per_seed.csv")))
     assert [(r["hidden"], r["seed"]) for r in per_seed] == [("[16]", "0"), ("[16]", "1"), ("[32]", "0"), ("[32]", "1")]
     epochs = list(csv.DictReader(open(folder / "epochs_per_seed.csv")))
@@ -76,7 +76,8 @@ def test_a_grid_over_seeds_reports_what_its_runs_logged(grid_sweep):
         assert float(row["val_acc_best"]) == pytest.approx(fit["val/acc"][-1][1], abs=1e-7)
         assert float(epoch["train_acc"]) == pytest.approx(fit["train/acc"][-1][1], abs=1e-7)
         assert float(epoch["val_loss"]) == pytest.approx(fit["val/loss"][-1][1], abs=1e-7)
-        assert int(epoch["step"]) == fit["val/acc"][-1][0] == 3  # logged at the 4th (last) training step, counted from 0
+        # after the 4th (last) optimizer step; Lightning's logger numbers that step 3, counting from 0
+        assert int(epoch["step"]) == fit["val/acc"][-1][0] + 1 == 4
     for png in ("curves.png", "objective_hidden.png"):
         data = (folder / png).read_bytes()
         assert data[:4] == b"\x89PNG" and len(data) > 10_000

@@ -1,0 +1,28 @@
+"""Normalize: the input normalization as the first layer of every model, so that a checkpoint carries it as weights."""
+
+import torch
+from torch import nn
+
+
+class Normalize(nn.Module):
+    """(x - mean) / std per channel, for images x in [0, 1]: [N, C, H, W] -> [N, C, H, W].
+
+    mean and std are buffers of shape [1, C, 1, 1] (in the state dict, moved with the model); C is not known until
+    a data module or a checkpoint says it, so they start empty, and an empty Normalize passes x through."""
+
+    def __init__(self):
+        super().__init__()
+        self.register_buffer("mean", torch.zeros(0))
+        self.register_buffer("std", torch.ones(0))
+
+    def set(self, mean, std) -> None:
+        """mean, std: [C] sequences or tensors (the training split's per-channel statistics on the [0, 1] scale)."""
+        mean, std = (torch.as_tensor(v, dtype=torch.float32, device=self.mean.device).flatten() for v in (mean, std))
+        shape = (1, -1, 1, 1) if mean.numel() else (0,)  # an empty Normalize stays empty (a model never set up)
+        self.mean, self.std = mean.reshape(shape), std.reshape(shape)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x if self.mean.dim() == 1 else (x - self.mean) / self.std  # empty: shape [0]; set: [1, C, 1, 1]
+
+    def extra_repr(self) -> str:
+        return f"mean={self.mean.flatten().tolist()}, std={self.std.flatten().tolist()}"

@@ -1,0 +1,166 @@
+"""Where a command logs and which checkpoint it reads: the CLI's side of a Run (src/runs.py), decided once after
+parsing and written into the config before anything is built.
+
+    fit                      -> a new <save_dir>/<config name>/version_N[_overrides], or, from a checkpoint of one of
+                                the config's runs, that run again (resumed in place, config_resume_K.yaml)
+    validate | test | predict -> <run>/test_K (validate_K, predict_K) of the checkpoint's run; a checkpoint outside
+                                any run, or none at all, gets a new version_N to hold its evaluation
+
+The logger is pointed there where it takes a folder (TensorBoardLogger, CSVLogger and their subclasses: save_dir /
+name / version); any other logger is left as configured, and the run's folder still holds config.yaml,
+checkpoints/ and metrics.json.
+"""
+
+import importlib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+from jsonargparse import Namespace
+from lightning.pytorch.callbacks import ModelCheckpoint
+from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
+from lightning.pytorch.utilities import rank_zero_info
+from lightning.pytorch.utilities.rank_zero import rank_zero_only
+
+from src.errors import UsageError
+from src.runs import EVALUATIONS, Run, Runs, load_checkpoint, next_version, run_suffix
+
+
+def _class(class_path) -> type | None:
+    module, _, name = str(class_path or "").rpartition(".")
+    try:
+        return getattr(importlib.import_module(module), name)
+    except (ImportError, AttributeError, ValueError):
+        return None
+
+
+def _is(node, base: type) -> bool:
+    cls = _class(node.get("class_path")) if isinstance(node, Namespace) else None
+    return isinstance(cls, type) and issubclass(cls, base)
+
+
+def config_hint(files) -> str:
+    """'--config a.yaml --config b.yaml': what the next command needs to name the same config."""
+    return " ".join(f"--config {f}" for f in files)
+
+
+@dataclass
+class Placement:
+    runs: Runs  # the config's runs
+    hint: str  # its --config arguments
+    save_dir: Path
+    run: Run | None = None  # the run this command writes into (None: nothing runs, or a fast_dev_run)
+    evaluation: str | None = None  # test_K etc. inside run, for an evaluation
+    checkpoint: str | None = None  # the checkpoint read, resolved to a file
+    config_file: Path | None = None  # where this command's config.yaml goes
+    start_step: int = 0  # the global step training starts from (a resumed run's)
+    logger: Namespace | None = field(default=None, repr=False)  # the logger's init_args, where it takes a folder
+    tensorboard: bool = False  # the logger is TensorBoard's
+    version: str | None = None  # the logger's version as configured (a run's own config.yaml names its folder)
+
+    @classmethod
+    def of(cls, config: Namespace, subcommand: str | None, changed: Callable[[], dict]) -> "Placement":
+        files = [str(c) for c in config.get("config") or []]
+        logger = config.trainer.get("logger")
+        args = logger.init_args if _is(logger, (TensorBoardLogger, CSVLogger)) else None
+        save_dir = Path(args.get("save_dir") or "lightning_logs") if args is not None else Path("lightning_logs")
+        name = (args.get("name") if args is not None else None) or (Path(files[-1]).stem if files else "default")
+        place = cls(Runs(save_dir / name, config_hint(files)), config_hint(files), save_dir, logger=args,
+                    tensorboard=_is(logger, TensorBoardLogger))
+        place.version = None if args is None or args.get("version") is None else str(args.version)
+        if subcommand is None:  # run=False: named as a fit would be, nothing made
+            place._point_logger(save_dir, name, place.version or f"version_{next_version(place.runs.root)}")
+        elif not config.trainer.get("fast_dev_run"):  # a fast_dev_run keeps nothing: Lightning turns the logger off
+            place._place(config, subcommand, changed)
+        return place
+
+    def find(self, ckpt: str) -> Path:
+        """A checkpoint for using a model (src.export): best|last of the run this config names (a run's own
+        config.yaml names its folder) or of the newest run; or a file."""
+        return self.runs.resolve(f"{self.version}:{ckpt}" if self.own and ckpt in ("best", "last") else ckpt)
+
+    @property
+    def own(self) -> bool:
+        """Whether the logger names a folder that holds a run already (a run's own config.yaml)."""
+        return self.version is not None and (self.runs.root / self.version / "config.yaml").exists()
+
+    def _place(self, config: Namespace, subcommand: str, changed) -> None:
+        root, ckpt, version, own = self.runs.root, config.get("ckpt_path"), self.version, self.own
+        if subcommand == "predict" and ckpt is None:
+            raise UsageError(f"predict needs a trained model: add --ckpt_path best, last or a .ckpt file "
+                             f"(python -m src.cli predict {self.hint} --ckpt_path best)")
+        if subcommand in EVALUATIONS and own and ckpt in ("best", "last"):  # that run's file, not the newest run's
+            ckpt = f"{version}:{ckpt}"
+        if subcommand == "fit" and own and ckpt is None:
+            raise UsageError(f"{root / version} already holds a run; leave trainer.logger.init_args.version empty for "
+                             "a new version_N, or resume it with --ckpt_path last")
+        source = self._resolve(config, subcommand, ckpt) if ckpt is not None else None
+        self._choose_run(subcommand, version, changed, source)
+        for callback in config.trainer.get("callbacks") or []:  # checkpoints in the run, whatever the logger
+            if _is(callback, ModelCheckpoint) and callback.init_args.get("dirpath") is None:
+                callback.init_args.dirpath = str(self.run.checkpoints)
+
+    def _choose_run(self, subcommand: str, version: str | None, changed, source: Run | None) -> None:
+        root = self.runs.root
+        if subcommand == "fit" and source is not None and source.folder.resolve().parent == root.resolve():
+            self.run, self.start_step = source, load_checkpoint(Path(self.checkpoint)).get("global_step", 0)
+            self.run.watch()
+            self.config_file = self.run.folder / self.run.resume_config()
+        elif subcommand == "fit":
+            self.run = self._claim(version, run_suffix(changed()) if version is None else "")
+            self.config_file = self.run.folder / "config.yaml"
+        else:
+            self.run = source or self._claim(version, "")  # a new run folder made here goes whole on undo
+            if source is not None:
+                self.run.watch()
+            self.evaluation = self.run.claim_evaluation(subcommand) if rank_zero_only.rank == 0 else f"{subcommand}_0"
+            self.config_file = self.run.folder / self.evaluation / "config.yaml"
+            self._point_logger(self.run.folder, "", self.evaluation)
+            return
+        self._point_logger(self.save_dir, root.name, self.run.name)
+
+    def _resolve(self, config: Namespace, subcommand: str, ckpt: str) -> Run | None:
+        """--ckpt_path best|last|RUN:best|all:best|file -> a checked file, in config.ckpt_path; -> its run."""
+        path = self.runs.resolve(ckpt)
+        config.ckpt_path = self.checkpoint = str(path)
+        source = Run.of(path)
+        rank_zero_info(f"{subcommand}: using checkpoint {path}{source.describe(path) if source else ''}")
+        if source is not None and subcommand in EVALUATIONS and (note := self.runs.better_than(source)):
+            rank_zero_info(note)
+        return source
+
+    def _claim(self, version: str | None, suffix: str) -> Run:
+        """A new run folder: the version asked for, or the next version_N<suffix>; made on rank 0 only (the other
+        ranks of a DDP run never write, and Lightning broadcasts rank 0's folders to them)."""
+        root = self.runs.root
+        if version is not None:
+            run = Run(root / version)
+            if rank_zero_only.rank == 0:
+                run.folder.mkdir(parents=True, exist_ok=True)
+            return run
+        if rank_zero_only.rank != 0:
+            return Run(root / f"version_{next_version(root)}{suffix}")
+        return Run.claim(root, suffix)
+
+    def _point_logger(self, save_dir: Path, name: str, version: str) -> None:
+        if self.logger is not None:
+            self.logger.save_dir, self.logger.name, self.logger.version = str(save_dir), name, version
+
+    def undo(self, trainer) -> None:
+        """After a failure: an evaluation, or a fit that took no training step, leaves nothing on disk."""
+        trained = self.evaluation is None and trainer is not None and trainer.global_step > self.start_step
+        if self.run is not None and not trained and rank_zero_only.rank == 0:
+            self.run.undo()
+
+    def summary(self) -> str:
+        """The block printed at the end of `fit`: the run, its best checkpoint (epoch, score) and the next commands."""
+        best = self.run.metrics().get("best") or {}
+        logs = "" if self.save_dir == Path("lightning_logs") else f" --trainer.logger.init_args.save_dir {self.save_dir}"
+        score = f", {best.get('monitor')} {best['score']:.4f}" if best.get("score") is not None else ""
+        lines = [f"run:   {self.run.folder}"]
+        if best.get("path"):
+            lines.append(f"best:  {self.run.folder / best['path']} (epoch {best.get('epoch')}{score})")
+        lines.append(f"test:  python -m src.cli test {self.hint}{logs} --ckpt_path best")
+        if self.tensorboard:
+            lines.append(f"watch: tensorboard --logdir {self.save_dir}")
+        return "\n".join(lines)
