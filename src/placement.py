@@ -57,6 +57,7 @@ class Placement:
     logger: Namespace | None = field(default=None, repr=False)  # the logger's init_args, where it takes a folder
     tensorboard: bool = False  # the logger is TensorBoard's
     version: str | None = None  # the logger's version as configured (a run's own config.yaml names its folder)
+    name_given: bool = False  # the logger's name was set (not the config file's name)
 
     @classmethod
     def of(cls, config: Namespace, subcommand: str | None, changed: Callable[[], dict]) -> "Placement":
@@ -66,7 +67,7 @@ class Placement:
         save_dir = Path(args.get("save_dir") or "lightning_logs") if args is not None else Path("lightning_logs")
         name = (args.get("name") if args is not None else None) or (Path(files[-1]).stem if files else "default")
         place = cls(Runs(save_dir / name, config_hint(files)), config_hint(files), save_dir, logger=args,
-                    tensorboard=_is(logger, TensorBoardLogger))
+                    tensorboard=_is(logger, TensorBoardLogger), name_given=args is not None and bool(args.get("name")))
         place.version = None if args is None or args.get("version") is None else str(args.version)
         if subcommand is None:  # run=False: named as a fit would be, nothing made
             place._point_logger(save_dir, name, place.version or f"version_{next_version(place.runs.root)}")
@@ -156,6 +157,8 @@ class Placement:
         """The block printed at the end of `fit`: the run, its best checkpoint (epoch, score) and the next commands."""
         best = self.run.metrics().get("best") or {}
         logs = "" if self.save_dir == Path("lightning_logs") else f" --trainer.logger.init_args.save_dir {self.save_dir}"
+        if self.name_given:
+            logs += f" --trainer.logger.init_args.name {self.runs.root.name}"
         score = f", {best.get('monitor')} {best['score']:.4f}" if best.get("score") is not None else ""
         lines = [f"run:   {self.run.folder}"]
         if best.get("path"):

@@ -172,6 +172,20 @@ def test_a_sweep_can_test_the_last_checkpoint(tmp_path, monkeypatch):
     assert "test_ckpt must be best or last, not 'first'" in bad(tmp_path, GRID + "test_ckpt: first\n")
 
 
+def test_a_sweep_under_csv_logger_runs_and_reports(tmp_path):
+    """No TensorBoard: the trials' numbers come from each run's metrics.json, so any logger reports the same."""
+    text = ("base: configs/mnist_mlp.yaml\noverrides: {trainer.logger: lightning.pytorch.loggers.CSVLogger, "
+            "trainer.max_epochs: 1, trainer.limit_train_batches: 4, trainer.limit_val_batches: 2, "
+            "trainer.limit_test_batches: 2}\nparams:\n  model.init_args.net.init_args.hidden: [[16]]\nseeds: [0]\n")
+    proc = sweep(tmp_path, text, name="csv")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    (run,) = fit_runs(tmp_path / "logs" / "csv")
+    assert not list(run.rglob("events.out.tfevents.*")) and (run / "metrics.csv").is_file()
+    (row,) = table(tmp_path / "logs" / "csv")
+    logged = list(csv.DictReader(open(next(run.glob("test_*")) / "metrics.csv")))  # what CSVLogger wrote
+    assert float(row["test_acc_mean"]) == pytest.approx(float(logged[-1]["test/acc"]), abs=1e-6) and row["seeds"] == "1"
+
+
 def test_a_sweep_file_extends_another_point_for_point(tmp_path):
     """fashion_tricks.yaml is tricks.yaml on Fashion-MNIST: the same grid and seeds, the parent's overrides with the
     data class added, its own name (its own study); files extending each other in a loop are one line."""
