@@ -26,7 +26,7 @@ from src.errors import UsageError
 VERSION = re.compile(r"version_(\d+)(_.*)?$")  # version_3, or version_3_lr=0.01 (see run_suffix)
 _UNSAFE = re.compile(r"[^A-Za-z0-9.,=+\-\[\]_]")  # characters kept in a folder name
 # Keys that say where or how a run is stored or launched, not what it trains.
-_NOT_NAMED = ("config", "ckpt_path", "print_config", "trainer.logger", "trainer.callbacks", "trainer.enable_progress_bar",
+NOT_NAMED = ("config", "ckpt_path", "print_config", "trainer.logger", "trainer.callbacks", "trainer.enable_progress_bar",
               "trainer.accelerator", "trainer.devices", "trainer.strategy", "trainer.num_nodes")
 EVALUATIONS = ("validate", "test", "predict")
 
@@ -41,7 +41,7 @@ def run_suffix(changed: dict[str, object], limit: int = 160) -> str:
     value), so runs of one config tell apart in TensorBoard: each a.init_args.b becomes b=value (the last key
     segment). Cut at `limit` characters, well inside the file systems' 255."""
     parts = [f"{key.split('.')[-1]}={safe_name(value)}" for key, value in changed.items()
-             if not key.startswith(_NOT_NAMED) and not key.endswith("__path__")]
+             if not key.startswith(NOT_NAMED) and not key.endswith("__path__")]
     return ("_" + "_".join(parts))[:limit] if parts else ""
 
 

@@ -113,3 +113,21 @@ def test_the_only_run_is_not_better_than_itself_under_a_relative_save_dir(tmp_pa
     monkeypatch.chdir(tmp_path)
     runs = Runs(Path("lightning_logs") / "mnist_mlp")
     assert runs.better_than(Run.of(runs.resolve("best"))) is None
+
+
+def test_a_zero_byte_checkpoint_is_one_clear_error(tmp_path):
+    """A save killed before it wrote anything leaves an empty file: torch's EOFError has no message."""
+    empty = tmp_path / "empty.ckpt"
+    empty.write_bytes(b"")
+    with pytest.raises(UsageError, match=r"empty.ckpt is not a readable checkpoint \(EOFError"):
+        Runs(tmp_path).resolve(str(empty))
+
+
+def test_an_unreadable_checkpoint_in_another_run_does_not_block_this_one(tmp_path):
+    """Comparing runs reads their metrics.json, never their checkpoints: one broken last.ckpt blocks nothing else."""
+    good = _scored_run(tmp_path, "version_0", 0.97)
+    broken = _scored_run(tmp_path, "version_1", 0.99)
+    (broken / "checkpoints" / "last.ckpt").write_bytes(b"")
+    runs = Runs(tmp_path)
+    assert runs.resolve("version_0:best") == good / "checkpoints" / "epoch03-acc0.9700.ckpt"
+    assert "run version_1 of this config has a better best checkpoint" in runs.better_than(Run(good))
