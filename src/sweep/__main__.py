@@ -7,7 +7,7 @@ lightning_logs/sweeps/<name>/optuna.db (SQLite) unless --storage names a databas
 or journal:PATH (Optuna's journal file, for a shared file system): the same command on several machines with one
 --storage shares the work. Running the command again resumes: finished trials are kept, trials that were running
 when a sweep died are run again, a grid point is never run twice. The report (src/sweep/report.py) is rebuilt from
-the storage and the event files at the end, or alone with --report-only.
+the storage and the runs' metrics.json at the end, or alone with --report-only.
 """
 
 import argparse

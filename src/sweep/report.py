@@ -1,4 +1,4 @@
-"""The sweep's report, rebuilt from the storage and the runs' event files: results.csv, results.md and plots.
+"""The sweep's report, rebuilt from the storage and the runs' metrics.json: results.csv, results.md and plots.
 
 results_per_seed.csv holds every finished run (one row per point and seed) and epochs_per_seed.csv each run's
 per-epoch train/val accuracy and loss, the numbers behind the means. One row per point (the values of the swept keys): its parameter count, best val acc and test acc (best
