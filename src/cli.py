@@ -25,16 +25,14 @@ from jsonargparse import ArgumentError, Namespace
 from lightning.pytorch import LightningDataModule, LightningModule
 from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.cli import LightningCLI, SaveConfigCallback
-from lightning.pytorch.utilities import rank_zero_info
 from lightning.pytorch.utilities.exceptions import MisconfigurationException, SIGTERMException
 
 from src import perf
 from src.callbacks.record import RunRecorder
 from src.errors import UsageError, one_line
 from src.perf import fit_trainer_to_machine
-from src.placement import Placement
+from src.placement import Placement, changed
 from src.quiet import quiet
-from src.runs import NOT_NAMED
 
 DEFAULTS = Path(__file__).resolve().parent.parent / "configs" / "default.yaml"  # trainer, logger, callbacks
 SUBCOMMANDS = ("fit", "validate", "test", "predict")
@@ -126,22 +124,6 @@ def check_net_takes_data_shape(config: Namespace) -> None:
     if missing:
         raise UsageError(f"{net.class_path} must take {' and '.join(missing)} as __init__ arguments: the command line "
                          "hands the data module's to the net")
-
-
-def changed(parser, config: Namespace, subcommand: str, argv) -> dict[str, object]:
-    """The values of `config` (flattened, dotted keys) that differ from what its config files alone resolve to: what
-    the command line changed, as parsed and typed. Only options that can name a run (not --config, nor where and how
-    it is stored or launched: src.runs.NOT_NAMED) can change the name: without any, no second parse (~0.6 s)."""
-    argv = sys.argv[1:] if argv is None else argv
-    files = [str(c) for c in config.get("config") or []]
-    keys = [a.split("=")[0].removeprefix("--") for a in argv if a.startswith("--")]
-    if not files or all(k.startswith(NOT_NAMED) for k in keys):
-        return {}
-    try:
-        base = parser.parse_args([subcommand, *(arg for f in files for arg in ("--config", f))])[subcommand]
-    except ArgumentError:  # the files need the command line to be complete: nothing to compare with
-        return {}
-    return {key: value for key, value in config.items() if base.get(key) != value}
 
 
 def main(args: list[str] | None = None, run: bool = True) -> CLI:

@@ -15,7 +15,7 @@ from src.cli import DEFAULTS, main
 from src.data import ImageDataModule
 from src.manual import ManualMLP
 from src.runs import Run
-from tests.conftest import ROOT, make_cifar10, make_idx_dataset, only_run, read_scalars, write_image_folder
+from tests.conftest import ROOT, make_cifar10, only_run, read_scalars, write_image_folder
 
 CONFIGS = sorted(p for p in (Path(__file__).resolve().parent.parent / "configs").glob("*.yaml") if p != DEFAULTS)
 # What each experiment resolved to (`--print_config`: model, data, seed, max_epochs, precision, and the net's in_shape
