@@ -85,8 +85,10 @@ class CLI(LightningCLI):
         is bad input, not a bug: said in one line."""
         try:
             super().instantiate_classes()
+        except UsageError:
+            raise
         except ValueError as err:
-            raise err if isinstance(err, UsageError) else UsageError(str(err)) from err
+            raise UsageError(str(err)) from err
 
     def instantiate_trainer(self, **kwargs):
         trainer = super().instantiate_trainer(**kwargs)
