@@ -44,6 +44,7 @@ from torch.utils.data import DataLoader, random_split
 from torchvision import datasets, transforms
 
 from src.cli import main as cli
+from src.perf import skip_nvml_without_gpus
 from src.data import MNISTDataModule, default_data_dir
 from src.models import MLP, ImageClassifier
 
@@ -251,6 +252,7 @@ def main() -> None:
     save_dir = tempfile.mkdtemp(prefix="benchmark_logs_")  # the runs' logs are not the point: removed at the end
     batch = args.batch_size or config_batch_size()
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, {os.cpu_count()} cores, device {args.device}, batch {batch}")
+    skip_nvml_without_gpus()  # R stands for a process without Lightning, which never sets this variable
     report = {"device": args.device, "torch": torch.__version__, "threads": torch.get_num_threads(), "batch_size": batch,
               **epochs(args, batch, save_dir)}
     report["peak_rss_mib"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024

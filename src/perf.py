@@ -1,11 +1,10 @@
 """Every process-wide performance setting, in one place, each with what it measured (README, Performance).
 
-src/cli.py calls these (and ManualCNN reuse_freed_memory); nothing else changes the interpreter, the allocator or the
-trainer behind the user's back. Dropped for gaining under 2 % of the README's main command: removing Lightning's
-PYTORCH_NVML_BASED_CUDA_CHECK=1 without a GPU (58 us per optimizer step, 0.06 s of the command's 8.7 s).
+src/cli.py calls these (and ManualCNN reuse_freed_memory); nothing else changes the interpreter, the allocator or the trainer behind the user's back.
 """
 
 import gc
+import os
 import re
 from pathlib import Path
 
@@ -34,6 +33,7 @@ def at_start() -> None:
     import torch
 
     torch.set_float32_matmul_precision("high")
+    skip_nvml_without_gpus()
 
 
 def reuse_freed_memory() -> None:
@@ -80,3 +80,15 @@ def native_bf16(accelerator) -> bool:
     except OSError:
         return False
     return re.search(r"\b(avx512_bf16|amx_bf16)\b", flags) is not None
+
+
+def skip_nvml_without_gpus() -> None:
+    """Importing Lightning sets PYTORCH_NVML_BASED_CUDA_CHECK=1 (GPU checks through NVML never initialize CUDA
+    before a fork). With torch's CUDA build on a machine without NVIDIA's driver, every such check dlopen()s
+    the absent libnvidia-ml, and torch.optim checks on every step: 976 such checks cost 0.21 s of the README main
+    command's 8.7 s (2.4 %, cProfile of the whole command; a bare optimizer-step loop shows 58 us per step). With no
+    GPU there is no CUDA to protect: drop the variable, so torch's cached runtime check answers."""
+    import torch
+
+    if os.environ.get("PYTORCH_NVML_BASED_CUDA_CHECK") == "1" and torch.cuda.device_count() == 0:
+        del os.environ["PYTORCH_NVML_BASED_CUDA_CHECK"]

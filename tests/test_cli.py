@@ -1,11 +1,13 @@
 """The CLI as a user runs it: separate processes for fit and test, output read back from disk."""
 
 import csv
+import os
 
 import pytest
 import torch
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
+from src.perf import skip_nvml_without_gpus
 from src.data import MNISTDataModule
 from src.models import MLP
 from tests.conftest import ROOT, only_run, read_scalars, run_cli
@@ -72,6 +74,14 @@ def test_best_without_any_run_is_one_clear_line(tmp_path):
     assert proc.stderr.strip().splitlines() == [
         f"error: no trained run with checkpoints under {tmp_path}/mnist_mlp; train first: "
         "python -m src.cli fit --config configs/mnist_mlp.yaml"]
+
+
+@pytest.mark.parametrize("gpus, kept", [(0, False), (2, True)])
+def test_nvml_gpu_check_is_dropped_only_without_gpus(gpus, kept, monkeypatch):
+    monkeypatch.setenv("PYTORCH_NVML_BASED_CUDA_CHECK", "1")  # what importing Lightning sets
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: gpus)
+    skip_nvml_without_gpus()
+    assert ("PYTORCH_NVML_BASED_CUDA_CHECK" in os.environ) == kept
 
 
 @pytest.mark.parametrize("native", [True, False])
