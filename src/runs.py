@@ -14,6 +14,7 @@ it, so `--ckpt_path best|last|RUN:best|all:best` work in a new process with any 
 
 import functools
 import json
+import logging
 import os
 import re
 import shutil
@@ -167,11 +168,27 @@ class Run:
         return None if score is None else float(score)
 
     def latest_checkpoint(self) -> Path:
-        """The newer of last.ckpt (end of the last validation) and interrupted.ckpt (Ctrl-C / SIGTERM)."""
+        """The newer of last.ckpt (end of the last validation) and interrupted.ckpt (Ctrl-C / SIGTERM); where that one
+        cannot be read (a file broken outside this project's crash-safe saves), the newest readable checkpoint of the
+        run, said on stderr."""
         found = [p for p in (self.checkpoints / "last.ckpt", self.checkpoints / "interrupted.ckpt") if p.is_file()]
         if not found:
             raise UsageError(f"{self.folder} has neither last.ckpt nor interrupted.ckpt; pass --ckpt_path with a file")
-        return max(found, key=lambda p: p.stat().st_mtime_ns)
+        newest = max(found, key=lambda p: p.stat().st_mtime_ns)
+        try:
+            load_checkpoint(newest)
+            return newest
+        except UsageError as err:
+            others = sorted((p for p in self.checkpoints.glob("*.ckpt") if p != newest), key=lambda p: -p.stat().st_mtime_ns)
+            for other in others:
+                try:
+                    load_checkpoint(other)
+                except UsageError:
+                    continue
+                logging.getLogger(__name__).warning(f"{newest.name} cannot be read ({err}); using {other.name}, the newest "
+                                                    "readable checkpoint of the run")
+                return other
+            raise
 
     def describe(self, checkpoint: Path) -> str:
         """' (run version_2, val/acc 0.9824)' for the run's best checkpoint, ' (run version_2)' for its other ones."""

@@ -131,3 +131,34 @@ def test_an_unreadable_checkpoint_in_another_run_does_not_block_this_one(tmp_pat
     runs = Runs(tmp_path)
     assert runs.resolve("version_0:best") == good / "checkpoints" / "epoch03-acc0.9700.ckpt"
     assert "run version_1 of this config has a better best checkpoint" in runs.better_than(Run(good))
+
+
+def test_last_falls_back_to_the_newest_readable_checkpoint_and_says_so(tmp_path, caplog):
+    run = _scored_run(tmp_path, "version_0", 0.97)
+    (run / "checkpoints" / "last.ckpt").write_bytes(b"broken")
+    os.utime(run / "checkpoints" / "epoch03-acc0.9700.ckpt", (time.time() - 50, time.time() - 50))
+    assert Runs(tmp_path).resolve("last") == run / "checkpoints" / "epoch03-acc0.9700.ckpt"
+    assert "last.ckpt cannot be read" in caplog.text and "using epoch03-acc0.9700.ckpt" in caplog.text
+
+
+def test_a_checkpoint_write_that_fails_leaves_the_old_file_and_no_temp_file(tmp_path, monkeypatch):
+    """A crash (here: torch.save raising half-way) or a full disk during a save: the previous last.ckpt is intact."""
+    import errno
+
+    from src.checkpoint_io import AtomicCheckpointIO
+
+    io = AtomicCheckpointIO()
+    path = tmp_path / "checkpoints" / "last.ckpt"
+    io.save_checkpoint({"state_dict": {"w": torch.ones(3)}}, path)
+    before = path.read_bytes()
+
+    def half_written(obj, f):
+        f.write(b"PK\x03\x04 half")
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(torch, "save", half_written)
+    with pytest.raises(UsageError, match=r"cannot write the checkpoint .*last.ckpt \(No space left on device\); free space"):
+        io.save_checkpoint({"state_dict": {"w": torch.zeros(3)}}, path)
+    monkeypatch.undo()
+    assert path.read_bytes() == before and sorted(p.name for p in path.parent.iterdir()) == ["last.ckpt"]
+    assert torch.equal(torch.load(path, weights_only=True)["state_dict"]["w"], torch.ones(3))

@@ -12,7 +12,7 @@ RESUME = "resume by running the same command with --ckpt_path last"
 
 
 class CheckpointOnInterrupt(Callback):
-    """Writes <run>/checkpoints/interrupted.ckpt (atomically, like every Lightning checkpoint) and says how to
+    """Writes <run>/checkpoints/interrupted.ckpt (crash-safe, as every checkpoint: src/checkpoint_io.py) and says how to
     resume. last.ckpt and the best checkpoint are left as they were; `--ckpt_path last` picks whichever of
     last.ckpt and interrupted.ckpt is newer (src/runs.py). Lightning then exits with status 1 (Ctrl-C);
     src.cli.main turns SIGTERM into status 143.
