@@ -40,6 +40,30 @@ def _is(node, base: type) -> bool:
     return isinstance(cls, type) and issubclass(cls, base)
 
 
+def _flat(value, prefix: str = "") -> dict:
+    """Nested dicts -> {dotted key: value}; tuples as lists (a config says [0.9, 0.999] where a signature says a tuple)."""
+    if isinstance(value, dict):
+        return {k: v for key, item in value.items() for k, v in _flat(item, f"{prefix}{key}.").items()}
+    return {prefix.rstrip("."): list(value) if isinstance(value, tuple) else value}
+
+
+def refuse_changed_model(config: Namespace, checkpoint: dict, run: Run) -> None:
+    """Resuming rebuilds the model from the checkpoint's hyperparameters (LightningCLI), so a model setting changed on
+    the command line would be ignored without a word: refuse, naming what differs (trainer settings may change)."""
+    saved = dict(checkpoint.get("hyper_parameters") or {})
+    if not saved:
+        return
+    saved = {"class_path": saved.pop("_class_path", None), "init_args": saved}
+    asked = config.model.as_dict() if isinstance(config.get("model"), Namespace) else {}
+    mine, theirs = _flat(asked), _flat(saved)
+    linked = ("in_shape", "num_classes")  # handed over from the data module when the model is built, not a choice
+    differ = [k for k in mine if k in theirs and mine[k] != theirs[k] and not k.endswith(linked) and theirs[k] is not None]
+    if differ:
+        shown = ", ".join(f"model.{k}: {theirs[k]!r} in the checkpoint, {mine[k]!r} here" for k in differ[:3])
+        raise UsageError(f"resuming {run.name} trains the checkpoint's model, not this one ({shown}); leave the model as "
+                         "it was to resume, or start a new run without --ckpt_path")
+
+
 def config_hint(files) -> str:
     """'--config a.yaml --config b.yaml': what the next command needs to name the same config."""
     return " ".join(f"--config {f}" for f in files)
@@ -97,6 +121,8 @@ class Placement:
             raise UsageError(f"{root / version} already holds a run; leave trainer.logger.init_args.version empty for "
                              "a new version_N, or resume it with --ckpt_path last")
         source = self._resolve(config, subcommand, ckpt) if ckpt is not None else None
+        if subcommand == "fit" and source is not None and source.folder.resolve().parent == root.resolve():
+            refuse_changed_model(config, load_checkpoint(Path(self.checkpoint)), source)
         self._choose_run(subcommand, version, changed, source)
         for callback in config.trainer.get("callbacks") or []:  # checkpoints in the run, whatever the logger
             if _is(callback, ModelCheckpoint) and callback.init_args.get("dirpath") is None:

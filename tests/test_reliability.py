@@ -318,3 +318,13 @@ def test_a_runs_own_config_tests_that_runs_best_checkpoint_beside_it(tiny_run, t
     main(["test", "--config", str(root / tiny_run.name / "config.yaml"), "--trainer.logger.init_args.save_dir",
           str(tmp_path), "--ckpt_path", "best", "--trainer.limit_test_batches", "2", "--trainer.enable_progress_bar", "false"])
     assert "test/acc" in read_scalars(root / tiny_run.name / "test_0") and not (root / "version_9" / "test_0").exists()
+
+
+def test_resuming_with_a_changed_model_is_refused_before_anything_changes(tiny_run, capfd):
+    """LightningCLI rebuilds a resumed model from the checkpoint: a changed net would be ignored without a word."""
+    before = {p: p.read_bytes() for p in tiny_run.rglob("*") if p.is_file()}
+    line = cli_error(capfd, "fit", "--config", "configs/mnist_mlp.yaml", "--trainer.logger.init_args.save_dir",
+                     str(tiny_run.parent.parent), "--ckpt_path", "last", "--model.init_args.net.init_args.hidden", "[64]")
+    assert (f"resuming {tiny_run.name} trains the checkpoint's model, not this one (model.init_args.net.init_args.hidden: "
+            "[256, 128] in the checkpoint, [64] here)") in line
+    assert {p: p.read_bytes() for p in tiny_run.rglob("*") if p.is_file()} == before

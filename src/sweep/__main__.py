@@ -154,6 +154,15 @@ def sweep_command(args: argparse.Namespace) -> None:
     if args.out:
         args.out.mkdir(parents=True, exist_ok=True)
     print(report(study, sweep, args.out or folder))
+    from src.sweep.study import failed_here
+
+    if failed := ([] if args.report_only else failed_here(study)):
+        raise TrialsFailed(f"{len(failed)} run(s) of this sweep failed; the same command runs them again: see "
+                           f"{', '.join(failed[:3])}{' ...' if len(failed) > 3 else ''}")
+
+
+class TrialsFailed(Exception):
+    """Some trials of this command failed (their logs say why): exit status 1, after the report of the others."""
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -162,6 +171,9 @@ def main(argv: list[str] | None = None) -> None:
     except UsageError as err:
         print(f"error: {err}", file=sys.stderr)
         sys.exit(2)
+    except TrialsFailed as err:
+        print(f"error: {err}", file=sys.stderr)
+        sys.exit(1)
     except KeyboardInterrupt:
         from src.sweep.trials import LIVE, STOPPING
 

@@ -123,6 +123,13 @@ def objective(sweep, folder: Path, threads: int):
     return run_one
 
 
+def failed_here(study: optuna.Study) -> list[str]:
+    """The logs of the runs that failed in the trials this sweep command ran (its host and process id)."""
+    me = f"{socket.gethostname()}:{os.getpid()}"
+    return [r["log"] for t in study.get_trials(deepcopy=False, states=(TrialState.FAIL,))
+            if t.user_attrs.get("worker") == me for r in t.user_attrs.get("runs", []) if not r["ok"]]
+
+
 def run(study: optuna.Study, sweep, folder: Path, workers: int, threads: int) -> None:
     fail_stale(study)
     callbacks = []

@@ -186,6 +186,18 @@ def test_a_sweep_under_csv_logger_runs_and_reports(tmp_path):
     assert float(row["test_acc_mean"]) == pytest.approx(float(logged[-1]["test/acc"]), abs=1e-6) and row["seeds"] == "1"
 
 
+def test_a_sweep_whose_trials_fail_exits_non_zero_naming_their_logs(tmp_path):
+    """Every point passes validation, every trial fails at run time (no data, download off): exit 1, one line with
+    the count and the logs, not exit 0."""
+    text = GRID.replace("overrides: {", f"overrides: {{data.init_args.data_dir: {tmp_path / 'none'}, "
+                                         "data.init_args.download: false, ")
+    proc = sweep(tmp_path, text, name="broken")
+    last = proc.stderr.strip().splitlines()[-1]
+    assert proc.returncode == 1, proc.stderr[-2000:]
+    assert last.startswith("error: 4 run(s) of this sweep failed; the same command runs them again: see ") and "trial.log" in last
+    assert "MNIST not found" in (tmp_path / "logs" / "broken" / "hidden=[16]_seed=0" / "trial.log").read_text()
+
+
 def test_a_sweep_file_extends_another_point_for_point(tmp_path):
     """fashion_tricks.yaml is tricks.yaml on Fashion-MNIST: the same grid and seeds, the parent's overrides with the
     data class added, its own name (its own study); files extending each other in a loop are one line."""
