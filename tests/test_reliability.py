@@ -328,3 +328,15 @@ def test_resuming_with_a_changed_model_is_refused_before_anything_changes(tiny_r
     assert (f"resuming {tiny_run.name} trains the checkpoint's model, not this one (model.init_args.net.init_args.hidden: "
             "[256, 128] in the checkpoint, [64] here)") in line
     assert {p: p.read_bytes() for p in tiny_run.rglob("*") if p.is_file()} == before
+
+
+def test_a_checkpoint_of_another_data_set_is_refused_in_one_line(tiny_run, tmp_path, capfd, fashion_root):
+    """An MNIST model tested under the FashionMNIST config would score ~5 %: the classes differ, said in one line,
+    and nothing is left behind."""
+    before = sorted(p.name for p in tiny_run.iterdir())
+    line = cli_error(capfd, "test", "--config", "configs/fashion_mnist_mlp.yaml", "--ckpt_path",
+                     str(next((tiny_run / "checkpoints").glob("epoch*.ckpt"))), "--data.init_args.data_dir", str(fashion_root),
+                     "--trainer.logger.init_args.save_dir", str(tmp_path))
+    assert "the checkpoint was trained on other data (classes [0, 1, 2, 3, ...]) than this config's data module " \
+           "serves ([T-shirt/top, Trouser, Pullover, Dress, ...])" in line
+    assert sorted(p.name for p in tiny_run.iterdir()) == before

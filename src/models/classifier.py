@@ -28,6 +28,11 @@ def epoch_name(stage: str, metric: str) -> str:
 LOGGED = tuple(epoch_name(s, m) for s in STAGES for m in EPOCH_METRICS) + ("train/loss", "val/acc_best")
 
 
+def _brief(values) -> str:
+    values = list(values)
+    return f"[{', '.join(map(str, values[:4]))}{', ...' if len(values) > 4 else ''}]"
+
+
 class ImageClassifier(LightningModule):
     """Cross-entropy training of `net` on images in [0, 1], normalized by its first layer (`normalize`: the training
     split's per-channel mean and std, set from the data module and saved in the state dict), with torchmetrics for
@@ -121,7 +126,21 @@ class ImageClassifier(LightningModule):
         if missing:
             raise UsageError(f"the checkpoint does not fit this model: it lacks {missing[0]}; use the config the "
                              "checkpoint was trained with (its run's config.yaml)")
+        self._check_same_data(checkpoint.get("inference"))
         self.inference = checkpoint.get("inference")  # None in checkpoints written before it was saved
+
+    def _check_same_data(self, trained_on: dict | None) -> None:
+        """A checkpoint evaluated or resumed on another data set than it was trained on (an MNIST model under a
+        FashionMNIST config scores 5 %) is refused in one line: the data module (setup) and the checkpoint both say
+        their classes and image shape."""
+        serving = self.inference
+        if not serving or not trained_on:
+            return
+        for key in ("classes", "in_shape"):
+            if list(serving[key]) != list(trained_on[key]):
+                raise UsageError(f"the checkpoint was trained on other data ({key} {_brief(trained_on[key])}) than this "
+                                 f"config's data module serves ({_brief(serving[key])}); use the config it was trained "
+                                 "with (its run's config.yaml)")
 
     def on_train_start(self) -> None:
         """A schedule over the whole run (OneCycleLR) restored from a checkpoint keeps the length it was planned
