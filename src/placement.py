@@ -117,6 +117,10 @@ class Placement:
                              f"(python -m src.cli predict {self.hint} --ckpt_path best)")
         if subcommand in EVALUATIONS and own and ckpt in ("best", "last"):  # that run's file, not the newest run's
             ckpt = f"{version}:{ckpt}"
+        trainer = config.trainer
+        if subcommand == "fit" and (trainer.get("max_epochs") == 0 or trainer.get("limit_train_batches") in (0, 0.0)):
+            raise UsageError("trainer.max_epochs and trainer.limit_train_batches must be above 0: this fit would train "
+                             "nothing (use validate or test to evaluate without training)")
         if subcommand == "fit" and own and ckpt is None:
             raise UsageError(f"{root / version} already holds a run; leave trainer.logger.init_args.version empty for "
                              "a new version_N, or resume it with --ckpt_path last")

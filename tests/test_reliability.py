@@ -206,6 +206,9 @@ BAD_ARGS = [
     (["--data.init_args.val_size", "60000"], "val_size=60000 leaves no training images"),
     (["--trainer.callbacks+=lightning.pytorch.callbacks.EarlyStopping", "--trainer.callbacks.monitor", "val/acx"],
      "EarlyStopping monitors 'val/acx', which is never logged"),
+    (["--model.init_args.optimizer.init_args.lr", "-1"], "the optimizer or its schedule refuses its settings: Invalid learning rate"),
+    (["--trainer.max_epochs", "0"], "this fit would train nothing"),
+    (["--trainer.limit_train_batches", "0"], "this fit would train nothing"),
 ]
 
 

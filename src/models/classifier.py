@@ -243,13 +243,18 @@ class ImageClassifier(LightningModule):
         self._log_epoch("test")
 
     def configure_optimizers(self):
-        optimizer = self.optimizer(self.parameters())
-        if self.scheduler is None:
-            return optimizer
-        kwargs = {}
-        # A schedule over the whole run (OneCycleLR with total_steps left empty) needs the run's length,
-        # which only the trainer knows: epochs x batches per epoch, after limits and accumulation.
-        if getattr(self.scheduler, "keywords", {}).get("total_steps", 0) is None:
-            kwargs["total_steps"] = int(self.trainer.estimated_stepping_batches)
-        scheduler = self.scheduler(optimizer, **kwargs)
+        """torch's optimizers and schedulers check their settings when built, here, inside the run: a ValueError
+        they raise (lr -1, a one-cycle schedule over 0 steps) is a bad config value, said in one line."""
+        try:
+            optimizer = self.optimizer(self.parameters())
+            if self.scheduler is None:
+                return optimizer
+            kwargs = {}
+            # A schedule over the whole run (OneCycleLR with total_steps left empty) needs the run's length,
+            # which only the trainer knows: epochs x batches per epoch, after limits and accumulation.
+            if getattr(self.scheduler, "keywords", {}).get("total_steps", 0) is None:
+                kwargs["total_steps"] = int(self.trainer.estimated_stepping_batches)
+            scheduler = self.scheduler(optimizer, **kwargs)
+        except ValueError as err:
+            raise UsageError(f"the optimizer or its schedule refuses its settings: {err}") from err
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": self.scheduler_interval}}
