@@ -158,3 +158,19 @@ def test_a_download_lands_whole_or_not_at_all(tmp_path, monkeypatch):
     assert seen and all(p.parent == tmp_path and p.name.startswith(".download-") for p in seen)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["FashionMNIST"]  # the temporary folder is gone
     assert len(list((tmp_path / "FashionMNIST" / "raw").iterdir())) == 4
+
+
+def test_idx_files_of_another_shape_or_with_bad_labels_are_one_clear_error(tmp_path):
+    """A whole, well-formed IDX file of 32x32 images would train on scrambled pixels; a label byte of 200 would fail
+    deep inside cross_entropy: both are refused, naming the file or folder."""
+    from tests.conftest import write_idx
+
+    make_idx_dataset(tmp_path, "MNIST", n_train=100, n_test=10)
+    raw = tmp_path / "MNIST" / "raw"
+    write_idx(raw / "train-images-idx3-ubyte", np.zeros((100, 32, 32), np.uint8))
+    with pytest.raises(UsageError, match=r"train-images-idx3-ubyte holds \(32, 32\) images, not MNIST's \(28, 28\)"):
+        MNISTDataModule(data_dir=str(tmp_path), val_size=10).setup("fit")
+    write_idx(raw / "train-images-idx3-ubyte", np.zeros((100, 28, 28), np.uint8))
+    write_idx(raw / "train-labels-idx1-ubyte", np.full(100, 200, np.uint8))
+    with pytest.raises(UsageError, match=r"a label is 200, but MNIST has 10 classes \(0-9\)"):
+        MNISTDataModule(data_dir=str(tmp_path), val_size=10).setup("fit")
