@@ -29,15 +29,39 @@ def start(module: str, args: list[str], env: dict[str, str], stdout: str, stderr
           cwd: str | None = None):
     """Start `python -m module args` with the environment env, its output appended to the file stdout (and stderr to
     the file stderr, else to stdout too), in the folder cwd (default: the caller's). -> the running Process."""
-    proc = processes().Process(target=run_module, args=(module, args, env, stdout, stderr or stdout, cwd))
+    proc = processes().Process(target=run_module, args=(module, args, env, stdout, stderr or stdout, cwd, os.getpid()))
     proc.start()
     return proc
 
 
-def run_module(module: str, args: list[str], env: dict[str, str], stdout: str, stderr: str, cwd: str | None) -> None:
+def end_with(owner: int) -> None:
+    """SIGTERM this process once the process that asked for it (a sweep, a test run) is gone, even killed by SIGKILL:
+    the fork server, its parent, outlives it, and a trial went on training as an orphan, unrecorded. A daemon thread
+    looks once a second."""
+    import signal
+    import threading
+    import time
+
+    def watch() -> None:
+        while True:
+            time.sleep(1)
+            try:
+                os.kill(owner, 0)
+            except ProcessLookupError:
+                os.kill(os.getpid(), signal.SIGTERM)
+                return
+            except PermissionError:  # alive, another user's: cannot happen for our own parent, keep looking
+                continue
+
+    threading.Thread(target=watch, daemon=True).start()
+
+
+def run_module(module: str, args: list[str], env: dict[str, str], stdout: str, stderr: str, cwd: str | None,
+               owner: int) -> None:
     """The forked process: the working directory, the environment, torch's thread count (the server imported torch before this process's
     OMP_NUM_THREADS was set), the output files, then the module run as __main__ with sys.argv as `python -m` sets
     them, which is also what Lightning's DDP launcher runs again to start a run's other ranks."""
+    end_with(owner)
     if cwd is not None:
         os.chdir(cwd)
     os.environ.clear()
