@@ -47,6 +47,31 @@ def _flat(value, prefix: str = "") -> dict:
     return {prefix.rstrip("."): list(value) if isinstance(value, tuple) else value}
 
 
+TRUSTED = ("src.", "torch.", "lightning.")  # packages a checkpoint's hyperparameters may name classes from
+
+
+def _class_paths(value) -> set[str]:
+    if isinstance(value, dict):
+        found = {str(value[k]) for k in ("class_path", "_class_path") if isinstance(value.get(k), str)}
+        return found.union(*(_class_paths(v) for v in value.values()))
+    if isinstance(value, (list, tuple)):
+        return set().union(*(_class_paths(v) for v in value))
+    return set()
+
+
+def refuse_foreign_imports(checkpoint: dict, config: Namespace) -> None:
+    """LightningCLI rebuilds the model from the checkpoint's hyperparameters, importing every class_path they name: a
+    file that loads safely (weights_only) could still make it import any installed module. Only classes from src.,
+    torch. and lightning., and those the user's own config names, may come from a checkpoint."""
+    mine = _class_paths(config.as_dict())
+    foreign = sorted(c for c in _class_paths(checkpoint.get("hyper_parameters") or {})
+                     if not c.startswith(TRUSTED) and c not in mine)
+    if foreign:
+        raise UsageError(f"the checkpoint's hyperparameters name {foreign[0]}, a class outside src., torch. and "
+                         "lightning. that this config does not name; refusing to import it (name it in your config "
+                         "if you trust the file)")
+
+
 def refuse_changed_model(config: Namespace, checkpoint: dict, run: Run) -> None:
     """Resuming rebuilds the model from the checkpoint's hyperparameters (LightningCLI), so a model setting changed on
     the command line would be ignored without a word: refuse, naming what differs (trainer settings may change)."""
@@ -154,6 +179,7 @@ class Placement:
     def _resolve(self, config: Namespace, subcommand: str, ckpt: str) -> Run | None:
         """--ckpt_path best|last|RUN:best|all:best|file -> a checked file, in config.ckpt_path; -> its run."""
         path = self.runs.resolve(ckpt)
+        refuse_foreign_imports(load_checkpoint(path), config)
         config.ckpt_path = self.checkpoint = str(path)
         source = Run.of(path)
         rank_zero_info(f"{subcommand}: using checkpoint {path}{source.describe(path) if source else ''}")

@@ -343,3 +343,19 @@ def test_a_checkpoint_of_another_data_set_is_refused_in_one_line(tiny_run, tmp_p
     assert "the checkpoint was trained on other data (classes [0, 1, 2, 3, ...]) than this config's data module " \
            "serves ([T-shirt/top, Trouser, Pullover, Dress, ...])" in line
     assert sorted(p.name for p in tiny_run.iterdir()) == before
+
+
+def test_a_checkpoint_cannot_choose_what_gets_imported(tiny_run, tmp_path, capfd):
+    """A file that loads fine with weights_only=True names a class in a module nobody asked for: refused before the
+    import (the standard library's `this` prints the Zen of Python when imported)."""
+    import sys
+
+    checkpoint = torch.load(tiny_run / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=True)
+    checkpoint["hyper_parameters"]["net"]["class_path"] = "this.Foo"
+    crafted = tmp_path / "crafted.ckpt"
+    torch.save(checkpoint, crafted)
+    sys.modules.pop("this", None)
+    line = cli_error(capfd, "test", "--config", "configs/mnist_mlp.yaml", "--ckpt_path", str(crafted),
+                     "--trainer.logger.init_args.save_dir", str(tmp_path))
+    assert "the checkpoint's hyperparameters name this.Foo, a class outside src., torch. and lightning." in line
+    assert "this" not in sys.modules and "Zen of Python" not in capfd.readouterr().out
