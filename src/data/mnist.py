@@ -59,10 +59,10 @@ class MNISTDataModule(ImageDataModule):
         if tuple(ds.data.shape[1:]) != self.in_shape[1:]:  # a whole file of other images: would train on scrambled pixels
             raise UsageError(f"{files[0]} holds {tuple(ds.data.shape[1:])} images, not {self.dataset_cls.__name__}'s "
                              f"{self.in_shape[1:]}; download the data set again (--data.init_args.download true)")
-        labels = ds.targets.long()
-        if len(labels) and not 0 <= int(labels.min()) <= int(labels.max()) < len(self.classes):
+        labels, n = ds.targets.long(), len(ds.classes)  # the file's own classes (a subclass may map them to others)
+        if len(labels) and not 0 <= int(labels.min()) <= int(labels.max()) < n:
             raise UsageError(f"{folder}: a label is {int(labels.max())}, but {self.dataset_cls.__name__} has "
-                             f"{len(self.classes)} classes (0-{len(self.classes) - 1}); download the data set again")
+                             f"{n} classes (0-{n - 1}); download the data set again")
         return ds.data.unsqueeze(1), labels  # [N, 1, 28, 28] uint8, [N] int64
 
 
