@@ -27,7 +27,8 @@ from src.errors import UsageError
 from src.runs import EVALUATIONS, NOT_NAMED, Run, Runs, load_checkpoint, next_version, run_suffix
 
 
-def _class(class_path) -> type | None:
+def import_class(class_path) -> type | None:
+    """The class a config's class_path names, or None where it cannot be imported."""
     module, _, name = str(class_path or "").rpartition(".")
     try:
         return getattr(importlib.import_module(module), name)
@@ -36,7 +37,7 @@ def _class(class_path) -> type | None:
 
 
 def _is(node, base: type) -> bool:
-    cls = _class(node.get("class_path")) if isinstance(node, Namespace) else None
+    cls = import_class(node.get("class_path")) if isinstance(node, Namespace) else None
     return isinstance(cls, type) and issubclass(cls, base)
 
 
@@ -150,16 +151,18 @@ class Placement:
             raise UsageError(f"{root / version} already holds a run; leave trainer.logger.init_args.version empty for "
                              "a new version_N, or resume it with --ckpt_path last")
         source = self._resolve(config, subcommand, ckpt) if ckpt is not None else None
-        if subcommand == "fit" and source is not None and source.folder.resolve().parent == root.resolve():
+        resuming = subcommand == "fit" and source is not None and source.folder.resolve().parent == root.resolve()
+        if resuming:
             refuse_changed_model(config, load_checkpoint(Path(self.checkpoint)), source)
-        self._choose_run(subcommand, version, changed, source)
+        self._choose_run(subcommand, version, changed, source, resuming)
         for callback in config.trainer.get("callbacks") or []:  # checkpoints in the run, whatever the logger
             if _is(callback, ModelCheckpoint) and callback.init_args.get("dirpath") is None:
                 callback.init_args.dirpath = str(self.run.checkpoints)
 
-    def _choose_run(self, subcommand: str, version: str | None, changed, source: Run | None) -> None:
+    def _choose_run(self, subcommand: str, version: str | None, changed, source: Run | None, resuming: bool) -> None:
+        """resuming: a fit from a checkpoint of one of this config's runs, which goes on in that run."""
         root = self.runs.root
-        if subcommand == "fit" and source is not None and source.folder.resolve().parent == root.resolve():
+        if resuming:
             self.run, self.start_step = source, load_checkpoint(Path(self.checkpoint)).get("global_step", 0)
             self.run.watch()
             self.config_file = self.run.folder / self.run.resume_config()

@@ -13,6 +13,7 @@ it, so `--ckpt_path best|last|RUN:best|all:best` work in a new process with any 
 """
 
 import functools
+import itertools
 import json
 import logging
 import os
@@ -84,6 +85,18 @@ def read_json(path: Path) -> dict:
         raise UsageError(f"{path} is not valid JSON ({err}); delete it or pass --ckpt_path with a file") from err
 
 
+def _mkdir_first_free(folders) -> Path:
+    """The first of `folders` that this process creates itself (an exclusive mkdir): one another command made a
+    moment ago is skipped, never shared."""
+    for folder in folders:
+        try:
+            folder.mkdir()
+            return folder
+        except FileExistsError:
+            continue
+    raise AssertionError("an endless sequence of names ran out")
+
+
 class Run:
     """One fit run's folder."""
 
@@ -117,13 +130,7 @@ class Run:
         """A new version_N<suffix> under root, made here with an exclusive mkdir: two commands started together
         never share a folder."""
         root.mkdir(parents=True, exist_ok=True)
-        while True:
-            folder = root / f"version_{next_version(root)}{suffix}"
-            try:
-                folder.mkdir()
-                return cls(folder)
-            except FileExistsError:  # another command took this N a moment ago: take the next
-                continue
+        return cls(_mkdir_first_free(root / f"version_{n}{suffix}" for n in itertools.count(next_version(root))))
 
     def metrics(self, evaluation: str | None = None) -> dict:
         """metrics.json of the run, or of one of its evaluations (a folder name, e.g. test_0); {} where absent."""
@@ -139,13 +146,7 @@ class Run:
 
     def claim_evaluation(self, kind: str) -> str:
         """A new kind_K folder in the run (exclusive mkdir, as claim) -> its name."""
-        k = len(self.evaluations(kind))
-        while True:
-            try:
-                (self.folder / f"{kind}_{k}").mkdir()
-                return f"{kind}_{k}"
-            except FileExistsError:
-                k += 1
+        return _mkdir_first_free(self.folder / f"{kind}_{k}" for k in itertools.count(len(self.evaluations(kind)))).name
 
     def resume_config(self) -> str:
         """The file name of the config a resume saves beside the first one: config_resume_K.yaml, K unused."""
