@@ -14,7 +14,6 @@ if __name__ == "__main__":
 
     perf.before_imports()
 
-import importlib
 import inspect
 import logging
 import signal
@@ -31,7 +30,7 @@ from src import perf
 from src.callbacks.record import RunRecorder
 from src.errors import UsageError, one_line
 from src.perf import fit_trainer_to_machine
-from src.placement import Placement, changed
+from src.placement import Placement, changed, import_class
 from src.quiet import quiet
 
 DEFAULTS = Path(__file__).resolve().parent.parent / "configs" / "default.yaml"  # trainer, logger, callbacks
@@ -118,10 +117,10 @@ def check_net_takes_data_shape(config: Namespace) -> None:
     """The data module hands in_shape and num_classes to the net (add_arguments_to_parser): a net class must take both
     (whether their values fit the data is ImageClassifier.setup's check)."""
     net = config.get("model.init_args.net")
-    if not isinstance(net, Namespace) or not net.get("class_path"):
+    cls = import_class(net.get("class_path")) if isinstance(net, Namespace) else None
+    if cls is None:
         return
-    module, _, name = net.class_path.rpartition(".")
-    parameters = inspect.signature(getattr(importlib.import_module(module), name)).parameters
+    parameters = inspect.signature(cls).parameters
     missing = [k for k in ("in_shape", "num_classes") if k not in parameters]
     if missing:
         raise UsageError(f"{net.class_path} must take {' and '.join(missing)} as __init__ arguments: the command line "

@@ -1,12 +1,13 @@
 """The hyperparameters that say what a run trained, and hp_metric = best val/acc, for every logger (TensorBoard
 shows them in its HParams tab)."""
 
-import importlib
 import inspect
 import os
 
 from lightning.pytorch import Callback, LightningModule, Trainer
 from lightning.pytorch.loggers import TensorBoardLogger
+
+from src.placement import import_class
 
 METRIC = "val/acc_best"
 DATA_KEYS = ("batch_size", "val_size", "normalize", "augment", "crop_pad", "seed", "val_on_test")  # data settings that change results
@@ -17,10 +18,10 @@ TRAINER_DEFAULTS = {"precision": "32-true", "accumulate_grad_batches": 1, "limit
 
 
 def _defaults(class_path: str) -> dict:
-    module, _, name = class_path.rpartition(".")
+    cls = import_class(class_path)
     try:
-        signature = inspect.signature(getattr(importlib.import_module(module), name))
-    except (ImportError, AttributeError, ValueError, TypeError):
+        signature = inspect.signature(cls)
+    except (ValueError, TypeError):  # None (not importable), or a builtin without a signature
         return {}
     return {k: _plain(p.default) for k, p in signature.parameters.items() if p.default is not inspect.Parameter.empty}
 
