@@ -57,17 +57,17 @@ def read_image(path: Path, in_shape: tuple[int, int, int], dark_background: bool
 def prepare(images, in_shape, dark_background: bool) -> torch.Tensor:
     """A user's images -> float [N, *in_shape] in [0, 1], the one path of CLI predict, predict_images and the files of
     predict_path: uint8 [N, C, H, W], float [N, C, H, W] in [0, 1], or a list of PIL images or [C, H, W] tensors of any
-    sizes; channels mapped (to_unit_range), each resized (resize), and inverted where the data set's images are
-    light on dark and this one has a light border."""
+    sizes; channels mapped (to_unit_range), resized (resize), and inverted where the data set's images are light on
+    dark and an image has a light border. A batch tensor goes through in one piece (predict's 1,000-image batches)."""
     c, h, w = in_shape
-    if isinstance(images, torch.Tensor):
-        images = [images] if images.dim() == 3 else list(images)
-    out = []
-    for img in images:
-        x = to_unit_range(img[None] if isinstance(img, torch.Tensor) else [img], c)  # [1, C, h0, w0]
-        x = resize(x, (h, w))[0]
-        out.append(1.0 - x if dark_background and light_border(x) else x)
-    return torch.stack(out)
+    if isinstance(images, torch.Tensor) and images.dim() != 3:
+        x = resize(to_unit_range(images, c), (h, w))
+    else:  # one image, or a list of images that may differ in size: each on its own
+        items = [images] if isinstance(images, torch.Tensor) else list(images)
+        x = torch.cat([resize(to_unit_range(i[None] if isinstance(i, torch.Tensor) else [i], c), (h, w)) for i in items])
+    if dark_background:
+        x = torch.where(light_borders(x).view(-1, 1, 1, 1), 1.0 - x, x)
+    return x
 
 
 def resized(img: Image.Image, size: tuple[int, int]) -> Image.Image:
@@ -78,10 +78,10 @@ def resized(img: Image.Image, size: tuple[int, int]) -> Image.Image:
     return img.resize((size[1], size[0]), Image.BOX if shrink else Image.BILINEAR)
 
 
-def light_border(x: torch.Tensor) -> bool:
-    """Whether an image's outermost pixels are mostly light: x float [C, H, W] in [0, 1]."""
-    border = torch.cat([x[:, 0].flatten(), x[:, -1].flatten(), x[:, :, 0].flatten(), x[:, :, -1].flatten()])
-    return border.float().mean().item() > 0.5
+def light_borders(x: torch.Tensor) -> torch.Tensor:
+    """Whether each image's outermost pixels are mostly light: x float [N, C, H, W] in [0, 1] -> bool [N]."""
+    border = torch.cat([x[:, :, 0].flatten(1), x[:, :, -1].flatten(1), x[:, :, :, 0].flatten(1), x[:, :, :, -1].flatten(1)], 1)
+    return border.float().mean(dim=1) > 0.5
 
 
 def read_images(files: list[Path], in_shape: tuple[int, int, int], dark_background: bool) -> torch.Tensor:
