@@ -105,7 +105,7 @@ def objective(sweep, folder: Path, threads: int):
         else:
             values = suggest(trial, sweep)
             pairs = [(values, seed) for seed in sweep.seeds]
-        trial.set_user_attr("worker", f"{socket.gethostname()}:{os.getpid()}")  # which sweep command ran it
+        trial.set_user_attr("worker", worker())  # which sweep command ran it
         done = threading.Event()
         threading.Thread(target=heartbeat, args=(trial, done), daemon=True).start()
         try:
@@ -123,11 +123,15 @@ def objective(sweep, folder: Path, threads: int):
     return run_one
 
 
+def worker() -> str:
+    """This sweep command, as its trials record it: host:pid."""
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
 def failed_here(study: optuna.Study) -> list[str]:
     """The logs of the runs that failed in the trials this sweep command ran (its host and process id)."""
-    me = f"{socket.gethostname()}:{os.getpid()}"
     return [r["log"] for t in study.get_trials(deepcopy=False, states=(TrialState.FAIL,))
-            if t.user_attrs.get("worker") == me for r in t.user_attrs.get("runs", []) if not r["ok"]]
+            if t.user_attrs.get("worker") == worker() for r in t.user_attrs.get("runs", []) if not r["ok"]]
 
 
 def run(study: optuna.Study, sweep, folder: Path, workers: int, threads: int) -> None:
