@@ -69,6 +69,7 @@ class CLI(LightningCLI):
         """Here, not in before_instantiate_classes: LightningCLI reads a checkpoint's hyperparameters right after
         parsing, so best/last must be a file by then."""
         super().parse_arguments(parser, args)
+        self.command_args = list(args) if isinstance(args, (list, tuple)) else None  # for the run's provenance (None: sys.argv)
         subcommand = self.config.get("subcommand")
         config = self.config[subcommand] if subcommand else self.config
         fit_trainer_to_machine(config)
@@ -92,7 +93,8 @@ class CLI(LightningCLI):
     def instantiate_trainer(self, **kwargs):
         trainer = super().instantiate_trainer(**kwargs)
         if self.place.run is not None:  # after ModelCheckpoint (Lightning orders it last): it reads what that saved
-            trainer.callbacks.append(RunRecorder(self.place.run, self.place.evaluation, self.place.checkpoint))
+            trainer.callbacks.append(RunRecorder(self.place.run, self.place.evaluation, self.place.checkpoint,
+                                                 self.command_args))
         return trainer
 
     def before_fit(self) -> None:

@@ -3,6 +3,7 @@ every command on them. No test fixture, registry or method of ours is needed."""
 
 import csv
 import math
+import shlex
 import textwrap
 
 import pytest
@@ -88,11 +89,16 @@ def test_a_users_net_and_data_set_go_through_every_command(user_package, logger)
     best = run.metrics()["best"]
     assert best["score"] > 0.85 and (run.folder / best["path"]).is_file()  # parity of digits: well above chance (0.5)
     assert run.metrics()["num_params"] == 784 * 32 + 32 + 32 * 2 + 2
+    made = run.metrics()["provenance"]  # what made it, found on the user's data module (an MNIST subclass)
+    assert made["command"] == shlex.join(["python", "-m", "src.cli", "fit", "--config", config, *logs])
+    assert made["environment"]["data"]["files"]["train-images-idx3-ubyte"] == "6bbc9ace898e44ae57da46a324031adb"
+    assert made["seed"] == 0 and made["environment"]["hardware"]["cores"] >= 1
     assert (run.folder / ("metrics.csv" if logger == "csv" else "hparams.yaml")).is_file()
 
     main(["test", "--config", config, "--ckpt_path", "best", *logs])  # a new command finds the best checkpoint
     test = run.metrics("test_0")["metrics"]
     assert test["test/samples"] == 10_000 and test["test/acc"] > 0.85
+    assert run.metrics("test_0")["provenance"]["command"].startswith("python -m src.cli test --config")
     report = run.folder / "test_0" / "test_report"
     confmat = list(csv.reader(open(report / "confusion_matrix.csv")))
     assert confmat[0] == ["true \\ predicted", "even", "odd"] and len(confmat) == 3  # two classes, not ten

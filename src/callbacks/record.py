@@ -9,11 +9,13 @@ A fit's metrics.json:
      "epochs": trained epochs, "steps": optimizer steps, "num_params": int, "wall_s": seconds of training,
      "status": running | finished | interrupted | failed,
      "validations": [{epoch, step, val/...}], "epoch_ends": [{epoch, step, every scalar logged by then}],
-     "train_steps": [{step, train/loss}] every log_every_n_steps steps}
-An evaluation's (<run>/test_K/metrics.json): {"stage", "checkpoint", "metrics": {test/acc: ..., ...}}.
+     "train_steps": [{step, train/loss}] every log_every_n_steps steps,
+     "provenance": what made it (src/provenance.py), "earlier_provenance": [the commands it was resumed from]}
+An evaluation's (<run>/test_K/metrics.json): {"stage", "checkpoint", "metrics": {test/acc: ..., ...}, "provenance"}.
 Written atomically at every checkpoint save, epoch end and the end, so it always matches the newest checkpoint.
 """
 
+import os
 import time
 from pathlib import Path
 
@@ -21,6 +23,7 @@ import torch
 from lightning.pytorch import Callback, LightningModule, Trainer
 from lightning.pytorch.trainer.states import TrainerFn
 
+from src import provenance
 from src.runs import Run
 
 
@@ -29,11 +32,31 @@ def scalars(metrics: dict) -> dict[str, float]:
     return {k: float(v) for k, v in metrics.items() if not isinstance(v, torch.Tensor) or v.numel() == 1}
 
 
+def data_folder(datamodule) -> Path | None:
+    """Where a data module's files are (the built-in ones' `folder`), if it says: an extra, discovered."""
+    try:
+        folder = getattr(datamodule, "folder", None)
+    except NotImplementedError:
+        return None
+    return Path(folder) if isinstance(folder, (str, Path)) else None
+
+
 class RunRecorder(Callback):
-    def __init__(self, run: Run, evaluation: str | None = None, checkpoint: str | None = None):
+    def __init__(self, run: Run, evaluation: str | None = None, checkpoint: str | None = None,
+                 args: list[str] | None = None):  # args: the command's, after `python -m src.cli` (None: sys.argv's)
         self.run, self.evaluation, self.checkpoint = run, evaluation, checkpoint  # evaluation: e.g. "test_0"
+        self.args = args
         self.record: dict = {}
+        self.provenance: dict | None = None
         self.started, self.start_step = time.monotonic(), 0
+
+    def setup(self, trainer: Trainer, pl_module: LightningModule, stage: str) -> None:
+        if trainer.is_global_zero:  # seed: what seed_everything set (Lightning's documented variable)
+            device = trainer.strategy.root_device
+            seed = os.environ.get("PL_GLOBAL_SEED")
+            self.provenance = provenance.collect(self.args, data_folder(trainer.datamodule),
+                                                 None if seed is None else int(seed),
+                                                 torch.cuda.get_device_name(device) if device.type == "cuda" else None)
 
     # --- fit -------------------------------------------------------------------------------------------------------
     def on_train_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
@@ -41,8 +64,10 @@ class RunRecorder(Callback):
         restored by now."""
         old = self.run.metrics() if trainer.ckpt_path else {}
         step = trainer.global_step
+        earlier = [*old.get("earlier_provenance", []), old["provenance"]] if old.get("provenance") else []
         self.record = {
             "status": "running", "num_params": sum(p.numel() for p in pl_module.parameters()),
+            "provenance": self.provenance, **({"earlier_provenance": earlier} if earlier else {}),
             "wall_s": old.get("wall_s", 0.0), "best": old.get("best"), "last": old.get("last", {}),
             **{key: [r for r in old.get(key, []) if r["step"] <= step] for key in ("validations", "epoch_ends", "train_steps")}}
         self.started, self.start_step = time.monotonic(), step
@@ -109,4 +134,5 @@ class RunRecorder(Callback):
     def _evaluated(self, trainer: Trainer, stage: str) -> None:
         if trainer.is_global_zero and self.evaluation is not None:
             self.run.write_metrics({"stage": stage, "checkpoint": self.checkpoint,
-                                    "metrics": scalars(trainer.callback_metrics)}, self.evaluation)
+                                    "metrics": scalars(trainer.callback_metrics), "provenance": self.provenance},
+                                   self.evaluation)

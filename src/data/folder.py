@@ -15,7 +15,7 @@ from typing import Literal
 import torch
 
 from src.data.base import ImageDataModule
-from src.data.folder_cache import cached, cache_key
+from src.data.folder_cache import cache_home, cached, cache_key
 from src.data.folder_decode import decode_all, image_size_of
 from src.errors import UsageError
 
@@ -76,7 +76,7 @@ class ImageFolderDataModule(ImageDataModule):
         self.root, self.channels, self.skip_bad, self.max_pixels = Path(root), channels, skip_bad, max_pixels
         self.extensions = tuple(e.lower() if e.startswith(".") else f".{e.lower()}" for e in extensions)
         self.workers = workers or os.cpu_count() or 1
-        self.cache_dir = Path(cache_dir) if cache_dir else cache_home()
+        self.cache_dir = Path(cache_dir) if cache_dir else cache_home("image-folders")
         if self.cache_dir.resolve().is_relative_to(self.root.resolve()):
             raise UsageError(f"cache_dir {self.cache_dir} is inside root {self.root}, which is never written to: "
                              "pass a cache_dir elsewhere")
@@ -162,6 +162,3 @@ class ImageFolderDataModule(ImageDataModule):
         """Saved in every checkpoint by Lightning: which images the carved test split holds (relative to root)."""
         return {"carved_test": getattr(self, "carved_test", [])}
 
-
-def cache_home() -> Path:
-    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "lightning-mnist-template" / "image-folders"
