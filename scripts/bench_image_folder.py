@@ -27,6 +27,7 @@ from PIL import Image
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from src import provenance  # noqa: E402
 from src.data import FashionMNISTDataModule, ImageFolderDataModule  # noqa: E402
 
 
@@ -97,6 +98,7 @@ def main() -> None:
     print(f"FashionMNIST from IDX files {median['builtin_idx_s']:.2f} s (all 70,000 images)")
     print(f"first/cached = {median['first/cached']:.1f}x")
     if args.json:
+        report["provenance"] = provenance.collect(provenance.command())
         args.json.write_text(json.dumps(report, indent=1) + "\n")
 
 

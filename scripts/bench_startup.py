@@ -29,6 +29,8 @@ from pathlib import Path
 
 from lightning.pytorch import Callback
 
+from src import provenance
+
 ROOT = Path(__file__).resolve().parent.parent
 
 # `python -m src.cli` with stamps: the gc calls are the ones src/cli.py makes when it runs as the program (the
@@ -156,8 +158,8 @@ def main() -> None:
     for phase in [*PHASES, "start-up (spawn -> 1st step)", "total"]:
         print(f"{phase:<30}" + "".join(f"{table[n][phase]:>25.2f}" for n in names))
     if args.json:
-        Path(args.json).write_text(json.dumps({"config": args.config, "reps": args.reps, "median_s": table,
-                                               "runs": runs}, indent=2))
+        Path(args.json).write_text(json.dumps({"config": args.config, "reps": args.reps, "median_s": table, "runs": runs,
+                                               "provenance": provenance.collect(provenance.command())}, indent=2))
 
 
 if __name__ == "__main__":

@@ -44,6 +44,7 @@ from torch.utils.data import DataLoader, random_split
 from torchvision import datasets, transforms
 
 from src.cli import main as cli
+from src import provenance
 from src.perf import skip_nvml_without_gpus
 from src.data import MNISTDataModule, default_data_dir
 from src.models import MLP, ImageClassifier
@@ -258,6 +259,7 @@ def main() -> None:
     report["peak_rss_mib"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(f"peak resident memory of this process: {report['peak_rss_mib']:.0f} MiB")
     report.update(extras(args, save_dir))
+    report["provenance"] = provenance.collect(provenance.command(), MNISTDataModule(default_data_dir()).folder)
     if args.json:
         Path(args.json).write_text(json.dumps(report, indent=2))
     shutil.rmtree(save_dir)

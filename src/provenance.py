@@ -108,9 +108,13 @@ def key(environment: dict) -> str:
     return hashlib.sha256(json.dumps(environment, sort_keys=True).encode()).hexdigest()[:12]
 
 
-def collect(args: list[str] | None, data_folder: Path | None, seed: int | None, gpu: str | None = None) -> dict:
-    """args: the CLI's arguments after `python -m src.cli` (None: this process's own)."""
-    command = shlex.join(["python", "-m", "src.cli", *(sys.argv[1:] if args is None else args)])
+def command(module: str | None = None, args: list[str] | None = None) -> str:
+    """This process's command line as a user types it: python -m MODULE ARGS, or python SCRIPT ARGS; args None: sys.argv's."""
+    args = sys.argv[1:] if args is None else args
+    return shlex.join(["python", *(["-m", module] if module else [sys.argv[0]]), *args])
+
+
+def collect(command: str, data_folder: Path | None = None, seed: int | None = None, gpu: str | None = None) -> dict:
     environment = {"git": code(), "packages": packages(), "data": data(data_folder), "hardware": hardware(gpu)}
     return {"command": command, "seed": seed, "data_folder": None if data_folder is None else str(data_folder),
             "environment": environment, "key": key(environment)}

@@ -26,6 +26,9 @@ def test_benchmark_prints_and_saves_the_ratios(mnist_root, tmp_path):
     # Every pipeline ran at the MLP config's batch: T is the default a user gets.
     config = yaml.safe_load((ROOT / "configs" / "mnist_mlp.yaml").read_text())
     assert report["batch_size"] == config["data"]["init_args"]["batch_size"] and f"batch {report['batch_size']}" in proc.stdout
+    made = report["provenance"]  # what made the figures: the command, the MNIST files it read, the machine
+    assert made["command"].startswith("python scripts/benchmark.py --reps 1") and made["environment"]["hardware"]["cores"]
+    assert made["environment"]["data"]["files"]["t10k-labels-idx1-ubyte"] == "27ae3e4e09519cfbb04c329615203637"
 
 
 def test_startup_phases_cover_each_command_from_spawn_to_exit(mnist_root, tmp_path):
@@ -45,6 +48,7 @@ def test_startup_phases_cover_each_command_from_spawn_to_exit(mnist_root, tmp_pa
     (plain,) = report["runs"]["plain PyTorch (1 epoch)"]
     assert list(plain) == ["interpreter", "imports", "data", "to 1st step", "loop", "exit"]
     assert "start-up (spawn -> 1st step)" in proc.stdout
+    assert report["provenance"]["command"].startswith("python scripts/bench_startup.py")
 
 
 def test_image_folder_benchmark_prints_what_it_saves(fashion_root, tmp_path):
@@ -61,3 +65,4 @@ def test_image_folder_benchmark_prints_what_it_saves(fashion_root, tmp_path):
     assert f"cached run                  {median['cached_s']:.2f} s" in proc.stdout
     assert f"first/cached = {median['first/cached']:.1f}x" in proc.stdout and median["first/cached"] > 1
     assert report["images"] == 1600 and len(report["runs"]) == 1
+    assert report["provenance"]["environment"]["packages"]["torch"]

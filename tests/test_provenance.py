@@ -58,8 +58,8 @@ def test_no_repository_records_none(tmp_path, monkeypatch):
 
 
 def test_the_key_is_the_environment_not_the_command_or_seed(tmp_path):
-    a = provenance.collect(["fit", "--seed_everything", "1"], None, 1)
-    b = provenance.collect(["fit", "--seed_everything", "2"], None, 2)
+    a = provenance.collect(provenance.command("src.cli", ["fit", "--seed_everything", "1"]), None, 1)
+    b = provenance.collect(provenance.command("src.cli", ["fit", "--seed_everything", "2"]), None, 2)
     assert a["key"] == b["key"] == provenance.key(json.loads(json.dumps(a["environment"])))
     assert a["command"] == "python -m src.cli fit --seed_everything 1" and a["seed"] == 1
     assert set(a["environment"]) == {"git", "packages", "data", "hardware"}

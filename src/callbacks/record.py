@@ -54,7 +54,7 @@ class RunRecorder(Callback):
         if trainer.is_global_zero:  # seed: what seed_everything set (Lightning's documented variable)
             device = trainer.strategy.root_device
             seed = os.environ.get("PL_GLOBAL_SEED")
-            self.provenance = provenance.collect(self.args, data_folder(trainer.datamodule),
+            self.provenance = provenance.collect(provenance.command("src.cli", self.args), data_folder(trainer.datamodule),
                                                  None if seed is None else int(seed),
                                                  torch.cuda.get_device_name(device) if device.type == "cuda" else None)
 

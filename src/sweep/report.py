@@ -1,213 +1,218 @@
-"""The sweep's report, rebuilt from the storage and the runs' metrics.json: results.csv, results.md and plots.
+"""The sweep's report, in two steps, so that a committed report is data that rebuilds itself:
 
-results_per_seed.csv holds every finished run (one row per point and seed) and epochs_per_seed.csv each run's
-per-epoch train/val accuracy and loss, the numbers behind the means. One row per point (the values of the swept keys): its parameter count, best val acc and test acc (best
-checkpoint) as mean +- std over the seeds that finished, epochs and wall time. Plots: the learning curves of every
-point (val/acc and train/loss against the optimizer step, mean over seeds with a band from the lowest to the highest
-seed), and the objective against each swept key with error bars (std over seeds).
+1. record(): every finished run's numbers, from the storage and the runs' metrics.json (any logger), into
+   results_per_seed.csv (a row per run: point, seed, parameters, objective, best val acc, test acc, epochs, wall
+   time, and its provenance: key, commit, dirty tree, command), epochs_per_seed.csv (a row per run and epoch: every
+   scalar logged by the epoch's end) and provenance.json (each provenance key's environment, src/provenance.py).
+2. build(): everything else from those files alone: results.csv and results.md (per point mean, std and the 95 %
+   Student-t interval over seeds; each point's paired difference to the best with its interval and p-value,
+   src/stats.py), best.yaml and the plots (src/sweep/plots.py). --report-only in a clone with neither runs nor
+   storage rebuilds a committed report from its two per-seed files.
 """
 
 import csv
 import json
 import math
-import re
 import shlex
-import statistics
 from pathlib import Path
 
-import matplotlib.pyplot as plt
 import optuna
 import yaml
 from optuna.trial import TrialState
 
+from src import stats
+from src.sweep import plots
 from src.sweep.spec import column, label, point_name
 from src.sweep.trials import fit_args, run_numbers
 
-
-def points(study: optuna.Study, sweep) -> dict[str, list[dict]]:
-    """Point (its values as JSON) -> the finished runs' numbers, one per seed, from every COMPLETE trial."""
-    grouped: dict[str, list[dict]] = {}
-    for trial in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
-        values = trial.user_attrs["values"]
-        for run in trial.user_attrs["runs"]:
-            numbers = run_numbers(Path(run["run"]), sweep.metric)
-            grouped.setdefault(json.dumps(values), []).append({**numbers, "seed": run["seed"], "wall": run["wall"]})
-    order = [json.dumps(v) for v in sweep.grid()] if sweep.sampler == "grid" else sorted(grouped)
-    return {key: sorted(grouped[key], key=lambda r: r["seed"]) for key in order if key in grouped}
-
-
-def mean_std(values: list[float]) -> tuple[float, float]:
-    return statistics.fmean(values), (statistics.stdev(values) if len(values) > 1 else 0.0)
-
-
-def rows(grouped: dict[str, list[dict]]) -> list[dict]:
-    table = []
-    for key, runs in grouped.items():
-        row = dict(label(k, v) for k, v in json.loads(key).items())
-        row["params"] = runs[0]["num_params"]
-        for name in ("objective", "val_acc_best", "test_acc"):
-            row[f"{name}_mean"], row[f"{name}_std"] = mean_std([r[name] for r in runs])
-        row["epochs"] = statistics.fmean(r["epochs"] for r in runs)
-        row["wall_s"] = statistics.fmean(r["wall"] for r in runs)
-        row["seeds"] = len(runs)
-        table.append(row)
-    return table
+PER_SEED, PER_EPOCH = "results_per_seed.csv", "epochs_per_seed.csv"
+COLUMNS = {"num_params": "params", "wall_s": "wall_s"}  # trade-off metrics that are per-seed columns already
+METRICS = ("objective", "val_acc_best", "test_acc")  # the per-seed numbers summarised per point
+UNRECORDED = "-"  # the provenance key of a run made before runs recorded theirs
 
 
 def write_csv(path: Path, rows: list[dict]) -> None:
+    fields = list(dict.fromkeys(k for r in rows for k in r))  # every row's keys, first seen first (grad norms vary)
     with open(path, "w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=list(rows[0]))
+        writer = csv.DictWriter(f, fieldnames=fields, restval="")
         writer.writeheader()
         writer.writerows(rows)
 
 
-def write_per_seed(grouped: dict[str, list[dict]], folder: Path) -> None:
-    """results_per_seed.csv: a row per run; epochs_per_seed.csv: a row per run and validation (the i-th logged point
-    of each per-epoch tag, with the optimizer step of its val/acc)."""
-    runs, epochs = [], []
-    for key, seeds in grouped.items():
-        labels = dict(label(k, v) for k, v in json.loads(key).items())
-        for r in seeds:
-            runs.append({**labels, "seed": r["seed"], "params": r["num_params"], "objective": r["objective"],
-                         "val_acc_best": r["val_acc_best"], "test_acc": r["test_acc"], "epochs": r["epochs"],
-                         "wall_s": round(r["wall"], 1)})
-            curves = r["epoch_curves"]
-            for i, (step, val_acc) in enumerate(curves["val/acc"]):
-                at = {tag.replace("/", "_"): (c[i][1] if i < len(c) else "") for tag, c in curves.items()}
-                epochs.append({**labels, "seed": r["seed"], "epoch": i + 1, "step": step, **at})
-    write_csv(folder / "results_per_seed.csv", runs)
+def record(study: optuna.Study, sweep, folder: Path) -> int:
+    """results_per_seed.csv, epochs_per_seed.csv and provenance.json from every COMPLETE trial -> runs recorded."""
+    runs, epochs, environments = [], [], {}
+    for trial in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.PRUNED)):
+        if "runs" not in trial.user_attrs:  # a grid's placeholder (no point left), not a run
+            continue
+        values = trial.user_attrs["values"]
+        labels = {**dict(label(k, v) for k, v in values.items()), "point": json.dumps(values)}
+        for run in trial.user_attrs["runs"]:
+            numbers = run_numbers(Path(run["run"]), sweep.metric)
+            made = numbers["provenance"]
+            environments[made.get("key", UNRECORDED)] = made.get("environment")
+            git = (made.get("environment") or {}).get("git", {})
+            state = {"state": trial.state.name.lower()} if sweep.pruner else {}  # complete | pruned (stopped early)
+            runs.append({**labels, "seed": run["seed"], **state, "params": numbers["num_params"],
+                         **{name: numbers[name] for name in METRICS}, "epochs": numbers["epochs"],
+                         "wall_s": round(run["wall"], 1),
+                         **{target_column(m): numbers["last"].get(m) for m, _ in sweep.targets[1:] if m not in COLUMNS},
+                         "provenance": made.get("key", UNRECORDED),
+                         "commit": git.get("commit"), "dirty": git.get("dirty"), "command": made.get("command")})
+            epochs += [{**labels, "seed": run["seed"], **{k.replace("/", "_"): v for k, v in end.items()},
+                        "epoch": end["epoch"] + 1} for end in numbers["epoch_ends"]]  # epoch: how many are done
+    if not runs:
+        return 0
+    order = {json.dumps(v): i for i, v in enumerate(sweep.grid())} if sweep.sampler == "grid" else {}
+    by_point = lambda r: (order.get(r["point"], len(order)), r["point"], r["seed"], r.get("epoch", 0))  # noqa: E731
+    write_csv(folder / PER_SEED, sorted(runs, key=by_point))
     if epochs:
-        write_csv(folder / "epochs_per_seed.csv", epochs)
+        write_csv(folder / PER_EPOCH, sorted(epochs, key=by_point))
+    (folder / "provenance.json").write_text(json.dumps(environments, indent=1, sort_keys=True) + "\n")
+    return len(runs)
 
 
-def write_tables(table: list[dict], folder: Path, sweep) -> str:
-    write_csv(folder / "results.csv", table)
-    keys = [column(k) for k in sweep.params]
-    lines = [f"| {' | '.join(keys)} | params | best val acc | test acc ({sweep.test_ckpt} ckpt) | epochs | wall s | seeds |",
-             "|" + "---|" * (len(keys) + 6)]
-    for r in table:
-        lines.append(f"| {' | '.join(str(r[k]) for k in keys)} | {r['params']:,} | {100 * r['val_acc_best_mean']:.2f} ± "
-                     f"{100 * r['val_acc_best_std']:.2f} % | {100 * r['test_acc_mean']:.2f} ± {100 * r['test_acc_std']:.2f} % "
-                     f"| {r['epochs']:.1f} | {r['wall_s']:.0f} | {r['seeds']} |")
-    text = "\n".join(lines)
-    (folder / "results.md").write_text(f"# Sweep {sweep.name}\n\nobjective: {sweep.metric} ({sweep.direction}); "
-                                       f"mean ± std over seeds {sweep.seeds}\n\n{text}\n")
+def target_column(metric: str) -> str:
+    """The per-seed column of a trade-off objective: params, wall_s, or the logged metric (val/loss -> val_loss)."""
+    return COLUMNS.get(metric, metric.replace("/", "_"))
+
+
+def pareto(table: list[dict], sweep) -> list[bool]:
+    """Whether each point is on the Pareto front of the sweep's objectives (their means over seeds): no other point
+    is at least as good in every objective and better in one."""
+    signs = [1 if d == "maximize" else -1 for _, d in sweep.targets]
+    columns = ["objective_mean", *(target_column(m) for m, _ in sweep.targets[1:])]
+    scores = [[sign * row[c] for sign, c in zip(signs, columns)] for row in table]
+    return [not any(all(o >= m for o, m in zip(other, mine)) and other != mine for other in scores) for mine in scores]
+
+
+def number(text: str):
+    """A CSV cell back as the number it was written from (repr round-trips floats exactly); text stays text."""
+    for kind in (int, float):
+        try:
+            return kind(text)
+        except ValueError:
+            pass
     return text
 
 
-def band(ax, curves: list[list[float]], xs, name: str) -> None:
-    """Mean of the seeds' curves with a band from their lowest to their highest value."""
-    n = min(len(c) for c in curves)
-    if n == 0:  # a run too short to log a point (train/loss is written every log_every_n_steps)
-        return
-    columns = [[c[i] for c in curves] for i in range(n)]
-    ax.plot(xs[:n], [statistics.fmean(c) for c in columns], label=name)
-    ax.fill_between(xs[:n], [min(c) for c in columns], [max(c) for c in columns], alpha=0.2)
+def read_csv(path: Path) -> list[dict]:
+    with open(path, newline="") as f:
+        return [{k: number(v) for k, v in row.items()} for row in csv.DictReader(f)]
 
 
-def smooth(values: list[float], weight: float = 0.9) -> list[float]:
-    """TensorBoard's smoothing: an exponential moving average, debiased at the start. One logged mini-batch's loss is
-    too noisy to compare runs by."""
-    out, avg = [], 0.0
-    for i, v in enumerate(values):
-        avg = weight * avg + (1 - weight) * v
-        out.append(avg / (1 - weight ** (i + 1)))
-    return out
+def grouped(rows: list[dict]) -> dict[str, list[dict]]:
+    """point (its values as JSON) -> its rows, in the file's order (the grid's)."""
+    groups: dict[str, list[dict]] = {}
+    for r in rows:
+        groups.setdefault(r["point"], []).append(r)
+    return groups
 
 
-def plot_curves(grouped: dict[str, list[dict]], folder: Path) -> None:
-    fig, (acc, loss) = plt.subplots(1, 2, figsize=(12, 4.5))
-    for key, runs in grouped.items():
-        name = point_name(json.loads(key))
-        band(acc, [[v for _, v in r["val_curve"]] for r in runs], [s for s, _ in runs[0]["val_curve"]], name)
-        band(loss, [smooth([v for _, v in r["loss_curve"]]) for r in runs], [s for s, _ in runs[0]["loss_curve"]], name)
-    acc.set(xlabel="optimizer step", ylabel="validation accuracy (fraction)", title="val/acc (band: min-max over seeds)")
-    loss.set(xlabel="optimizer step", ylabel="training loss (cross-entropy, nats)",
-             title="train/loss (moving average 0.9 of the logged steps)")
-    if loss.lines:
-        loss.set_yscale("log")
-    for ax in (acc, loss):
-        ax.grid(True, alpha=0.3)
-        if ax.lines:
-            ax.legend(fontsize=7)
-    save(fig, folder / "curves.png")
-
-
-def plot_grad_norms(grouped: dict[str, list[dict]], folder: Path) -> None:
-    """Where runs logged grad_norm/* (src.callbacks.GradNorms): each weight's gradient norm, median over the logged
-    steps and the seeds, against its depth (input first). A fan falling towards the input is a vanishing gradient."""
-    fig, ax = plt.subplots(figsize=(7, 4.2))
-    for key, runs in grouped.items():
-        # input layer first: by the module indices in the names (layers.2.weight before layers.10.weight)
-        names = sorted(runs[0]["grad_norms"], key=lambda n: [int(i) for i in re.findall(r"\d+", n)])
-        if names:
-            ax.plot(range(1, len(names) + 1), [statistics.median(v for r in runs for v in r["grad_norms"][n]) for n in names],
-                    "o-", label=point_name(json.loads(key)))
-    if not ax.lines:
-        return plt.close(fig)
-    ax.set(xlabel="weight layer (1 = next to the input)", ylabel="gradient 2-norm (median over steps and seeds)",
-           yscale="log", title="gradient norm per layer")
-    ax.grid(True, alpha=0.3, which="both")
-    ax.legend(fontsize=7)
-    save(fig, folder / "grad_norms.png")
-
-
-def save(fig, path: Path) -> None:
-    fig.tight_layout()
-    fig.savefig(path, dpi=90)
-    plt.close(fig)
-
-
-def plot_objective(table: list[dict], sweep, folder: Path) -> None:
-    """One plot per swept key: the objective at each of its values, one series per setting of the other keys."""
-    columns = [column(k) for k in sweep.params]
-    for key in columns:
-        others = [c for c in columns if c != key]
-        xs = list(dict.fromkeys(r[key] for r in table))
-        series: dict[tuple, list[dict]] = {}
-        for r in table:
-            series.setdefault(tuple(r[c] for c in others), []).append(r)
-        fig, ax = plt.subplots(figsize=(6.5, 4.2))
-        for i, (rest, rs) in enumerate(series.items()):
-            shift = 0.08 * (i - (len(series) - 1) / 2)  # side by side, so that the error bars do not hide each other
-            ax.errorbar([xs.index(r[key]) + shift for r in rs], [r["objective_mean"] for r in rs],
-                        yerr=[r["objective_std"] for r in rs], fmt="o-", capsize=4,
-                        label=", ".join(f"{c}={v}" for c, v in zip(others, rest)) or "mean ± std over seeds")
-        ax.set_xticks(range(len(xs)), xs, rotation=20, fontsize=7)
-        ax.set(xlabel=key, ylabel=f"{sweep.metric} (fraction)", title=f"{sweep.name}: {sweep.metric} against {key}")
-        ax.grid(True, alpha=0.3)
-        ax.legend(fontsize=7)
-        save(fig, folder / f"objective_{key}.png")
-
-
-def write_best(grouped: dict[str, list[dict]], table: list[dict], sweep, folder: Path) -> str:
-    """best.yaml: the point with the best mean objective over its seeds (table's rows are grouped's points, in order),
-    and the command that trains it again."""
+def rows(points: dict[str, list[dict]], sweep) -> list[dict]:
+    """A row per point: values, params, mean/std/ci95 per metric, epochs, wall; then the paired difference of its
+    objective and test acc to the best point's (by mean objective) on the seeds both ran."""
     sign = 1 if sweep.direction == "maximize" else -1
-    key, row = max(zip(grouped, table), key=lambda kr: sign * kr[1]["objective_mean"]
-                   if math.isfinite(kr[1]["objective_mean"]) else -math.inf)
+    table = []
+    for key, runs in points.items():
+        row = dict(label(k, v) for k, v in json.loads(key).items())
+        row["params"] = runs[0]["params"]
+        for name in METRICS:
+            s = stats.summary([r[name] for r in runs])
+            row[f"{name}_mean"], row[f"{name}_std"], row[f"{name}_ci95"] = s.mean, s.std, s.half_width
+        row["epochs"] = sum(r["epochs"] for r in runs) / len(runs)
+        row["wall_s"] = sum(r["wall_s"] for r in runs) / len(runs)
+        row["seeds"] = len(runs)
+        for metric, _ in sweep.targets[1:]:
+            if metric not in COLUMNS:
+                row[target_column(metric)] = sum(r[target_column(metric)] for r in runs) / len(runs)
+        if "state" in runs[0]:
+            row["pruned"] = sum(r["state"] == "pruned" for r in runs)
+        table.append(row)
+    best = max(range(len(table)), key=lambda i: sign * table[i]["objective_mean"]
+               if math.isfinite(table[i]["objective_mean"]) else -math.inf)
+    ref = list(points.values())[best]
+    for row, runs in zip(table, points.values()):
+        for name in ("objective", "test_acc"):
+            p = stats.paired({r["seed"]: r[name] for r in runs}, {r["seed"]: r[name] for r in ref})
+            row[f"{name}_vs_best"], row[f"{name}_vs_best_ci95"] = p.difference.mean, p.difference.half_width
+            row[f"{name}_vs_best_p"], row[f"{name}_vs_best_resolved"] = p.p, p.resolved
+            row["vs_best_seeds"] = p.difference.n  # the seeds both points ran
+        row["best"] = row is table[best]
+    if sweep.trade_offs:
+        for row, on_front in zip(table, pareto(table, sweep)):
+            row["pareto"] = on_front
+    return table
+
+
+def percent(mean: float, std: float, ci: float) -> str:
+    interval = "" if math.isnan(ci) else f" (± {100 * ci:.2f})"
+    return f"{100 * mean:.2f} ± {100 * std:.2f}{interval} %"
+
+
+def difference(row: dict, name: str) -> str:
+    if row["best"]:
+        return "(best)"
+    if math.isnan(row[f"{name}_vs_best_p"]):
+        return f"{100 * row[f'{name}_vs_best']:+.2f} % (one shared seed: no test)"
+    verdict = "resolved" if row[f"{name}_vs_best_resolved"] else f"not resolved with {row['vs_best_seeds']} seeds"
+    return (f"{100 * row[f'{name}_vs_best']:+.2f} ± {100 * row[f'{name}_vs_best_ci95']:.2f} %, "
+            f"p = {row[f'{name}_vs_best_p']:.2g}, {verdict}")
+
+
+def markdown(table: list[dict], sweep) -> str:
+    keys = [column(k) for k in sweep.params]
+    lines = [f"| {' | '.join(keys)} | params | best val acc | test acc ({sweep.test_ckpt} ckpt) | epochs | wall s | seeds |",
+             "|" + "---|" * (len(keys) + 6)]
+    lines += [f"| {' | '.join(str(r[k]) for k in keys)} | {r['params']:,} | "
+              f"{percent(r['val_acc_best_mean'], r['val_acc_best_std'], r['val_acc_best_ci95'])} | "
+              f"{percent(r['test_acc_mean'], r['test_acc_std'], r['test_acc_ci95'])} | {r['epochs']:.1f} | "
+              f"{r['wall_s']:.0f} | {r['seeds']}{' (pruned)' if r.get('pruned') else ''} |" for r in table]
+    lines += ["", f"Paired by seed against the best point (by mean {sweep.metric}): the mean difference ± the half-width "
+              "of its 95 % Student-t interval, and a two-sided paired t-test; resolved: the interval excludes 0.", "",
+              f"| {' | '.join(keys)} | {sweep.metric} − best | test acc − best |", "|" + "---|" * (len(keys) + 2)]
+    lines += [f"| {' | '.join(str(r[k]) for k in keys)} | {difference(r, 'objective')} | {difference(r, 'test_acc')} |"
+              for r in table]
+    if sweep.trade_offs:
+        goals = ", ".join(f"{m} ({d})" for m, d in sweep.targets)
+        front = [", ".join(str(r[k]) for k in keys) for r in table if r["pareto"]]
+        lines += ["", f"Pareto front of {goals}, on the means over seeds: {'; '.join(front)}"]
+    return "\n".join(lines)
+
+
+def write_best(points: dict[str, list[dict]], table: list[dict], sweep, folder: Path) -> str:
+    """best.yaml: the point with the best mean objective and the command that trains it again."""
+    key, row = next((k, r) for k, r in zip(points, table) if r["best"])
     values = json.loads(key)
     command = shlex.join(["python", "-m", "src.cli", "fit", *fit_args(sweep, values, sweep.seeds[0])])
     best = {"point": dict(label(k, v) for k, v in values.items()), "values": values,
-            sweep.metric: {"mean": row["objective_mean"], "std": row["objective_std"],
-                           "seeds": [r["seed"] for r in grouped[key]]}, "command": command}
+            sweep.metric: {"mean": row["objective_mean"], "std": row["objective_std"], "ci95": row["objective_ci95"],
+                           "seeds": [r["seed"] for r in points[key]]}, "command": command}
     (folder / "best.yaml").write_text(yaml.safe_dump(best, sort_keys=False, width=1000))
     return f"best: {point_name(values)} ({sweep.metric} {row['objective_mean']:.4f} ± {row['objective_std']:.4f}): " \
            f"{folder / 'best.yaml'}"
 
 
-def report(study: optuna.Study, sweep, folder: Path) -> str:  # folder: where the report goes
-    """Writes results.csv, results.md, results_per_seed.csv, epochs_per_seed.csv, best.yaml, curves.png, objective_<key>.png (and grad_norms.png) into folder."""
-    grouped = points(study, sweep)
-    if not grouped:
+def build(sweep, folder: Path) -> str:
+    """results.csv, results.md, best.yaml and the plots from results_per_seed.csv and epochs_per_seed.csv alone."""
+    points = grouped(read_csv(folder / PER_SEED))
+    epochs = grouped(read_csv(folder / PER_EPOCH)) if (folder / PER_EPOCH).is_file() else {}
+    table = rows(points, sweep)
+    write_csv(folder / "results.csv", table)
+    text = markdown(table, sweep)
+    pictures = plots.draw(epochs, table, sweep, folder)
+    (folder / "results.md").write_text(
+        f"# Sweep {sweep.name}\n\nobjective: {sweep.metric} ({sweep.direction}); mean ± std (± half-width of the 95 % "
+        f"Student-t interval of the mean) over seeds {sweep.seeds}; rebuilt from {PER_SEED} by the sweep's command "
+        f"with --report-only\n\n{text}\n"
+        + "".join(f"\n![{name[:-4]}]({name})\n" for name in pictures))
+    return f"{text}\n{write_best(points, table, sweep, folder)}\nreport: {folder / 'results.md'}"
+
+
+def report(study: optuna.Study | None, sweep, folder: Path) -> str:
+    """Records the finished runs (when there is a study with some) and builds the report from the per-seed files."""
+    if study is not None and record(study, sweep, folder) == 0 and not (folder / PER_SEED).is_file():
         return f"sweep {sweep.name}: no finished trial yet in {folder}"
-    table = rows(grouped)
-    text = write_tables(table, folder, sweep)
-    write_per_seed(grouped, folder)
-    plot_curves(grouped, folder)
-    plot_objective(table, sweep, folder)
-    plot_grad_norms(grouped, folder)
-    pictures = ["curves.png", *(f"objective_{column(k)}.png" for k in sweep.params), "grad_norms.png"]
-    with open(folder / "results.md", "a") as f:
-        f.writelines(f"\n![{name[:-4]}]({name})\n" for name in pictures if (folder / name).is_file())
-    return f"{text}\n{write_best(grouped, table, sweep, folder)}\nreport: {folder / 'results.md'}"
+    if not (folder / PER_SEED).is_file():
+        return f"sweep {sweep.name}: neither a study nor {folder / PER_SEED} to report from"
+    return build(sweep, folder)

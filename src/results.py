@@ -1,0 +1,100 @@
+"""README's result numbers, written from the committed studies' files (scripts/results/sweeps/<study>/results.csv,
+itself rebuilt from the study's per-seed rows: src/sweep/report.py), never by hand:
+
+    python -m src.results            # rewrite every marked block of README.md from the files
+    python -m src.results --check    # exit 1, naming each block, where README disagrees with the files
+
+A block is the text between a marker and <!-- /results -->:
+    <!-- results table STUDY -->               the study's table: a row per point, test accuracy mean ± std (± the
+                                               95 % interval's half-width), its paired difference to the best point
+    <!-- results STUDY METRIC [KEY=VALUE] -->  inline: METRIC's mean ± std of each point (where column KEY is VALUE),
+                                               joined by " / "; METRIC: test_acc, val_acc_best or objective
+"""
+
+import argparse
+import re
+import sys
+from pathlib import Path
+
+from src.sweep.report import difference, percent, read_csv
+
+ROOT = Path(__file__).resolve().parent.parent
+STUDIES = ROOT / "scripts" / "results" / "sweeps"
+BLOCK = re.compile(r"(<!-- results (?P<args>[^>]*?) -->)(?P<body>.*?)(<!-- /results -->)", re.DOTALL)
+FIXED = {"params", "epochs", "wall_s", "seeds", "best", "vs_best_seeds", "pruned", "pareto"}  # results.csv's columns that are not keys
+
+
+def keys(row: dict) -> list[str]:
+    """A row's point columns (hidden, net, trick, ...): those before the numbers."""
+    return [k for k in row if k not in FIXED and not k.startswith(("objective", "val_acc_best", "test_acc"))]
+
+
+def study_rows(study: str) -> list[dict]:
+    path = STUDIES / study / "results.csv"
+    if not path.is_file():
+        raise ValueError(f"no {path.relative_to(ROOT)}: run the study's sweep (python -m src.sweep "
+                         f"configs/sweeps/{study}.yaml) or fix the marker")
+    return read_csv(path)
+
+
+def table(study: str) -> str:
+    rows = study_rows(study)
+    names = keys(rows[0])
+    lines = [f"| {' | '.join(names)} | params | test acc, mean ± std (± 95 % interval) | against the best point, "
+             "paired by seed | epochs | wall s | seeds |", "|" + "---|" * (len(names) + 6)]
+    lines += [f"| {' | '.join(str(r[k]) for k in names)} | {r['params']:,} | "
+              f"{percent(r['test_acc_mean'], r['test_acc_std'], r['test_acc_ci95'])} | {difference(r, 'test_acc')} | "
+              f"{r['epochs']:.1f} | {r['wall_s']:.0f} | {r['seeds']} |" for r in rows]
+    return "\n" + "\n".join(lines) + "\n"
+
+
+def inline(study: str, metric: str, *where: str) -> str:
+    rows = study_rows(study)
+    for condition in where:
+        key, _, value = condition.partition("=")
+        rows = [r for r in rows if str(r.get(key)) == value]
+    if not rows:
+        raise ValueError(f"no point of {study} where {' and '.join(where)}")
+    return " / ".join(f"{100 * r[f'{metric}_mean']:.2f} ± {100 * r[f'{metric}_std']:.2f}" for r in rows) + " %"
+
+
+def render(args: str) -> str:
+    words = args.split()
+    return table(*words[1:]) if words[0] == "table" else inline(*words)
+
+
+def rewrite(text: str) -> tuple[str, list[str]]:
+    """-> the text with every block rendered from the files, and the markers of the blocks that changed."""
+    stale = []
+
+    def one(match: re.Match) -> str:
+        body = render(match["args"])
+        if body != match["body"]:
+            stale.append(match[1])
+        return match[1] + body + match[4]
+
+    return BLOCK.sub(one, text), stale
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m src.results", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--check", action="store_true", help="change nothing; exit 1 where README is stale")
+    parser.add_argument("--readme", type=Path, default=ROOT / "README.md")
+    args = parser.parse_args(argv)
+    try:
+        new, stale = rewrite(args.readme.read_text())
+    except (ValueError, TypeError, KeyError) as err:
+        print(f"error: a results marker in {args.readme}: {err}", file=sys.stderr)
+        return 2
+    if args.check:
+        for marker in stale:
+            print(f"stale: {marker} (python -m src.results rewrites it from the files)", file=sys.stderr)
+        return 1 if stale else 0
+    args.readme.write_text(new)
+    print(f"{args.readme}: {len(stale)} block(s) rewritten")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
