@@ -129,8 +129,9 @@ def check_net_takes_data_shape(config: Namespace) -> None:
                          "hands the data module's to the net")
 
 
-def main(args: list[str] | None = None, run: bool = True) -> CLI:
-    """The command line; with run=False (tests, notebooks) args hold no subcommand and nothing runs."""
+def main(args: list[str] | None = None, run: bool = True, callbacks: list | None = None) -> CLI:
+    """The command line; with run=False (tests, notebooks) args hold no subcommand and nothing runs. callbacks: added
+    to the trainer's own, outside the config (a sweep trial's pruning report: src/sweep/prune.py)."""
     perf.at_start()
     quiet()
     logging.getLogger("lightning.fabric.utilities.seed").setLevel(logging.WARNING)  # the seed is in config.yaml
@@ -140,7 +141,7 @@ def main(args: list[str] | None = None, run: bool = True) -> CLI:
     try:
         return CLI(LightningModule, LightningDataModule, subclass_mode_model=True, subclass_mode_data=True, args=args,
                    parser_kwargs={"exit_on_error": False, "allow_abbrev": False, **{s: defaults for s in SUBCOMMANDS}}
-                   if run else defaults, run=run)
+                   if run else defaults, run=run, trainer_defaults={"callbacks": callbacks} if callbacks else None)
     except SIGTERMException:  # CheckpointOnInterrupt has saved and said how to resume
         sys.exit(128 + signal.SIGTERM)
     except KeyboardInterrupt:  # Ctrl-C before Lightning's own handling took over (importing, parsing, building)

@@ -1,5 +1,5 @@
 """python -m src.sweep configs/sweeps/<name>.yaml [--workers N] [--storage URL] [--trials N] [--threads N] [--report-only]
-                                                [--out DIR]
+                                                [--out DIR] [--name NAME [--seeds S ...] [--dotted.key VALUE ...]]
 
 Runs a sweep file (src/sweep/spec.py) with Optuna: every trial is `fit` + `test --ckpt_path best` (or the file's
 test_ckpt) in processes of their own (src/sweep/trials.py), logged under lightning_logs/sweeps/<name>/<trial name>/. The study lives in
@@ -7,7 +7,12 @@ lightning_logs/sweeps/<name>/optuna.db (SQLite) unless --storage names a databas
 or journal:PATH (Optuna's journal file, for a shared file system): the same command on several machines with one
 --storage shares the work. Running the command again resumes: finished trials are kept, trials that were running
 when a sweep died are run again, a grid point is never run twice. The report (src/sweep/report.py) is rebuilt from
-the storage and the runs' metrics.json at the end, or alone with --report-only.
+the storage and the runs' metrics.json at the end, or alone with --report-only; without a storage, --report-only
+rebuilds a committed report from its per-seed files (python -m src.sweep FILE --report-only --out scripts/results/...).
+
+Dotted CLI keys after the file (--trainer.max_epochs 1) are fixed overrides on top of the file's, and --seeds
+replaces its seeds: a quick version of a committed study without copying the file. Such a changed sweep is another
+study, so it needs its own --name (lightning_logs/sweeps/<name>/), never mixing with the file's.
 """
 
 import argparse
@@ -31,17 +36,70 @@ def parse(argv):
     parser.add_argument("--report-only", action="store_true", help="rebuild the report without training")
     parser.add_argument("--save-dir", type=Path, default=Path("lightning_logs/sweeps"), help="where sweeps live")
     parser.add_argument("--out", type=Path, default=None, help="where the report goes (default: the sweep's folder)")
-    return parser.parse_args(argv)
+    parser.add_argument("--stale-after", type=int, default=None, metavar="SECONDS",
+                        help="a running trial without a heartbeat for this long belongs to a dead sweep: it is failed "
+                             "and run again, once (default 120)")
+    parser.add_argument("--name", default=None, help="the study's name (default: the file's); needed with overrides")
+    parser.add_argument("--seeds", type=int, nargs="+", default=None, help="instead of the file's seeds")
+    args, rest = parser.parse_known_args(argv)
+    args.overrides = overrides(rest, parser)
+    return args
 
 
-def sqlite_storage(url: str):
+def overrides(rest: list[str], parser) -> dict:
+    """--dotted.key VALUE or --dotted.key=VALUE pairs -> {dotted.key: the value as YAML reads it (1, [64], null)}."""
+    import yaml
+
+    found, i = {}, 0
+    while i < len(rest):
+        key, _, value = rest[i].partition("=")
+        if not key.startswith("--") or "." not in key:
+            parser.error(f"unrecognized argument {rest[i]!r}: after the file, give options of this command or dotted "
+                         "CLI keys with a value, e.g. --trainer.max_epochs 1")
+        if not _:
+            if i + 1 == len(rest):
+                parser.error(f"{key} needs a value, e.g. {key} 1")
+            value, i = rest[i + 1], i + 1
+        found[key[2:]] = yaml.safe_load(value)
+        i += 1
+    return found
+
+
+def apply_command_line(sweep, args: argparse.Namespace) -> None:
+    """--trials, and the overrides and seeds that make another study (hence --name)."""
+    if args.trials is not None:
+        sweep.trials = args.trials
+    if (args.overrides or args.seeds) and args.name in (None, sweep.name):
+        raise UsageError(f"overrides or --seeds change the sweep, which must not mix with the study {sweep.name!r}: "
+                         f"add --name {sweep.name}_quick (or any new name)")
+    if args.name is not None:
+        sweep.name = args.name
+    sweep.overrides = {**sweep.overrides, **args.overrides}
+    sweep.seeds = args.seeds or sweep.seeds
+
+
+def heartbeat(stale_after: int | None) -> dict:
+    """Optuna's fault tolerance on a database: each running trial's heartbeat, and a trial without one for stale_after
+    seconds (a sweep SIGKILLed, a machine lost) is failed by the next sweep command and queued again, once. None (a
+    trial's own process, which only reports to its trial): none."""
+    import optuna
+
+    if stale_after is None:
+        return {}
+    from src.sweep.study import HEARTBEAT
+
+    return {"heartbeat_interval": min(HEARTBEAT, max(1, stale_after // 2)), "grace_period": stale_after,
+            "heartbeat_stale_trial_callback": optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry=1)}
+
+
+def sqlite_storage(url: str, stale_after: int | None):
     """Optuna's RDBStorage on SQLite, with every transaction taking the write lock as it begins (BEGIN IMMEDIATE).
     Optuna hands a queued trial to a worker by reading it WAITING and then writing RUNNING; it locks the row
     (SELECT ... FOR UPDATE) to make that atomic, which SQLite ignores, so under its default deferred transactions two
     workers could both take the same grid point (and one of them crash the sweep when it reports back)."""
     from sqlalchemy import event
 
-    storage = rdb_storage(url, engine_kwargs={"connect_args": {"timeout": 120}})
+    storage = rdb_storage(url, engine_kwargs={"connect_args": {"timeout": 120}}, **heartbeat(stale_after))
     event.listen(storage.engine, "connect", lambda connection, _: setattr(connection, "isolation_level", None))
     event.listen(storage.engine, "begin", lambda connection: connection.exec_driver_sql("BEGIN IMMEDIATE"))
     storage.engine.dispose()  # the connections opened before the listeners existed
@@ -65,19 +123,19 @@ def rdb_storage(url: str, attempts: int = 5, **kwargs):
             time.sleep(1 + attempt)
 
 
-def open_storage(url: str | None, folder: Path):
+def open_storage(url: str | None, folder: Path, stale_after: int | None = None):
     import optuna
     from optuna.storages.journal import JournalFileBackend
 
     try:
         if url is None:
             folder.mkdir(parents=True, exist_ok=True)
-            return sqlite_storage(f"sqlite:///{folder / 'optuna.db'}")
+            return sqlite_storage(f"sqlite:///{folder / 'optuna.db'}", stale_after)
         if url.startswith("sqlite:"):
-            return sqlite_storage(url)
+            return sqlite_storage(url, stale_after)
         if url.startswith("journal:"):
             return optuna.storages.JournalStorage(JournalFileBackend(url.removeprefix("journal:")))
-        return rdb_storage(url)
+        return rdb_storage(url, **heartbeat(stale_after))
     except Exception as err:  # a driver error, a refused connection, a bad URL, a folder that cannot be written
         raise UsageError(f"cannot open the storage {url or folder / 'optuna.db'} ({type(err).__name__}: "
                          f"{' '.join(str(err).split())[:200]}); pass a reachable --storage URL or journal:PATH") from err
@@ -110,7 +168,7 @@ def stop_on_signals() -> None:
     """SIGTERM (a scheduler, kill) and Ctrl-C end the sweep: the running trials' processes are ended, Optuna marks
     their trials failed, and the next run of the same command runs them again. A signal that comes while no trial
     process runs waits for the next trial's start (trials._run): raised between trials, inside Optuna's writes, it
-    could leave a trial marked running, which a resumed sweep would skip until it is STALE."""
+    could leave a trial marked running, which a resumed sweep would skip until it is stale (--stale-after)."""
     from src.sweep.trials import LIVE, STOPPING
 
     def handler(signum, frame):
@@ -127,16 +185,22 @@ def sweep_command(args: argparse.Namespace) -> None:
     """Run the sweep's missing trials (unless --report-only), then write and print its report."""
     if args.workers <= 0:
         raise UsageError(f"--workers must be at least 1, got {args.workers}")
+    from src.sweep.study import STALE
+
+    args.stale_after = STALE if args.stale_after is None else args.stale_after
+    if args.stale_after <= 0:
+        raise UsageError(f"--stale-after must be a positive number of seconds, got {args.stale_after}")
     from src.sweep.spec import load
 
     sweep = load(args.file)
-    if args.trials is not None:
-        sweep.trials = args.trials
+    apply_command_line(sweep, args)
     folder = args.save_dir / sweep.name
-    storage = open_storage(args.storage, folder)
     from src.sweep.study import open_study, run
 
-    study = open_study(sweep, storage, folder)
+    if args.report_only and args.storage is None and not (folder / "optuna.db").is_file():
+        study = None  # no runs here (a fresh clone): the report is rebuilt from the per-seed files in --out
+    else:
+        study = open_study(sweep, open_storage(args.storage, folder, args.stale_after), folder)
     if not args.report_only:
         from src.forked import processes
 
@@ -144,7 +208,8 @@ def sweep_command(args: argparse.Namespace) -> None:
         validate(sweep)
         threads = args.threads or max(1, (os.cpu_count() or 1) // args.workers)
         stop_on_signals()
-        run(study, sweep, folder, args.workers, threads)
+        run(study, sweep, folder, args.workers, threads, args.stale_after,
+            args.storage or f"sqlite:///{folder / 'optuna.db'}")
         from src.sweep.trials import STOPPING
 
         if STOPPING.is_set():  # stopped after the last trial had started: no report, exit as stopped
@@ -166,6 +231,9 @@ class TrialsFailed(Exception):
 
 
 def main(argv: list[str] | None = None) -> None:
+    from src.quiet import quiet
+
+    quiet()
     try:
         sweep_command(parse(argv))
     except UsageError as err:

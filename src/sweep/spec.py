@@ -11,8 +11,14 @@
     seeds: [0, 1, 2]                        # each point repeated: seed_everything and the data module's seed
     sampler: grid                           # grid (lists only) | tpe | random
     trials: 20                              # for tpe / random: how many points
-    objective: {metric: val/acc_best, direction: maximize}
+    objective: {metric: val/acc_best, direction: maximize}  # or a list: the first, then trade-offs against it, e.g.
+                                            # [{metric: val/acc_best, direction: maximize},
+                                            #  {metric: num_params, direction: minimize}]: the report's Pareto front
+                                            # (num_params, wall_s, or any metric the run logs)
     test_ckpt: best                         # which checkpoint each trial tests: best (by val/acc) | last (the last epoch's)
+    pruner: {name: median, n_warmup_steps: 2}  # tpe / random only: stop hopeless trials (median | successive_halving |
+                                            # hyperband | threshold, with the pruner's arguments; steps count the fit's
+                                            # validations)
     extends: tricks.yaml                    # another sweep file (relative to this one): its keys, then this file's on
                                             # top (overrides merged key by key), e.g. the same study on other data
 """
@@ -27,7 +33,7 @@ import yaml
 from src.errors import UsageError
 
 SAMPLERS = ("grid", "tpe", "random")
-KEYS = {"base", "overrides", "params", "seeds", "sampler", "trials", "objective", "test_ckpt", "extends"}
+KEYS = {"base", "overrides", "params", "seeds", "sampler", "trials", "objective", "test_ckpt", "extends", "pruner"}
 
 
 @dataclass
@@ -42,6 +48,13 @@ class Sweep:
     metric: str = "val/acc_best"
     direction: str = "maximize"
     test_ckpt: str = "best"  # the checkpoint each trial's test command evaluates: best | last
+    pruner: dict | None = None  # {name, the pruner's arguments} (src/sweep/prune.py); None: every trial runs to its end
+    trade_offs: list[dict] = field(default_factory=list)  # further objectives [{metric, direction}]: a Pareto front
+
+    @property
+    def targets(self) -> list[tuple[str, str]]:
+        """(metric, direction) of every objective, the first one first."""
+        return [(self.metric, self.direction), *((t["metric"], t["direction"]) for t in self.trade_offs)]
 
     def grid(self) -> list[dict]:
         """Every combination of the listed values, in the file's order (the last key varies fastest)."""
@@ -62,8 +75,9 @@ class Sweep:
     def space(self) -> str:
         """What identifies the search: a sweep of the same name must not change it (see src.sweep.__main__)."""
         last = {"test_ckpt": self.test_ckpt} if self.test_ckpt != "best" else {}  # studies from before the key: unchanged
+        extra = {**({"pruner": self.pruner} if self.pruner else {}), **({"trade_offs": self.trade_offs} if self.trade_offs else {})}
         return json.dumps({"base": self.base, "overrides": self.overrides, "params": self.params, "seeds": self.seeds,
-                           "sampler": self.sampler, "metric": self.metric, **last}, sort_keys=True)
+                           "sampler": self.sampler, "metric": self.metric, **last, **extra}, sort_keys=True)
 
 
 def is_group(key: str) -> bool:
@@ -112,10 +126,15 @@ def load(path: Path) -> Sweep:
     if not isinstance(base, list) or not all(isinstance(b, str) for b in base):
         raise UsageError(f"{path}: base must name the --config file(s) to start from, e.g. base: configs/mnist_mlp.yaml")
     objective = spec.get("objective") or {}
+    objective, *trade_offs = objective if isinstance(objective, list) and objective else [objective]
+    if not isinstance(objective, dict) or not all(isinstance(t, dict) and {"metric", "direction"} <= set(t)
+                                                  for t in trade_offs):
+        raise UsageError(f"{path}: objective is {{metric, direction}} or a list of them, e.g. [{{metric: val/acc_best, "
+                         "direction: maximize}, {metric: num_params, direction: minimize}]")
     sweep = Sweep(name=path.stem, base=base, params=spec.get("params") or {}, overrides=spec.get("overrides") or {},
                   seeds=list(spec.get("seeds", [0])), sampler=spec.get("sampler", "grid"), trials=int(spec.get("trials", 20)),
                   metric=objective.get("metric", "val/acc_best"), direction=objective.get("direction", "maximize"),
-                  test_ckpt=spec.get("test_ckpt", "best"))
+                  test_ckpt=spec.get("test_ckpt", "best"), pruner=spec.get("pruner"), trade_offs=trade_offs)
     check(sweep, path)
     return sweep
 
@@ -125,8 +144,11 @@ def check(sweep: Sweep, path: Path) -> None:
         raise UsageError(f"{path}: unknown sampler {sweep.sampler!r}; choose one of {', '.join(SAMPLERS)}")
     if sweep.test_ckpt not in ("best", "last"):
         raise UsageError(f"{path}: test_ckpt must be best or last, not {sweep.test_ckpt!r}")
-    if sweep.direction not in ("maximize", "minimize"):
-        raise UsageError(f"{path}: objective direction must be maximize or minimize, not {sweep.direction!r}")
+    for metric, direction in sweep.targets:
+        if direction not in ("maximize", "minimize"):
+            raise UsageError(f"{path}: objective {metric}'s direction must be maximize or minimize, not {direction!r}")
+    if sweep.trade_offs and sweep.pruner is not None:
+        raise UsageError(f"{path}: Optuna prunes single-objective studies only: remove pruner or the trade-offs")
     if not sweep.seeds or not all(isinstance(s, int) for s in sweep.seeds):
         raise UsageError(f"{path}: seeds must be a non-empty list of integers, e.g. seeds: [0, 1, 2]")
     if not sweep.params:
@@ -142,11 +164,27 @@ def check(sweep: Sweep, path: Path) -> None:
                 raise UsageError(f"{path}: {key} must be a list of values or {{low, high[, log][, step]}}")
         elif not isinstance(values, list) or not values:
             raise UsageError(f"{path}: {key} has no values: give a non-empty list (the grid would be empty)")
+    if sweep.pruner is not None:
+        check_pruner(sweep, path)
     if sweep.sampler != "grid" and sweep.trials <= 0:
         raise UsageError(f"{path}: trials must be positive for sampler: {sweep.sampler}")
     if not sweep.base and not any(is_group(k) and all("config" in v for v in vs) for k, vs in sweep.params.items()):
         raise UsageError(f"{path}: no config to start from: add base: configs/<name>.yaml, or a config to every value "
                          "of a group")
+
+
+def check_pruner(sweep: Sweep, path: Path) -> None:
+    from src.sweep.prune import PRUNERS
+
+    if sweep.sampler == "grid":
+        raise UsageError(f"{path}: a grid runs every point to compare them all, so it takes no pruner; use sampler: "
+                         "tpe or random, or remove pruner")
+    if not isinstance(sweep.pruner, dict) or sweep.pruner.get("name") not in PRUNERS:
+        raise UsageError(f"{path}: pruner needs a name, one of {', '.join(PRUNERS)}, e.g. pruner: {{name: median}}")
+    try:
+        PRUNERS[sweep.pruner["name"]](**{k: v for k, v in sweep.pruner.items() if k != "name"})
+    except (TypeError, ValueError) as err:
+        raise UsageError(f"{path}: pruner {sweep.pruner['name']}: {err}") from err
 
 
 def check_group(key: str, values, path: Path) -> None:

@@ -7,8 +7,10 @@ twice. TPE / random: each trial draws a point and runs it for every seed in turn
 """
 
 import json
+import logging
 import os
 import socket
+import sys
 import threading
 import time
 from pathlib import Path
@@ -17,17 +19,37 @@ import optuna
 from optuna.trial import TrialState
 
 from src.errors import UsageError
-from src.sweep.trials import run_numbers, run_trial
+from src.sweep.devices import Devices, sharing, visible_gpus
+from src.sweep.prune import make_pruner, pruned_at
+from src.sweep.trials import run_numbers, run_trial, target
 
-STALE = 120  # seconds without a heartbeat after which a running trial is taken to belong to a dead sweep
+HEARTBEAT = 30  # seconds between a running trial's heartbeats (Optuna's on SQLite/PostgreSQL/MySQL; ours on a journal)
+STALE = 120  # default --stale-after: seconds without a heartbeat after which a running trial belongs to a dead sweep
 optuna.logging.set_verbosity(optuna.logging.WARNING)
+
+
+class NoTracebacks(logging.Filter):
+    """Optuna logs every failed trial with its traceback. Ours fail with a RuntimeError naming the run's log (the
+    traceback is only our own raise), and a stopped sweep with a KeyboardInterrupt, which __main__ answers with the
+    one resume line: the first keeps its one-line message, the second says nothing."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        error = record.exc_info[1] if record.exc_info else None
+        if isinstance(error, KeyboardInterrupt):
+            return False
+        if isinstance(error, RuntimeError):
+            record.exc_info = None
+        return True
+
+
+logging.getLogger("optuna.study._optimize").addFilter(NoTracebacks())  # the logger of Optuna's trial loop
 
 
 def open_study(sweep, storage, folder: Path) -> optuna.Study:
     sampler = {"grid": optuna.samplers.RandomSampler, "random": optuna.samplers.RandomSampler,
                "tpe": optuna.samplers.TPESampler}[sweep.sampler](seed=0)
     study = optuna.create_study(study_name=sweep.name, storage=storage, load_if_exists=True, sampler=sampler,
-                                direction=sweep.direction)
+                                directions=[direction for _, direction in sweep.targets], pruner=make_pruner(sweep.pruner))
     space = study.user_attrs.get("space")
     if space is None:
         study.set_user_attr("space", sweep.space())
@@ -38,18 +60,30 @@ def open_study(sweep, storage, folder: Path) -> optuna.Study:
 
 
 def heartbeat(trial: optuna.Trial, done: threading.Event) -> None:
-    """Mark the trial alive every 30 s while it runs, so that other sweeps can tell it from a dead one's."""
-    while not done.wait(30):
+    """Journal storages only (Optuna has no heartbeat for them): mark the trial alive every HEARTBEAT seconds."""
+    while not done.wait(HEARTBEAT):
         try:
             trial.set_user_attr("alive", time.time())
         except optuna.exceptions.UpdateFinishedTrialError:  # it has just finished: nothing left to mark
             return
 
 
-def fail_stale(study: optuna.Study) -> None:
+def own_heartbeat(study: optuna.Study) -> bool:
+    """Whether this study's storage lacks Optuna's heartbeat (a journal file): then ours runs."""
+    return isinstance(study._storage, optuna.storages.JournalStorage)
+
+
+def fail_stale(study: optuna.Study, stale_after: float) -> None:
+    """Trials left running by a dead sweep are failed and queued again, once. Optuna does this on a database
+    (RDBStorage's heartbeat, grace period and RetryFailedTrialCallback: src/sweep/__main__.py); on a journal file,
+    which has no heartbeat in Optuna, our own thread's "alive" mark says the same, and the grid's enqueue_missing
+    queues the pair again."""
+    optuna.storages.fail_stale_trials(study)  # a database's: Optuna's heartbeat; nothing for a journal
+    if not own_heartbeat(study):
+        return
     for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
         alive = t.user_attrs.get("alive", t.datetime_start.timestamp() if t.datetime_start else 0)
-        if time.time() - alive > STALE:
+        if time.time() - alive > stale_after:
             study.tell(t.number, state=TrialState.FAIL, skip_if_finished=True)
 
 
@@ -90,10 +124,10 @@ def suggest(trial: optuna.Trial, sweep) -> dict:
     return values
 
 
-def objective(sweep, folder: Path, threads: int):
+def objective(sweep, folder: Path, threads: int, devices: Devices, storage_url: str):
     grid = sweep.grid()
 
-    def run_one(trial: optuna.Trial) -> float:
+    def run_one(trial: optuna.Trial) -> float | list[float]:
         if sweep.sampler == "grid":
             if "point" not in trial.user_attrs:  # not a queued pair: another worker took the last one first
                 trial.study.stop()
@@ -107,9 +141,18 @@ def objective(sweep, folder: Path, threads: int):
             pairs = [(values, seed) for seed in sweep.seeds]
         trial.set_user_attr("worker", worker())  # which sweep command ran it
         done = threading.Event()
-        threading.Thread(target=heartbeat, args=(trial, done), daemon=True).start()
+        if own_heartbeat(trial.study):
+            threading.Thread(target=heartbeat, args=(trial, done), daemon=True).start()
+        # the first seed's fit reports to the pruner (one curve per trial); a pruned trial runs no further seeds
+        report = {"storage": storage_url, "study": sweep.name, "trial": trial.number, "metric": sweep.metric,
+                  "pruner": sweep.pruner} if sweep.pruner else None
+        runs, pruned = [], None
         try:
-            runs = [run_trial(sweep, values, seed, folder, threads) for values, seed in pairs]
+            with devices.take() as device:
+                for values, seed in pairs:
+                    runs.append(run_trial(sweep, values, seed, folder, threads, device, report if not runs else None))
+                    if report and runs[-1]["ok"] and (pruned := pruned_at(trial)) is not None:
+                        break
         finally:
             done.set()
         trial.set_user_attr("values", pairs[0][0])
@@ -117,8 +160,11 @@ def objective(sweep, folder: Path, threads: int):
         failed = [r for r in runs if not r["ok"]]
         if failed:
             raise RuntimeError(f"trial {trial.number} failed: see {failed[0]['log']}")
-        scores = [run_numbers(Path(r["run"]), sweep.metric)["objective"] for r in runs]
-        return sum(scores) / len(scores)
+        if pruned is not None:  # Optuna records it PRUNED with its last reported value
+            raise optuna.TrialPruned(f"pruned at validation {pruned}")
+        numbers = [run_numbers(Path(r["run"]), sweep.metric) for r in runs]
+        means = [sum(target(n, r, metric) for n, r in zip(numbers, runs)) / len(runs) for metric, _ in sweep.targets]
+        return means[0] if len(means) == 1 else means  # a trade-off: one value per objective
 
     return run_one
 
@@ -134,16 +180,20 @@ def failed_here(study: optuna.Study) -> list[str]:
             if t.user_attrs.get("worker") == worker() for r in t.user_attrs.get("runs", []) if not r["ok"]]
 
 
-def run(study: optuna.Study, sweep, folder: Path, workers: int, threads: int) -> None:
-    fail_stale(study)
+def run(study: optuna.Study, sweep, folder: Path, workers: int, threads: int, stale_after: float, storage_url: str) -> None:
+    fail_stale(study, stale_after)
     callbacks = []
     if sweep.sampler == "grid":
         if enqueue_missing(study, sweep) == 0:
             return
         callbacks.append(lambda s, t: s.stop() if not s.get_trials(deepcopy=False, states=(TrialState.WAITING,)) else None)
     else:
-        finished = len(study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)))
-        if finished >= sweep.trials:
+        done = (TrialState.COMPLETE, TrialState.PRUNED)  # a pruned trial counts: a resumed sweep does not redo it
+        if len(study.get_trials(deepcopy=False, states=done)) >= sweep.trials:
             return
-        callbacks.append(optuna.study.MaxTrialsCallback(sweep.trials, states=(TrialState.COMPLETE,)))
-    study.optimize(objective(sweep, folder, threads), n_jobs=workers, callbacks=callbacks, catch=(RuntimeError,))
+        callbacks.append(optuna.study.MaxTrialsCallback(sweep.trials, states=done))
+    gpus = visible_gpus()
+    if note := sharing(workers, gpus):
+        print(note, file=sys.stderr)
+    study.optimize(objective(sweep, folder, threads, Devices(workers, gpus), storage_url), n_jobs=workers,
+                   callbacks=callbacks, catch=(RuntimeError,))

@@ -39,10 +39,10 @@ def fit_args(sweep, values: dict, seed: int) -> list[str]:
             "--seed_everything", str(seed), "--data.init_args.seed", str(seed)]
 
 
-def _run(commands: list[list[str]], env: dict, log: Path) -> int:
+def _run(commands: list[list[str]], env: dict, log: Path, report: dict | None = None) -> int:
     """The CLI commands one after the other in one new process (python -m src.sweep.trials, forked: src/forked.py):
-    one start-up, not two. -> its exit code."""
-    proc = forked.start("src.sweep.trials", [json.dumps(commands)], env, str(log))
+    one start-up, not two; the first (the fit) reports to the pruner where report says. -> its exit code."""
+    proc = forked.start("src.sweep.trials", [json.dumps({"commands": commands, "report": report})], env, str(log))
     try:
         with _LOCK:
             LIVE.add(proc)
@@ -59,20 +59,28 @@ def _run(commands: list[list[str]], env: dict, log: Path) -> int:
             LIVE.discard(proc)
 
 
-def run_trial(sweep, values: dict, seed: int, save_dir: Path, threads: int) -> dict:
-    """-> {"run": the run folder, "ok": both commands succeeded, "wall": seconds, "log": the commands' output}."""
+def trial_env(threads: int, device: str | None) -> dict[str, str]:
+    """A trial's environment: its share of the CPU threads, and its GPU alone where it has one (src/sweep/devices.py)."""
+    env = {**os.environ, "OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads), "PYTHONUNBUFFERED": "1"}
+    return {**env, "CUDA_VISIBLE_DEVICES": device} if device is not None else env
+
+
+def run_trial(sweep, values: dict, seed: int, save_dir: Path, threads: int, device: str | None = None,
+              report: dict | None = None) -> dict:
+    """-> {"run": the run folder, "ok": both commands succeeded, "wall": seconds, "log": the commands' output}.
+    report: where the fit reports to the pruner (src/sweep/prune.py), or None."""
     name = trial_name(values, seed)
     logger = ["--trainer.logger.init_args.save_dir", str(save_dir), "--trainer.logger.init_args.name", name,
               "--trainer.enable_progress_bar", "false"]
     version = ["--trainer.logger.init_args.version", f"version_{next_version(save_dir / name)}"]  # the name says the rest
-    env = {**os.environ, "OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads), "PYTHONUNBUFFERED": "1"}
+    env = trial_env(threads, device)
     (save_dir / name).mkdir(parents=True, exist_ok=True)
     log = save_dir / name / "trial.log"
     start = time.time()
     before = set((save_dir / name).glob("version_*"))
     args = [*fit_args(sweep, values, seed), *logger]
     try:
-        ok = _run([["fit", *args, *version], ["test", *args, "--ckpt_path", sweep.test_ckpt]], env, log) == 0
+        ok = _run([["fit", *args, *version], ["test", *args, "--ckpt_path", sweep.test_ckpt]], env, log, report) == 0
     except BaseException:
         ok = False
         STOPPING.set()
@@ -82,26 +90,31 @@ def run_trial(sweep, values: dict, seed: int, save_dir: Path, threads: int) -> d
             shutil.rmtree(run, ignore_errors=True)
         raise KeyboardInterrupt
     return {"run": str(runs[-1]) if runs else "", "ok": ok and bool(runs), "wall": time.time() - start, "start": start,
-            "end": time.time(), "log": str(log)}
+            "end": time.time(), "log": str(log), "device": device}
 
 
 def run_numbers(folder: Path, metric: str) -> dict:
-    """The numbers a report needs from one finished run's metrics.json (curves as [(step, value)]: val/acc per
-    validation, train/loss every log_every_n_steps steps, and per epoch train/acc, train/loss_epoch, val/acc, val/loss)."""
+    """The numbers a report needs from one finished run's metrics.json: its objective, best val acc, test acc (its
+    last evaluation), epochs, parameters, provenance, and per epoch every scalar logged by its end (train/acc,
+    train/loss_epoch, val/acc, val/loss, grad_norm/..., with the epoch and optimizer step)."""
     run = Run(folder)
     fit, tests = run.metrics(), run.evaluations("test")
     test = run.metrics(tests[-1]).get("metrics", {}) if tests else {}
-    validations, ends = fit.get("validations", []), fit.get("epoch_ends", [])
     nan = float("nan")
     return {"objective": fit.get("last", {}).get(metric, nan),
-            "val_acc_best": max((v["val/acc"] for v in validations if "val/acc" in v), default=nan),
+            "val_acc_best": max((v["val/acc"] for v in fit.get("validations", []) if "val/acc" in v), default=nan),
             "test_acc": test.get("test/acc", nan), "epochs": fit.get("epochs", 0), "num_params": fit.get("num_params", 0),
-            "val_curve": [(v["step"], v["val/acc"]) for v in validations if "val/acc" in v],
-            "loss_curve": [(r["step"], r["train/loss"]) for r in fit.get("train_steps", [])],
-            "epoch_curves": {tag: [(e["step"], e[tag]) for e in ends if tag in e]
-                             for tag in ("train/acc", "train/loss_epoch", "val/acc", "val/loss")},
-            "grad_norms": {k.removeprefix("grad_norm/"): [e[k] for e in ends if k in e]
-                           for k in (ends[-1] if ends else {}) if k.startswith("grad_norm/")}}
+            "provenance": fit.get("provenance") or {}, "epoch_ends": fit.get("epoch_ends", []), "last": fit.get("last", {})}
+
+
+def target(numbers: dict, run: dict, metric: str) -> float:
+    """One objective's value for a finished run: its parameter count, its trial's wall time, or a logged metric's
+    value at the last validation (run_numbers' output, run_trial's)."""
+    if metric == "num_params":
+        return numbers["num_params"]
+    if metric == "wall_s":
+        return run["wall"]
+    return numbers["last"].get(metric, float("nan"))
 
 
 if __name__ == "__main__":  # a trial's process: fit, then test the best checkpoint (see _run)
@@ -109,6 +122,14 @@ if __name__ == "__main__":  # a trial's process: fit, then test the best checkpo
 
     from src.cli import main
 
-    for command in json.loads(sys.argv[1]):
-        main(command)
+    spec = json.loads(sys.argv[1])
+    if spec["report"]:
+        from src.sweep.__main__ import open_storage
+        from src.sweep.prune import reporter
+
+        report = spec["report"]
+        storage = open_storage(report["storage"], Path("."))  # the sweep's own, resolved to a URL
+        callbacks = [reporter(storage, report["study"], report["trial"], report["metric"], report["pruner"])]
+    for i, command in enumerate(spec["commands"]):
+        main(command, callbacks=callbacks if spec["report"] and i == 0 else None)
     gc.freeze()  # exit without a last collection over every object, as src.cli does

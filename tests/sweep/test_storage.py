@@ -12,7 +12,7 @@ def open_at(folder, start: float, results) -> None:
     while time.time() < start:  # every process leaves this loop at the same instant, all imports done
         pass
     try:
-        open_storage(None, folder).get_all_studies()
+        open_storage(None, folder, 120).get_all_studies()
         results.put("ok")
     except Exception as err:  # the test shows what went wrong in which process
         results.put(f"{type(err).__name__}: {str(err)[:200]}")

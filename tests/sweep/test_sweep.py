@@ -85,6 +85,36 @@ def test_a_grid_over_seeds_reports_what_its_runs_logged(grid_sweep):
 
 
 @pytest.mark.slow
+def test_the_per_seed_rows_carry_provenance_and_rebuild_the_report_alone(grid_sweep, tmp_path):
+    """What a committed study is: its two per-seed files. In a folder with nothing else (no storage, no runs),
+    --report-only rebuilds the sweep's tables, best point and plots exactly."""
+    import json
+
+    from PIL import Image
+
+    folder = grid_sweep[0] / "logs" / "grid"
+    per_seed = list(csv.DictReader(open(folder / "results_per_seed.csv")))
+    environments = json.loads((folder / "provenance.json").read_text())
+    for row in per_seed:
+        assert row["provenance"] in environments and len(row["commit"]) == 40 and row["dirty"] in ("True", "False")
+        assert row["command"].startswith("python -m src.cli fit --config configs/mnist_mlp.yaml")
+        assert f"--seed_everything {row['seed']}" in row["command"]
+    assert environments[per_seed[0]["provenance"]]["data"]["files"]["t10k-labels-idx1-ubyte"] == \
+        "27ae3e4e09519cfbb04c329615203637"  # real MNIST's test labels
+    out = tmp_path / "committed"
+    out.mkdir()
+    for name in ("results_per_seed.csv", "epochs_per_seed.csv"):
+        (out / name).write_bytes((folder / name).read_bytes())
+    proc = sweep(tmp_path, GRID, "--report-only", "--out", str(out))
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert not (tmp_path / "logs").exists()  # no storage was created to rebuild it
+    for name in ("results.csv", "results.md", "best.yaml"):
+        assert (out / name).read_bytes() == (folder / name).read_bytes(), name
+    for png in ("curves.png", "objective_hidden.png"):
+        assert list(Image.open(out / png).getdata()) == list(Image.open(folder / png).getdata()), png
+
+
+@pytest.mark.slow
 def test_running_again_resumes_without_repeating_a_point(grid_sweep, tmp_path):
     """SIGTERM after the first trial finished; the same command again: exactly grid x seeds fit runs, a full table;
     a third run trains nothing. The fixture's sweep (same file, two workers) agrees on every number: runs are
@@ -105,7 +135,7 @@ def test_running_again_resumes_without_repeating_a_point(grid_sweep, tmp_path):
         time.sleep(0.5)
     proc.send_signal(signal.SIGTERM)
     _, err = proc.communicate(timeout=60)
-    assert proc.returncode == 143 and "run the same command again to resume" in err
+    assert proc.returncode == 143 and "run the same command again to resume" in err and "Traceback" not in err
     again = sweep(tmp_path, GRID)
     assert again.returncode == 0, again.stderr[-3000:]
     folder = tmp_path / "logs" / "grid"
@@ -117,6 +147,57 @@ def test_running_again_resumes_without_repeating_a_point(grid_sweep, tmp_path):
         assert mine["hidden"] == ref["hidden"]
         for key in ("objective_mean", "objective_std", "test_acc_mean", "test_acc_std"):
             assert float(mine[key]) == pytest.approx(float(ref[key]), abs=1e-6)
+
+
+@pytest.mark.slow
+def test_a_sigkilled_sweep_runs_its_lost_trial_again_once(tmp_path):
+    """SIGKILL mid-trial: no handler runs and the trial stays RUNNING in the storage. After the grace period the next
+    command fails it by Optuna's heartbeat and queues it again, once: every (point, seed) finished exactly once."""
+    import optuna
+
+    proc = sweep(tmp_path, GRID, "--stale-after", "2", wait=False)
+    db = tmp_path / "logs" / "grid" / "optuna.db"
+    deadline = time.time() + 300
+
+    def running() -> bool:
+        try:
+            with closing(sqlite3.connect(f"file:{db}?mode=ro", uri=True)) as connection:
+                return connection.execute("SELECT COUNT(*) FROM trials WHERE state = 'RUNNING'").fetchone()[0] > 0
+        except sqlite3.OperationalError:
+            return False
+
+    while time.time() < deadline and not (db.exists() and running() and list(tmp_path.glob("logs/grid/*/trial.log"))):
+        time.sleep(0.2)
+    proc.send_signal(signal.SIGKILL)
+    proc.communicate(timeout=60)
+    time.sleep(3)  # past the grace period; the trial's own process ends with its sweep (src/forked.py)
+    again = sweep(tmp_path, GRID, "--stale-after", "2")
+    assert again.returncode == 0, again.stderr[-3000:]
+    trials = optuna.load_study(study_name="grid", storage=f"sqlite:///{db}").trials
+    done = sorted((t.user_attrs["point"], t.user_attrs["seed"]) for t in trials if t.state.name == "COMPLETE")
+    assert done == [(0, 0), (0, 1), (1, 0), (1, 1)]
+    lost = [t.number for t in trials if t.state.name == "FAIL"]
+    retried = [t.system_attrs["failed_trial"] for t in trials if "failed_trial" in t.system_attrs]
+    assert len(lost) == 1 and retried == lost  # the lost trial, run again exactly once
+    assert all(r["seeds"] == "2" for r in table(tmp_path / "logs" / "grid"))
+
+
+@pytest.mark.slow
+def test_optuna_dashboard_reads_the_sweeps_storage(grid_sweep):
+    """README's optuna-dashboard line on the sweep's SQLite file, through the dashboard's HTTP API (no browser)."""
+    import io
+    import json
+    from wsgiref.util import setup_testing_defaults
+
+    from optuna_dashboard import wsgi
+
+    app = wsgi(f"sqlite:///{grid_sweep[0] / 'logs' / 'grid' / 'optuna.db'}")
+    environ = {"PATH_INFO": "/api/studies", "wsgi.input": io.BytesIO()}
+    setup_testing_defaults(environ)
+    status = []
+    body = b"".join(app(environ, lambda code, headers, exc_info=None: status.append(code)))
+    (study,) = json.loads(body)["study_summaries"]
+    assert status == ["200 OK"] and study["study_name"] == "grid" and study["directions"] == ["maximize"]
 
 
 @pytest.mark.slow
@@ -136,6 +217,23 @@ def bad(tmp_path, text, *args, name="bad") -> str:
     lines = proc.stderr.strip().splitlines()
     assert proc.returncode == 2 and lines and lines[-1].startswith("error: ") and "Traceback" not in proc.stderr, proc.stderr
     return lines[-1]
+
+
+def test_command_line_overrides_make_a_quick_study_of_its_own_name(tmp_path):
+    """A committed study's file, run quickly: fixed overrides and seeds after the file, under a new --name."""
+    assert "add --name grid_quick" in bad(tmp_path, GRID, "--trainer.limit_train_batches", "2", name="grid")
+    assert "add --name grid_quick" in bad(tmp_path, GRID, "--seeds", "0", name="grid")
+    assert "Option 'limit_train_batchs' is not accepted" in bad(
+        tmp_path, GRID, "--name", "quick", "--trainer.limit_train_batchs", "2", name="grid")  # validated like the file's
+    proc = sweep(tmp_path, GRID, "--name", "quick", "--seeds", "0", "--trainer.limit_train_batches=2")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    folder = tmp_path / "logs" / "quick"
+    assert not (tmp_path / "logs" / "grid").exists()
+    per_seed = list(csv.DictReader(open(folder / "results_per_seed.csv")))
+    assert [(r["hidden"], r["seed"]) for r in per_seed] == [("[16]", "0"), ("[32]", "0")]
+    from src.runs import Run
+
+    assert [Run(p).metrics()["steps"] for p in fit_runs(folder)] == [2, 2]  # the override, not the file's 4
 
 
 def test_bad_sweeps_are_one_line_before_any_trial(tmp_path):
@@ -217,8 +315,9 @@ def test_a_sweep_file_extends_another_point_for_point(tmp_path):
 def test_a_changed_search_space_needs_a_new_name(tmp_path):
     (tmp_path / "logs").mkdir()
     first = GRID.replace("[[16], [32]]", "[[8]]").replace("seeds: [0, 1]", "seeds: [0]")
-    sweep(tmp_path, first, "--report-only")  # creates the study (and reports that nothing has finished)
-    assert "with a different search space already exists" in bad(tmp_path, GRID, "--report-only", name="grid")
+    storage = ["--storage", f"sqlite:///{tmp_path / 'logs' / 'optuna.db'}"]
+    sweep(tmp_path, first, "--report-only", *storage)  # creates the study (and reports that nothing has finished)
+    assert "with a different search space already exists" in bad(tmp_path, GRID, "--report-only", *storage, name="grid")
 
 
 SWEEPS = sorted((ROOT / "configs" / "sweeps").glob("*.yaml"))
@@ -298,6 +397,58 @@ def test_a_tpe_sweep_draws_its_trials_and_writes_the_best(tmp_path):
     top = max(rows, key=lambda r: float(r["objective_mean"]))
     assert len(rows) == 3 and best["val/acc_best"]["mean"] == pytest.approx(float(top["objective_mean"]), abs=1e-9)
     assert best["point"]["max_lr"] == top["max_lr"] and f"--model.init_args.scheduler.init_args.max_lr {top['max_lr']}" in best["command"]
+
+
+@pytest.mark.slow
+def test_a_pruned_trial_stops_early_keeps_its_tested_run_and_is_not_rerun(tmp_path):
+    """A threshold no tiny fit reaches prunes every trial at its first validation (deterministic): the fit stops
+    after one of its three epochs like an early-stopped run, its best checkpoint is tested, Optuna records it PRUNED
+    with that validation's value, and the same command again trains nothing."""
+    import optuna
+
+    from src.runs import Run
+
+    text = (GRID.replace("trainer.max_epochs: 1", "trainer.max_epochs: 3").replace("sampler: grid", "sampler: random")
+            .replace("seeds: [0, 1]", "seeds: [0]") + "trials: 2\npruner: {name: threshold, lower: 0.99}\n")
+    proc = sweep(tmp_path, text, name="pruned")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    folder = tmp_path / "logs" / "pruned"
+    trials = optuna.load_study(study_name="pruned", storage=f"sqlite:///{folder / 'optuna.db'}").trials
+    assert [t.state.name for t in trials] == ["PRUNED", "PRUNED"] and all(t.user_attrs["pruned_at"] == 0 for t in trials)
+    runs = fit_runs(folder)
+    for trial, run in zip(trials, sorted(runs, key=lambda p: p.stat().st_mtime)):
+        fit = Run(run).metrics()
+        assert fit["epochs"] == 1 and fit["steps"] == 4 and fit["status"] == "finished"  # stopped after epoch 1 of 3
+        assert trial.value == pytest.approx(fit["validations"][0]["val/acc_best"], abs=1e-7)  # its last report
+        assert Run(run).evaluations("test")  # the kept run was tested
+    assert {r["state"] for r in csv.DictReader(open(folder / "results_per_seed.csv"))} == {"pruned"}
+    assert sweep(tmp_path, text, name="pruned").returncode == 0 and fit_runs(folder) == runs  # nothing trained again
+    assert "takes no pruner" in bad(tmp_path, GRID + "pruner: {name: median}\n")
+    assert "pruner needs a name" in bad(tmp_path, text.replace("threshold", "halfway"))
+
+
+@pytest.mark.slow
+def test_a_two_objective_sweep_reports_its_pareto_front(tmp_path):
+    import optuna
+
+    text = GRID.replace("seeds: [0, 1]", "seeds: [0]") + (
+        "objective: [{metric: val/acc_best, direction: maximize}, {metric: num_params, direction: minimize}]\n")
+    proc = sweep(tmp_path, text, name="pareto")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    folder = tmp_path / "logs" / "pareto"
+    trials = optuna.load_study(study_name="pareto", storage=f"sqlite:///{folder / 'optuna.db'}").trials
+    rows = table(folder)
+    for trial in trials:  # one value per objective: the run's val/acc_best and its parameter count
+        row = next(r for r in rows if r["hidden"] == f"[{16 * (1 + trial.params['point'])}]")
+        assert trial.values == [pytest.approx(float(row["objective_mean"])), int(row["params"])]
+    assert [r["pareto"] for r in rows] == [str(p) for p in pareto_by_eye(rows)]
+    assert (folder / "pareto.png").read_bytes()[:4] == b"\x89PNG" and "Pareto front of" in (folder / "results.md").read_text()
+
+
+def pareto_by_eye(rows):
+    """Two points: the smaller net is on the front; the larger one too unless it is no more accurate."""
+    small, large = (float(r["objective_mean"]) for r in rows)
+    return [True, large > small]
 
 
 def free_port() -> int:
