@@ -65,6 +65,8 @@ class ImageDataModule(LightningDataModule):
         predict_path: str | None = None,  # `predict` on these PNG/JPEG files (a file or a folder) instead of the test split
         val_on_test: bool = False,  # validate on the official test images and train on the whole train set (seed 004's
         # protocol); val_size is then unused, and val/acc is a test score: never tune or pick checkpoints by it
+        shuffle: bool = True,  # reshuffle the training images every epoch; false: every epoch in the file's order (seed
+        # 002's shuffling ablation)
     ):
         super().__init__()
         if batch_size <= 0 or eval_batch_size <= 0:
@@ -77,7 +79,7 @@ class ImageDataModule(LightningDataModule):
         self.batch_size, self.eval_batch_size, self.val_size = batch_size, eval_batch_size, val_size
         self.normalize, self.augment, self.download, self.seed, self.on_device = normalize, augment, download, seed, on_device
         self.predict_path = Path(predict_path) if predict_path is not None else None
-        self.val_on_test, self.crop_pad = val_on_test, crop_pad
+        self.val_on_test, self.crop_pad, self.shuffle = val_on_test, crop_pad, shuffle
         self.splits: dict[str, InMemoryDataset] = {}
         self.mean = self.std = None  # [C] each, set by setup()
         self.predict_files: list[Path] = []  # the files behind the predict set's rows, when predict_path is set
@@ -137,6 +139,7 @@ class ImageDataModule(LightningDataModule):
         # The split depends on the seed alone, so every rank and every rerun carve the same val set.
         order = torch.randperm(len(labels), generator=torch.Generator().manual_seed(self.seed))
         train_idx, val_idx = (order, None) if self.val_on_test else (order[self.val_size:], order[: self.val_size])
+        train_idx = train_idx if self.shuffle else train_idx.sort().values  # unshuffled: the file's order
         channels = images.shape[1]
         self.mean, self.std = channel_stats(images[train_idx]) if self.normalize else (torch.zeros(channels), torch.ones(channels))
         test_images, test_labels = self.read_split(train=False)
@@ -177,7 +180,8 @@ class ImageDataModule(LightningDataModule):
     def train_dataloader(self) -> DataLoader:
         rank, world = self._rank_and_world()
         # Lightning calls set_epoch on this sampler every epoch: the order is a function of (seed, epoch).
-        sampler = DistributedSampler(self.splits["train"], num_replicas=world, rank=rank, shuffle=True, seed=self.seed)
+        sampler = DistributedSampler(self.splits["train"], num_replicas=world, rank=rank, shuffle=self.shuffle,
+                                     seed=self.seed)
         loader = ResumableLoader(self.splits["train"], batch_size=self.batch_size, sampler=sampler, collate_fn=keep_batch)
         loader.progress = self._train_progress
         return loader

@@ -51,3 +51,28 @@ def test_each_validation_image_is_scored_exactly_once_across_ranks(tmp_path):
     views = _rank_views(make_idx_dataset(tmp_path, "MNIST", n_train=1101, n_test=10))  # 101 val: odd on 2 ranks
     served = torch.cat([x.flatten(1) for dm in views for x, _ in dm.val_dataloader()])
     assert len(served) == 101 and len({tuple(r.tolist()) for r in served}) == len(views[0].splits["val"]) == 101
+
+
+def test_without_shuffling_every_epoch_serves_the_files_order(tmp_path):
+    """shuffle=False (seed 002's ablation): the training images in the order the file holds them, each epoch alike;
+    the default reshuffles each epoch."""
+    data_dir = make_idx_dataset(tmp_path, "MNIST", n_train=300, n_test=10)
+    cpu = SimpleNamespace(global_rank=0, world_size=1, strategy=SimpleNamespace(root_device=torch.device("cpu")))
+    orders = {}
+    for shuffle in (False, True):
+        dm = MNISTDataModule(data_dir=str(data_dir), batch_size=50, val_size=100, seed=3, shuffle=shuffle)
+        dm.trainer = cpu
+        dm.setup("fit")
+        everything, _ = dm.read_split(train=True)
+        served = []
+        for epoch in (0, 1):
+            loader = dm.train_dataloader()
+            loader.sampler.set_epoch(epoch)
+            served.append(torch.cat([x.flatten(1) for x, _ in loader]))
+        orders[shuffle] = served
+    unshuffled = orders[False][0]
+    assert torch.equal(unshuffled, orders[False][1])  # the same order every epoch
+    rows = [tuple(r.tolist()) for r in everything.flatten(1)]
+    positions = [rows.index(tuple(r.tolist())) for r in (unshuffled * 255).round().to(torch.uint8)]  # served as [0, 1]
+    assert positions == sorted(positions) and len(positions) == 200  # the file's order (its 200 training images)
+    assert not torch.equal(orders[True][0], orders[True][1])  # shuffled: another order each epoch
