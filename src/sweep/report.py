@@ -87,7 +87,10 @@ def pareto(table: list[dict], sweep) -> list[bool]:
 
 
 def number(text: str):
-    """A CSV cell back as the number it was written from (repr round-trips floats exactly); text stays text."""
+    """A CSV cell back as the value it was written from (repr round-trips floats exactly; True/False: flags); text
+    stays text."""
+    if text in ("True", "False"):
+        return text == "True"
     for kind in (int, float):
         try:
             return kind(text)
