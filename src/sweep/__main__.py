@@ -197,15 +197,16 @@ def sweep_command(args: argparse.Namespace) -> None:
     folder = args.save_dir / sweep.name
     from src.sweep.study import open_study, run
 
+    if not args.report_only:  # checked before the storage is touched: a misspelt key leaves no study behind
+        from src.forked import processes
+
+        processes()  # the trials' fork server (src/forked.py) imports the CLI while validate checks every point
+        validate(sweep)
     if args.report_only and args.storage is None and not (folder / "optuna.db").is_file():
         study = None  # no runs here (a fresh clone): the report is rebuilt from the per-seed files in --out
     else:
         study = open_study(sweep, open_storage(args.storage, folder, args.stale_after), folder)
     if not args.report_only:
-        from src.forked import processes
-
-        processes()  # the trials' fork server (src/forked.py) imports the CLI while validate checks every point
-        validate(sweep)
         threads = args.threads or max(1, (os.cpu_count() or 1) // args.workers)
         stop_on_signals()
         run(study, sweep, folder, args.workers, threads, args.stale_after,

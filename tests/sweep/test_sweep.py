@@ -223,8 +223,9 @@ def test_command_line_overrides_make_a_quick_study_of_its_own_name(tmp_path):
     """A committed study's file, run quickly: fixed overrides and seeds after the file, under a new --name."""
     assert "add --name grid_quick" in bad(tmp_path, GRID, "--trainer.limit_train_batches", "2", name="grid")
     assert "add --name grid_quick" in bad(tmp_path, GRID, "--seeds", "0", name="grid")
-    assert "Option 'limit_train_batchs' is not accepted" in bad(
+    assert "unrecognized arguments: --trainer.limit_train_batchs" in bad(
         tmp_path, GRID, "--name", "quick", "--trainer.limit_train_batchs", "2", name="grid")  # validated like the file's
+    assert not (tmp_path / "logs" / "quick").exists()  # refused before any study was made
     proc = sweep(tmp_path, GRID, "--name", "quick", "--seeds", "0", "--trainer.limit_train_batches=2")
     assert proc.returncode == 0, proc.stderr[-3000:]
     folder = tmp_path / "logs" / "quick"
@@ -261,7 +262,7 @@ def test_a_sweep_can_test_the_last_checkpoint(tmp_path, monkeypatch):
     path.write_text(GRID + "test_ckpt: last\n")
     sweep_file = load(path)
     commands = []
-    monkeypatch.setattr(trials, "_run", lambda cmds, env, log: commands.extend(cmds) or 1)
+    monkeypatch.setattr(trials, "_run", lambda cmds, env, log, report=None: commands.extend(cmds) or 1)
     trials.run_trial(sweep_file, sweep_file.grid()[0], 0, tmp_path / "logs", threads=1)
     assert [c[0] for c in commands] == ["fit", "test"] and commands[1][-2:] == ["--ckpt_path", "last"]
     assert "--ckpt_path" not in commands[0]
