@@ -17,16 +17,16 @@ import sys
 from pathlib import Path
 
 from src.sweep.report import difference, percent, read_csv
+from src.sweep.spec import column, load
 
 ROOT = Path(__file__).resolve().parent.parent
 STUDIES = ROOT / "scripts" / "results" / "sweeps"
 BLOCK = re.compile(r"(<!-- results (?P<args>[^>]*?) -->)(?P<body>.*?)(<!-- /results -->)", re.DOTALL)
-FIXED = {"params", "epochs", "wall_s", "seeds", "best", "vs_best_seeds", "pruned", "pareto"}  # results.csv's columns that are not keys
 
 
-def keys(row: dict) -> list[str]:
-    """A row's point columns (hidden, net, trick, ...): those before the numbers."""
-    return [k for k in row if k not in FIXED and not k.startswith(("objective", "val_acc_best", "test_acc"))]
+def keys(study: str) -> list[str]:
+    """The study's point columns (hidden, net, trick, ...): its sweep file's swept keys, as its report names them."""
+    return [column(k) for k in load(ROOT / "configs" / "sweeps" / f"{study}.yaml").params]
 
 
 def study_rows(study: str) -> list[dict]:
@@ -39,7 +39,7 @@ def study_rows(study: str) -> list[dict]:
 
 def table(study: str) -> str:
     rows = study_rows(study)
-    names = keys(rows[0])
+    names = keys(study)
     lines = [f"| {' | '.join(names)} | params | test acc, mean ± std (± 95 % interval) | against the best point, "
              "paired by seed | epochs | wall s | seeds |", "|" + "---|" * (len(names) + 6)]
     lines += [f"| {' | '.join(str(r[k]) for k in names)} | {r['params']:,} | "
@@ -84,7 +84,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         new, stale = rewrite(args.readme.read_text())
-    except (ValueError, TypeError, KeyError) as err:
+    except (ValueError, TypeError, KeyError) as err:  # UsageError (a missing sweep file) is a ValueError
         print(f"error: a results marker in {args.readme}: {err}", file=sys.stderr)
         return 2
     if args.check:
