@@ -9,10 +9,19 @@ A block is the text between a marker and <!-- /results -->:
                                                95 % interval's half-width), its paired difference to the best point
     <!-- results STUDY METRIC [KEY=VALUE] -->  inline: METRIC's mean ± std of each point (where column KEY is VALUE),
                                                joined by " / "; METRIC: test_acc, val_acc_best or objective
+    <!-- results FILE [PATH [SPEC]] -->        a benchmark's figure from scripts/results/FILE: a .json file's value
+                                               at PATH (keys joined by ":", quoted where one has spaces) or a text
+                                               file's whole text. A number is formatted by SPEC (Python's format spec,
+                                               default .2f), a list of numbers as its min–max, a text as a code block,
+                                               a table of tables as a Markdown table (a row per inner key, a column per
+                                               outer key)
 """
 
 import argparse
+import functools
+import json
 import re
+import shlex
 import sys
 from pathlib import Path
 
@@ -20,13 +29,29 @@ from src.sweep.report import difference, percent, read_csv
 from src.sweep.spec import column, load
 
 ROOT = Path(__file__).resolve().parent.parent
-STUDIES = ROOT / "scripts" / "results" / "sweeps"
-BLOCK = re.compile(r"(<!-- results (?P<args>[^>]*?) -->)(?P<body>.*?)(<!-- /results -->)", re.DOTALL)
+RESULTS = ROOT / "scripts" / "results"
+STUDIES = RESULTS / "sweeps"
+BLOCK = re.compile(r"(<!-- results (?P<args>[^\n]*?) -->)(?P<body>.*?)(<!-- /results -->)", re.DOTALL)
+
+
+def cached(read):
+    """read(path), read again only when the file changed: a README has hundreds of markers over a dozen files."""
+    memo = functools.lru_cache(maxsize=None)(lambda path, stamp: read(path))
+    return lambda path: memo(path, path.stat().st_mtime_ns)
+
+
+@cached
+def keys_of(path: Path) -> list[str]:
+    return [column(k) for k in load(path).params]
 
 
 def keys(study: str) -> list[str]:
     """The study's point columns (hidden, net, trick, ...): its sweep file's swept keys, as its report names them."""
-    return [column(k) for k in load(ROOT / "configs" / "sweeps" / f"{study}.yaml").params]
+    return keys_of(ROOT / "configs" / "sweeps" / f"{study}.yaml")
+
+
+rows_of = cached(read_csv)
+text_of = cached(Path.read_text)
 
 
 def study_rows(study: str) -> list[dict]:
@@ -34,7 +59,7 @@ def study_rows(study: str) -> list[dict]:
     if not path.is_file():
         raise ValueError(f"no {path.relative_to(ROOT)}: run the study's sweep (python -m src.sweep "
                          f"configs/sweeps/{study}.yaml) or fix the marker")
-    return read_csv(path)
+    return rows_of(path)
 
 
 def table(study: str) -> str:
@@ -58,8 +83,31 @@ def inline(study: str, metric: str, *where: str) -> str:
     return " / ".join(f"{100 * r[f'{metric}_mean']:.2f} ± {100 * r[f'{metric}_std']:.2f}" for r in rows) + " %"
 
 
+def figure(file: str, path: str = "", spec: str = ".2f") -> str:
+    """A benchmark file's figure (a text file: the whole of it, as a code block)."""
+    try:
+        text = text_of(RESULTS / file)
+    except OSError:
+        raise ValueError(f"no scripts/results/{file}: run the command that writes it (README, Performance)") from None
+    value = json.loads(text) if file.endswith(".json") else text
+    for key in filter(None, path.split(":")):
+        value = value[int(key) if isinstance(value, list) else key]
+    if isinstance(value, str):
+        return f"\n```\n{value.strip()}\n```\n"
+    if isinstance(value, list):
+        return f"{min(value):{spec}}–{max(value):{spec}}"
+    if isinstance(value, dict):  # {column: {row: number}}
+        columns, rows = list(value), list(next(iter(value.values())))
+        lines = [f"| {path.split(':')[-1]} | {' | '.join(columns)} |", "|---" * (len(columns) + 1) + "|"]
+        lines += [f"| {r} | {' | '.join(f'{value[c][r]:{spec}}' for c in columns)} |" for r in rows]
+        return "\n" + "\n".join(lines) + "\n"
+    return f"{value:{spec}}"
+
+
 def render(args: str) -> str:
-    words = args.split()
+    words = shlex.split(args)  # a key with spaces in it is quoted
+    if "." in words[0]:  # a file name; study names have no dot
+        return figure(*words)
     return table(*words[1:]) if words[0] == "table" else inline(*words)
 
 
@@ -84,7 +132,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         new, stale = rewrite(args.readme.read_text())
-    except (ValueError, TypeError, KeyError) as err:  # UsageError (a missing sweep file) is a ValueError
+    except (ValueError, TypeError, KeyError, IndexError, OSError) as err:  # UsageError (a missing sweep file) is a ValueError
         print(f"error: a results marker in {args.readme}: {err}", file=sys.stderr)
         return 2
     if args.check:
