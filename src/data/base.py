@@ -140,13 +140,13 @@ class ImageDataModule(LightningDataModule):
         order = torch.randperm(len(labels), generator=torch.Generator().manual_seed(self.seed))
         train_idx, val_idx = (order, None) if self.val_on_test else (order[self.val_size:], order[: self.val_size])
         train_idx = train_idx if self.shuffle else train_idx.sort().values  # unshuffled: the file's order
-        channels = images.shape[1]
-        self.mean, self.std = channel_stats(images[train_idx]) if self.normalize else (torch.zeros(channels), torch.ones(channels))
+        channels, train_images = images.shape[1], images[train_idx]  # gathered once: the statistics and the split
+        self.mean, self.std = channel_stats(train_images) if self.normalize else (torch.zeros(channels), torch.ones(channels))
         test_images, test_labels = self.read_split(train=False)
         device = self.trainer.strategy.root_device if (self.trainer is not None and self.on_device) else torch.device("cpu")
         test = self._to_dataset(test_images, test_labels, device)
         self.splits = {
-            "train": self._to_dataset(images[train_idx], labels[train_idx], device),
+            "train": self._to_dataset(train_images, labels[train_idx], device),
             "val": test if self.val_on_test else self._to_dataset(images[val_idx], labels[val_idx], device),
             "test": test,
         }
