@@ -51,7 +51,7 @@ def keys(study: str) -> list[str]:
 
 
 rows_of = cached(read_csv)
-text_of = cached(Path.read_text)
+figures_of = cached(lambda path: json.loads(path.read_text()) if path.suffix == ".json" else path.read_text())
 
 
 def study_rows(study: str) -> list[dict]:
@@ -86,10 +86,9 @@ def inline(study: str, metric: str, *where: str) -> str:
 def figure(file: str, path: str = "", spec: str = ".2f") -> str:
     """A benchmark file's figure (a text file: the whole of it, as a code block)."""
     try:
-        text = text_of(RESULTS / file)
+        value = figures_of(RESULTS / file)
     except OSError:
         raise ValueError(f"no scripts/results/{file}: run the command that writes it (README, Performance)") from None
-    value = json.loads(text) if file.endswith(".json") else text
     for key in filter(None, path.split(":")):
         value = value[int(key) if isinstance(value, list) else key]
     if isinstance(value, str):
