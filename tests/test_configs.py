@@ -68,7 +68,8 @@ def test_config_instantiates(config, tmp_path):
     assert isinstance(logger, TensorBoardLogger) and Path(logger.log_dir) == tmp_path / config.stem / "version_0"
     kinds = {type(c) for c in cli.trainer.callbacks}
     assert all(any(issubclass(k, c) for k in kinds) for c in (ModelCheckpoint, EarlyStopping, LearningRateMonitor, HParamsSummary))
-    assert cli.trainer.checkpoint_callback.monitor == "val/acc" and cli.trainer.max_epochs >= 1
+    assert cli.trainer.checkpoint_callback.monitor == "val/acc"
+    assert (cli.trainer.max_epochs or 0) >= 1 or cli.trainer.max_steps >= 1  # a length in epochs or in steps
 
 
 def test_dotted_overrides_reach_the_net(tmp_path):
@@ -107,19 +108,69 @@ def test_fashion_mnist_seed004_feeds_unit_range_pixels_to_sgd_and_validates_on_t
     assert fit["val/acc"][-1][1] > 0.60  # (67.6 % measured) 300 steps of the seed's SGD on real images, scored on 2,000 test images
 
 
-def test_cifar10_seed000_small_gaussian_init_and_per_epoch_decay(tmp_path, monkeypatch, no_cifar_md5):
+STEPS = ("--trainer.max_steps", "4", "--trainer.min_steps", "4", "--trainer.val_check_interval", "2")  # a fixed length
+
+
+def test_cifar10_seed000_is_seed001s_best_point_with_per_epoch_decay(tmp_path, monkeypatch, no_cifar_md5):
+    """Seed 001's best point: batch 256, a fixed 3,000 steps validated every 250 (here 4, every 2), lr x 0.95 an epoch."""
     monkeypatch.chdir(ROOT)
     torch.manual_seed(0)
     net = ManualMLP(in_shape=(3, 32, 32), hidden=[200], activation="relu", init="normal", init_std=1e-4)
     assert abs(net.params["W1"].std().item() - 1e-4) < 2e-6 and not net.params["b1"].any()
-    data = make_cifar10(tmp_path / "data", n_per_batch=100)  # 500 train images: 400 after val, 2 batches of 200
-    fit = read_scalars(seed_run("cifar10_seed000", data, tmp_path))
+    cli = main(["--config", "configs/cifar10_seed000.yaml"], run=False)
+    assert (cli.datamodule.batch_size, cli.trainer.max_steps, cli.trainer.min_steps) == (256, 3000, 3000)
+    assert cli.trainer.val_check_interval == 250 and cli.trainer.check_val_every_n_epoch is None
+    data = make_cifar10(tmp_path / "data", n_per_batch=100)  # 500 train images: 400 after val, 2 batches of 256
+    run = seed_run("cifar10_seed000", data, tmp_path, *STEPS)
+    fit = read_scalars(run)
     assert [round(v, 10) for _, v in fit["lr-ManualSGD"]] == [1e-3, 1e-3, 9.5e-4, 9.5e-4]  # x 0.95 after epoch 1
+    assert [v["step"] for v in Run(run).metrics()["validations"]] == [2, 4]  # the last step is validated
+
+
+def test_seed001s_grid_and_untuned_default_train_on_cifar_files(tmp_path, monkeypatch, no_cifar_md5):
+    """One point of the 243 (the grid's first: hidden 100, batch 128, lr 1e-2, reg 1e-2) and the untuned default, as
+    their sweeps would run them, for 4 steps each on generated CIFAR-10 files."""
+    from src.sweep.spec import load
+    from src.sweep.trials import fit_args
+
+    monkeypatch.chdir(ROOT)
+    data = make_cifar10(tmp_path / "data", n_per_batch=100)
+    for name, expected in [("grid", ([100], 128, 1e-2, 1e-2, 0.9)), ("default", ([50], 200, 1e-4, 0.25, 0.0))]:
+        sweep = load(ROOT / "configs" / "sweeps" / f"cifar10_seed001_{name}.yaml")
+        args = [*fit_args(sweep, sweep.grid()[0], 0), "--trainer.logger.init_args.name", name]
+        cli = main(args, run=False)
+        net, optimizer = cli.model.net, cli.model.optimizer(cli.model.parameters()).defaults
+        assert (net.sizes[1:-1], cli.datamodule.batch_size, optimizer["lr"], net.reg, optimizer["momentum"]) == expected
+        main(["fit", *args, "--data.init_args.data_dir", str(data), "--data.init_args.val_size", "100", *STEPS,
+              "--trainer.enable_progress_bar", "false", "--trainer.logger.init_args.save_dir", str(tmp_path / "logs")])
+        assert Run(only_run(tmp_path / "logs" / name)).metrics()["steps"] == 4
 
 
 def test_cifar10_cnn_seed003_is_the_seeds_table_3(tmp_path, monkeypatch, no_cifar_md5):
     monkeypatch.chdir(ROOT)
     data = make_cifar10(tmp_path / "data", n_per_batch=60)
-    run = seed_run("cifar10_cnn_seed003", data, tmp_path)
+    run = seed_run("cifar10_cnn_seed003", data, tmp_path, *STEPS)
     assert Run(run).metrics()["num_params"] == 1216 + 9624 + 14424 + 3472 + 2320 + 20500 + 210  # 51,766, row by row
     assert len(read_scalars(run)["val/acc"]) == 2
+    cli = main(["--config", "configs/cifar10_cnn_seed003.yaml"], run=False)  # the seed's SGD, batch and length
+    optimizer = cli.model.optimizer(cli.model.parameters())
+    assert isinstance(optimizer, torch.optim.SGD) and cli.datamodule.batch_size == 32
+    assert {k: optimizer.defaults[k] for k in ("lr", "momentum", "dampening")} == {"lr": 0.01, "momentum": 0.9, "dampening": 0.9}
+    assert cli.trainer.max_steps == cli.trainer.min_steps == 6000
+
+
+def test_mnist_seed003_trains_the_manual_cnn_with_the_seeds_averaged_momentum(tmp_path, monkeypatch, mnist_root):
+    """Seed 003's procedure on real MNIST: ManualCNN, ManualSGD with dampening = momentum = 0.9, batch 16, a fixed
+    length validated by steps across epochs; 300 of its 5,000 steps already classify."""
+    monkeypatch.chdir(ROOT)
+    cli = main(["--config", "configs/mnist_seed003.yaml"], run=False)
+    optimizer = cli.model.optimizer(cli.model.parameters())
+    assert type(cli.model.net).__name__ == "ManualCNN" and cli.datamodule.batch_size == 16
+    assert {k: optimizer.defaults[k] for k in ("momentum", "dampening")} == {"momentum": 0.9, "dampening": 0.9}
+    assert (cli.trainer.max_steps, cli.trainer.min_steps, cli.trainer.val_check_interval) == (5000, 5000, 500)
+    run = seed_run("mnist_seed003", mnist_root, tmp_path, "--trainer.max_steps", "300", "--trainer.min_steps",
+                   "300", "--trainer.val_check_interval", "150", "--trainer.limit_val_batches", "2",
+                   "--data.init_args.val_size", "5000")
+    validations = Run(run).metrics()["validations"]
+    assert [v["step"] for v in validations] == [150, 300]
+    assert validations[-1]["val/acc"] > 0.85  # (90.2 % measured) 4,800 images seen, scored on 2,000

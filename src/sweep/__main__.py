@@ -142,8 +142,9 @@ def open_storage(url: str | None, folder: Path, stale_after: int | None = None):
 
 
 def validate(sweep) -> None:
-    """Every point's full config through the CLI's own parser, before any trial runs (a misspelt key is a one-line
-    error and exit 2 from src.cli.main). Distributions are checked at both ends. Quietly: Lightning's banners and
+    """The points' full configs through the CLI's own parser, before any trial runs (a misspelt key is a one-line
+    error and exit 2 from src.cli.main): a grid's checked_points (each value with each class it can meet),
+    distributions at both ends. Quietly: Lightning's banners and
     its warning about parsing arguments from within Python would otherwise repeat once per point."""
     import logging
     import warnings
@@ -158,7 +159,7 @@ def validate(sweep) -> None:
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            for values in sweep.grid() if sweep.sampler == "grid" else ends:
+            for values in sweep.checked_points() if sweep.sampler == "grid" else ends:
                 cli_main(fit_args(sweep, values, sweep.seeds[0]), run=False)
     finally:
         lightning_log.setLevel(level)

@@ -61,6 +61,18 @@ class Sweep:
         keys = list(self.params)
         return [dict(zip(keys, values)) for values in itertools.product(*(self.params[k] for k in keys))]
 
+    def checked_points(self) -> list[dict]:
+        """The grid points validate() builds before a sweep: every combination of the keys that choose classes (a
+        group with a config file or a class_path, a class_path key), and on each of those every value of each other key
+        once, the rest at their first values. Each value then meets each class it can be given to, as in the whole
+        grid: seed 001's 243-point grid is 11 builds (~35 s less before a sweep, and in the tests)."""
+        choosing = [k for k in self.params if chooses_class(k, self.params[k])]
+        points = []
+        for combination in itertools.product(*(self.params[k] for k in choosing)):
+            first = {k: v[0] for k, v in self.params.items()} | dict(zip(choosing, combination))
+            points += [first, *({**first, k: v} for k in self.params if k not in choosing for v in self.params[k][1:])]
+        return points
+
     def settings(self, values: dict) -> tuple[list[str], dict]:
         """A point -> (its --config files, its dotted keys in order): groups expanded, their config files after base."""
         configs, keys = list(self.base), {}
@@ -82,6 +94,13 @@ class Sweep:
 
 def is_group(key: str) -> bool:
     return "." not in key
+
+
+def chooses_class(key: str, values: list) -> bool:
+    """Whether a swept key can change which classes the others are given to (Sweep.checked_points)."""
+    if is_group(key):
+        return any("config" in v or any(k.endswith("class_path") for k in v) for v in values)
+    return key.endswith("class_path")
 
 
 def column(key: str) -> str:
