@@ -134,18 +134,33 @@ def rows(points: dict[str, list[dict]], sweep) -> list[dict]:
         table.append(row)
     best = max(range(len(table)), key=lambda i: sign * table[i]["objective_mean"]
                if math.isfinite(table[i]["objective_mean"]) else -math.inf)
-    ref = list(points.values())[best]
-    for row, runs in zip(table, points.values()):
-        for name in ("objective", "test_acc"):
-            p = stats.paired({r["seed"]: r[name] for r in runs}, {r["seed"]: r[name] for r in ref})
-            row[f"{name}_vs_best"], row[f"{name}_vs_best_ci95"] = p.difference.mean, p.difference.half_width
-            row[f"{name}_vs_best_p"], row[f"{name}_vs_best_resolved"] = p.p, p.resolved
-            row["vs_best_seeds"] = p.difference.n  # the seeds both points ran
-        row["best"] = row is table[best]
+    runs_of = list(points.values())
+    for i, row in enumerate(table):
+        pair(row, runs_of[i], runs_of[best], "best")
+        row["best"] = i == best
+        if sweep.reference:  # the same point with the reference columns' values (spec.py checked they exist)
+            labels = {**{k: row[k] for k in keys_of(sweep)}, **sweep.reference}
+            ref = next(j for j, r in enumerate(table) if all(str(r[k]) == v for k, v in labels.items()))
+            pair(row, runs_of[i], runs_of[ref], "ref")
+            row["reference"] = ref == i
     if sweep.trade_offs:
         for row, on_front in zip(table, pareto(table, sweep)):
             row["pareto"] = on_front
     return table
+
+
+def pair(row: dict, runs: list[dict], other: list[dict], to: str) -> None:
+    """row's objective and test acc minus other's, paired by seed: <metric>_vs_<to>[_ci95, _p, _resolved]."""
+    for name in ("objective", "test_acc"):
+        p = stats.paired({r["seed"]: r[name] for r in runs}, {r["seed"]: r[name] for r in other})
+        row[f"{name}_vs_{to}"], row[f"{name}_vs_{to}_ci95"] = p.difference.mean, p.difference.half_width
+        row[f"{name}_vs_{to}_p"], row[f"{name}_vs_{to}_resolved"] = p.p, p.resolved
+        row[f"vs_{to}_seeds"] = p.difference.n  # the seeds both points ran
+
+
+def keys_of(sweep) -> list[str]:
+    """The table's columns for the swept keys."""
+    return [column(k) for k in sweep.params]
 
 
 def percent(mean: float, std: float, ci: float) -> str:
@@ -153,18 +168,18 @@ def percent(mean: float, std: float, ci: float) -> str:
     return f"{100 * mean:.2f} ± {100 * std:.2f}{interval} %"
 
 
-def difference(row: dict, name: str) -> str:
-    if row["best"]:
-        return "(best)"
-    if math.isnan(row[f"{name}_vs_best_p"]):
-        return f"{100 * row[f'{name}_vs_best']:+.2f} % (one shared seed: no test)"
-    verdict = "resolved" if row[f"{name}_vs_best_resolved"] else f"not resolved with {row['vs_best_seeds']} seeds"
-    return (f"{100 * row[f'{name}_vs_best']:+.2f} ± {100 * row[f'{name}_vs_best_ci95']:.2f} %, "
-            f"p = {row[f'{name}_vs_best_p']:.2g}, {verdict}")
+def difference(row: dict, name: str, to: str = "best") -> str:
+    if row["best" if to == "best" else "reference"]:
+        return "(best)" if to == "best" else "(reference)"
+    if math.isnan(row[f"{name}_vs_{to}_p"]):
+        return f"{100 * row[f'{name}_vs_{to}']:+.2f} % (one shared seed: no test)"
+    verdict = "resolved" if row[f"{name}_vs_{to}_resolved"] else f"not resolved with {row[f'vs_{to}_seeds']} seeds"
+    return (f"{100 * row[f'{name}_vs_{to}']:+.2f} ± {100 * row[f'{name}_vs_{to}_ci95']:.2f} %, "
+            f"p = {row[f'{name}_vs_{to}_p']:.2g}, {verdict}")
 
 
 def markdown(table: list[dict], sweep) -> str:
-    keys = [column(k) for k in sweep.params]
+    keys = keys_of(sweep)
     lines = [f"| {' | '.join(keys)} | params | best val acc | test acc ({sweep.test_ckpt} ckpt) | epochs | wall s | seeds |",
              "|" + "---|" * (len(keys) + 6)]
     lines += [f"| {' | '.join(str(r[k]) for k in keys)} | {r['params']:,} | "
@@ -176,6 +191,12 @@ def markdown(table: list[dict], sweep) -> str:
               f"| {' | '.join(keys)} | {sweep.metric} − best | test acc − best |", "|" + "---|" * (len(keys) + 2)]
     lines += [f"| {' | '.join(str(r[k]) for k in keys)} | {difference(r, 'objective')} | {difference(r, 'test_acc')} |"
               for r in table]
+    if sweep.reference:
+        ref = ", ".join(f"{k} = {v}" for k, v in sweep.reference.items())
+        lines += ["", f"Paired by seed against the same point with {ref}, as above:", "",
+                  f"| {' | '.join(keys)} | {sweep.metric} − reference | test acc − reference |", "|" + "---|" * (len(keys) + 2)]
+        lines += [f"| {' | '.join(str(r[k]) for k in keys)} | {difference(r, 'objective', 'ref')} | "
+                  f"{difference(r, 'test_acc', 'ref')} |" for r in table]
     if sweep.trade_offs:
         goals = ", ".join(f"{m} ({d})" for m, d in sweep.targets)
         front = [", ".join(str(r[k]) for k in keys) for r in table if r["pareto"]]

@@ -19,6 +19,8 @@
     pruner: {name: median, n_warmup_steps: 2}  # tpe / random only: stop hopeless trials (median | successive_halving |
                                             # hyperband | threshold, with the pruner's arguments; steps count the fit's
                                             # validations)
+    reference: {trick: 1-baseline}          # the report also pairs each point with the one that differs from it only
+                                            # in these columns' values (an ablation against its baseline)
     extends: tricks.yaml                    # another sweep file (relative to this one): its keys, then this file's on
                                             # top (overrides merged key by key), e.g. the same study on other data
 """
@@ -33,7 +35,8 @@ import yaml
 from src.errors import UsageError
 
 SAMPLERS = ("grid", "tpe", "random")
-KEYS = {"base", "overrides", "params", "seeds", "sampler", "trials", "objective", "test_ckpt", "extends", "pruner"}
+KEYS = {"base", "overrides", "params", "seeds", "sampler", "trials", "objective", "test_ckpt", "extends", "pruner",
+        "reference"}
 
 
 @dataclass
@@ -50,6 +53,7 @@ class Sweep:
     test_ckpt: str = "best"  # the checkpoint each trial's test command evaluates: best | last
     pruner: dict | None = None  # {name, the pruner's arguments} (src/sweep/prune.py); None: every trial runs to its end
     trade_offs: list[dict] = field(default_factory=list)  # further objectives [{metric, direction}]: a Pareto front
+    reference: dict = field(default_factory=dict)  # {column: value label}: the report's second comparison (not the study's)
 
     @property
     def targets(self) -> list[tuple[str, str]]:
@@ -153,7 +157,8 @@ def load(path: Path) -> Sweep:
     sweep = Sweep(name=path.stem, base=base, params=spec.get("params") or {}, overrides=spec.get("overrides") or {},
                   seeds=list(spec.get("seeds", [0])), sampler=spec.get("sampler", "grid"), trials=int(spec.get("trials", 20)),
                   metric=objective.get("metric", "val/acc_best"), direction=objective.get("direction", "maximize"),
-                  test_ckpt=spec.get("test_ckpt", "best"), pruner=spec.get("pruner"), trade_offs=trade_offs)
+                  test_ckpt=spec.get("test_ckpt", "best"), pruner=spec.get("pruner"), trade_offs=trade_offs,
+                  reference={str(k): str(v) for k, v in (spec.get("reference") or {}).items()})
     check(sweep, path)
     return sweep
 
@@ -185,6 +190,11 @@ def check(sweep: Sweep, path: Path) -> None:
             raise UsageError(f"{path}: {key} has no values: give a non-empty list (the grid would be empty)")
     if sweep.pruner is not None:
         check_pruner(sweep, path)
+    for name, value in sweep.reference.items():
+        labels = {column(k): [label(k, v)[1] for v in vs] for k, vs in sweep.params.items() if isinstance(vs, list)}
+        if sweep.sampler != "grid" or value not in labels.get(name, []):
+            raise UsageError(f"{path}: reference {name}: {value} is not a value of a swept column of a grid; give one "
+                             f"of {', '.join(f'{c}: {vs[0]}' for c, vs in labels.items())}")
     if sweep.sampler != "grid" and sweep.trials <= 0:
         raise UsageError(f"{path}: trials must be positive for sampler: {sweep.sampler}")
     if not sweep.base and not any(is_group(k) and all("config" in v for v in vs) for k, vs in sweep.params.items()):

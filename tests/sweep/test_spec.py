@@ -62,3 +62,11 @@ def test_a_bad_value_anywhere_in_a_big_grid_is_refused_before_any_trial(tmp_path
     with pytest.raises(SystemExit) as exit:
         validate(sweep)
     assert exit.value.code == 2 and "Got value: nope" in capsys.readouterr().err
+
+
+def test_a_reference_that_names_no_value_is_one_line(tmp_path):
+    from src.errors import UsageError
+
+    with pytest.raises(UsageError, match="reference trick: 9-nope is not a value of a swept column of a grid; give one "
+                                         "of net: autograd, trick: 1-baseline"):
+        sweep_file(tmp_path, f"extends: {ROOT}/configs/sweeps/tricks.yaml\nreference: {{trick: 9-nope}}\n")
