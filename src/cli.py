@@ -129,6 +129,28 @@ def check_net_takes_data_shape(config: Namespace) -> None:
                          "hands the data module's to the net")
 
 
+def check_config_files(args: list[str]) -> None:
+    """Each --config file that exists is a YAML mapping, or a one-line error naming it (and the line of a syntax
+    error): jsonargparse would say "Unexpected config" for an empty file, or raise UnicodeDecodeError for a binary one."""
+    import yaml
+
+    files = [b for a, b in zip(args, args[1:]) if a == "--config"] + [a[9:] for a in args if a.startswith("--config=")]
+    for file in map(Path, files):
+        if not file.is_file():
+            continue  # jsonargparse's own "File does not exist" names it
+        try:
+            data = yaml.safe_load(file.read_text(encoding="utf-8"))
+        except UnicodeDecodeError:
+            raise UsageError(f"{file} is not a text file; --config takes a YAML file such as configs/mnist_mlp.yaml") from None
+        except yaml.YAMLError as err:
+            mark = getattr(err, "problem_mark", None)
+            where = f" line {mark.line + 1}" if mark is not None else ""
+            raise UsageError(f"{file}{where}: not valid YAML ({getattr(err, 'problem', None) or err})") from None
+        if not isinstance(data, dict):
+            raise UsageError(f"{file} holds {'nothing' if data is None else 'a ' + type(data).__name__ + ', not a mapping'}; a "
+                             "config maps keys to values, e.g. trainer: {max_epochs: 3} (see configs/mnist_mlp.yaml)")
+
+
 def main(args: list[str] | None = None, run: bool = True, callbacks: list | None = None) -> CLI:
     """The command line; with run=False (tests, notebooks) args hold no subcommand and nothing runs. callbacks: added
     to the trainer's own, outside the config (a sweep trial's pruning report: src/sweep/prune.py)."""
@@ -139,6 +161,7 @@ def main(args: list[str] | None = None, run: bool = True, callbacks: list | None
     # allow_abbrev=False: argparse would take --trainer.max_epoch for --trainer.max_epochs; a typo must be an error.
     defaults = {"default_config_files": [str(DEFAULTS)], "exit_on_error": False, "allow_abbrev": False}
     try:
+        check_config_files(list(sys.argv[1:] if args is None else args))
         return CLI(LightningModule, LightningDataModule, subclass_mode_model=True, subclass_mode_data=True, args=args,
                    parser_kwargs={"exit_on_error": False, "allow_abbrev": False, **{s: defaults for s in SUBCOMMANDS}}
                    if run else defaults, run=run, trainer_defaults={"callbacks": callbacks} if callbacks else None)

@@ -147,6 +147,9 @@ class Placement:
         if subcommand == "fit" and (trainer.get("max_epochs") == 0 or trainer.get("limit_train_batches") in (0, 0.0)):
             raise UsageError("trainer.max_epochs and trainer.limit_train_batches must be above 0: this fit would train "
                              "nothing (use validate or test to evaluate without training)")
+        accumulate = trainer.get("accumulate_grad_batches")
+        if subcommand == "fit" and accumulate is not None and accumulate < 1:  # Lightning divides by it
+            raise UsageError(f"trainer.accumulate_grad_batches must be 1 or more (batches per optimizer step), got {accumulate}")
         if subcommand == "fit" and own and ckpt is None:
             raise UsageError(f"{root / version} already holds a run; leave trainer.logger.init_args.version empty for "
                              "a new version_N, or resume it with --ckpt_path last")

@@ -8,7 +8,9 @@ A block is the text between a marker and <!-- /results -->:
     <!-- results table STUDY -->               the study's table: a row per point, test accuracy mean ± std (± the
                                                95 % interval's half-width), its paired difference to the best point
     <!-- results STUDY METRIC [KEY=VALUE] -->  inline: METRIC's mean ± std of each point (where column KEY is VALUE),
-                                               joined by " / "; METRIC: test_acc, val_acc_best or objective
+                                               joined by " / "; METRIC: test_acc, val_acc_best or objective; or
+                                               its paired difference, test_acc_vs_best or _vs_ref (the sweep's
+                                               reference point); or a plain column: epochs, wall_s, params
     <!-- results FILE [PATH [SPEC]] -->        a benchmark's figure from scripts/results/FILE: a .json file's value
                                                at PATH (keys joined by ":", quoted where one has spaces) or a text
                                                file's whole text. A number is formatted by SPEC (Python's format spec,
@@ -80,6 +82,11 @@ def inline(study: str, metric: str, *where: str) -> str:
         rows = [r for r in rows if str(r.get(key)) == value]
     if not rows:
         raise ValueError(f"no point of {study} where {' and '.join(where)}")
+    if "_vs_" in metric:
+        name, _, to = metric.rpartition("_vs_")
+        return " / ".join(difference(r, name, to) for r in rows)
+    if f"{metric}_mean" not in rows[0]:
+        return " / ".join(f"{r[metric]:.1f}" if isinstance(r[metric], float) else f"{r[metric]:,}" for r in rows)
     return " / ".join(f"{100 * r[f'{metric}_mean']:.2f} ± {100 * r[f'{metric}_std']:.2f}" for r in rows) + " %"
 
 

@@ -209,6 +209,7 @@ BAD_ARGS = [
     (["--model.init_args.optimizer.init_args.lr", "-1"], "the optimizer or its schedule refuses its settings: Invalid learning rate"),
     (["--trainer.max_epochs", "0"], "this fit would train nothing"),
     (["--trainer.limit_train_batches", "0"], "this fit would train nothing"),
+    (["--trainer.accumulate_grad_batches", "0"], "trainer.accumulate_grad_batches must be 1 or more"),
 ]
 
 
@@ -218,6 +219,19 @@ def test_bad_config_values_are_one_line(mnist_root, tmp_path, capfd, monkeypatch
     line = cli_error(capfd, "fit", "--config", "configs/mnist_mlp.yaml", "--trainer.logger.init_args.save_dir", str(tmp_path), *args)
     assert message in line
     assert not any(tmp_path.rglob("*.ckpt"))
+
+
+@pytest.mark.parametrize("content,message", [
+    (b"", "holds nothing; a config maps keys to values"),
+    (bytes(range(128, 256)), "is not a text file; --config takes a YAML file"),
+    (b"trainer:\n  max_epochs: [3\n", "line 3: not valid YAML"),
+    (b"- fit\n- test\n", "holds a list, not a mapping"),
+], ids=["empty", "binary", "syntax", "list"])
+def test_a_config_file_that_is_no_mapping_is_named_in_one_line(tmp_path, capfd, content, message):
+    config = tmp_path / "bad.yaml"
+    config.write_bytes(content)
+    line = cli_error(capfd, "fit", "--config", str(config), "--trainer.logger.init_args.save_dir", str(tmp_path / "logs"))
+    assert line.startswith(f"error: {config}") and message in line and not (tmp_path / "logs").exists()
 
 
 def test_missing_config_file(capfd):
