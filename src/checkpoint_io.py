@@ -7,14 +7,13 @@ in the checkpoint's own folder, fsynced, then os.replace()d over the old name: a
 one, never part of one, and a failed write leaves the old file and no temp file behind.
 """
 
-import errno
 import os
 from pathlib import Path
 
 import torch
 from lightning.pytorch.plugins.io import TorchCheckpointIO
 
-from src.errors import UsageError
+from src.errors import DISK_ERRNOS, UsageError
 
 
 class AtomicCheckpointIO(TorchCheckpointIO):
@@ -32,7 +31,7 @@ class AtomicCheckpointIO(TorchCheckpointIO):
             os.replace(tmp, path)
         except BaseException as err:  # a full disk, a read-only folder, Ctrl-C mid-write: the old file stays
             tmp.unlink(missing_ok=True)
-            if isinstance(err, OSError) and err.errno in (errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES):
+            if isinstance(err, OSError) and err.errno in DISK_ERRNOS:
                 raise UsageError(f"cannot write the checkpoint {path} ({os.strerror(err.errno)}); free space in "
                                  f"{path.parent} or pass another --trainer.logger.init_args.save_dir; {path.name} "
                                  "and the other checkpoints there are as they were") from err

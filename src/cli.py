@@ -28,7 +28,7 @@ from lightning.pytorch.utilities.exceptions import MisconfigurationException, SI
 
 from src import perf
 from src.callbacks.record import RunRecorder
-from src.errors import UsageError, one_line
+from src.errors import UsageError, disk_error, one_line
 from src.perf import fit_trainer_to_machine
 from src.placement import Placement, changed, import_class
 from src.quiet import quiet
@@ -173,6 +173,9 @@ def main(args: list[str] | None = None, run: bool = True, callbacks: list | None
     except (UsageError, ArgumentError, MisconfigurationException) as err:
         hint = " (python -m src.cli fit --help lists every option)" if isinstance(err, ArgumentError) else ""
         print(f"error: {one_line(str(err))}{hint}", file=sys.stderr)
+        sys.exit(2)
+    except OSError as err:  # a read-only or full folder: the machine's fault, not a bug
+        print(f"error: {disk_error(err)}", file=sys.stderr)
         sys.exit(2)
 
 

@@ -1,6 +1,8 @@
 """Bad input: the one exception type for what a user can fix, and how it is said (one line)."""
 
 import argparse
+import errno
+import os
 import re
 
 
@@ -30,3 +32,19 @@ def one_line(message: str) -> str:
         if text and not text.startswith(("Does not validate", "Subtypes:", "Errors:", "Problem with given class_path")):
             return f"{'.'.join(keys)}: {text}" if keys else text
     return message.strip().splitlines()[0] if message.strip() else "invalid input"
+
+
+# What a user's machine, not this code, is at fault for when a file cannot be written: a read-only, full or foreign
+# folder. Each is one line naming the path; any other OSError is a bug and keeps its traceback.
+DISK_ERRNOS = (errno.EROFS, errno.ENOSPC, errno.EDQUOT, errno.EACCES, errno.EPERM)
+
+
+def disk_error(err: OSError) -> str:
+    """The one line for an OSError of DISK_ERRNOS, naming its file; any other OSError is raised again (a bug)."""
+    if err.errno not in DISK_ERRNOS:
+        raise err
+    if isinstance(err.filename, bytes):  # TensorBoard's event writer names its file in bytes
+        err.filename = os.fsdecode(err.filename)
+    where = f"{err.filename}: " if err.filename else ""
+    return (f"{where}{os.strerror(err.errno)}; make it writable or free space, or write elsewhere "
+            "(--trainer.logger.init_args.save_dir for runs, TMPDIR for temporary files)")

@@ -21,7 +21,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from src.errors import ArgumentParser, UsageError
+from src.errors import ArgumentParser, UsageError, disk_error
 from src.runs import Run, load_checkpoint
 
 FORMATS = {"onnx": ".onnx", "torchscript": ".pt"}
@@ -87,6 +87,9 @@ def main(argv: list[str] | None = None) -> Path:
         path, difference = export(cli.model, images, ckpt, args.format)
     except UsageError as err:
         print(f"error: {err}", file=sys.stderr)
+        sys.exit(2)
+    except OSError as err:  # a read-only or full folder
+        print(f"error: {disk_error(err)}", file=sys.stderr)
         sys.exit(2)
     print(f"exported {ckpt} to {path}\nmax |logit difference| against PyTorch on {len(images)} test images: {difference:.2e}")
     return path

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Callable
 
 from jsonargparse import ArgumentError, Namespace
-from lightning.pytorch.callbacks import ModelCheckpoint
+from lightning.pytorch.callbacks import LearningRateMonitor, ModelCheckpoint
 from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
 from lightning.pytorch.utilities import rank_zero_info
 from lightning.pytorch.utilities.rank_zero import rank_zero_only
@@ -158,6 +158,8 @@ class Placement:
         if resuming:
             refuse_changed_model(config, load_checkpoint(Path(self.checkpoint)), source)
         self._choose_run(subcommand, version, changed, source, resuming)
+        if not trainer.get("logger"):  # logger false: Lightning refuses a LearningRateMonitor with nothing to log to
+            trainer.callbacks = [c for c in trainer.get("callbacks") or [] if not _is(c, LearningRateMonitor)]
         for callback in config.trainer.get("callbacks") or []:  # checkpoints in the run, whatever the logger
             if _is(callback, ModelCheckpoint) and callback.init_args.get("dirpath") is None:
                 callback.init_args.dirpath = str(self.run.checkpoints)

@@ -199,7 +199,12 @@ class Run:
         return f" (run {self.name})"
 
     def watch(self) -> None:
-        """Remember what the folder holds now, so that undo can take back what this command adds."""
+        """Remember what the folder holds now, so that undo can take back what this command adds; refuse a folder
+        this command could not write into (a read-only mount, another user's), before anything runs."""
+        if self.folder.is_dir() and not os.access(self.folder, os.W_OK):
+            raise UsageError(f"{self.folder} cannot be written (a read-only file system or another user's folder), "
+                             "and this command saves there; make it writable, or train a new run elsewhere with "
+                             "--trainer.logger.init_args.save_dir")
         self.held = set(self.folder.iterdir()) if self.folder.is_dir() else None
 
     def undo(self, folder: Path | None = None) -> None:

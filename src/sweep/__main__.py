@@ -22,7 +22,7 @@ import sys
 import time
 from pathlib import Path
 
-from src.errors import ArgumentParser, UsageError
+from src.errors import ArgumentParser, UsageError, disk_error
 
 
 def parse(argv):
@@ -240,6 +240,9 @@ def main(argv: list[str] | None = None) -> None:
         sweep_command(parse(argv))
     except UsageError as err:
         print(f"error: {err}", file=sys.stderr)
+        sys.exit(2)
+    except OSError as err:  # a read-only or full folder
+        print(f"error: {disk_error(err)}", file=sys.stderr)
         sys.exit(2)
     except TrialsFailed as err:
         print(f"error: {err}", file=sys.stderr)
