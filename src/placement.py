@@ -23,6 +23,8 @@ from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
 from lightning.pytorch.utilities import rank_zero_info
 from lightning.pytorch.utilities.rank_zero import rank_zero_only
 
+from src.callbacks.predictions import PredictionWriter
+from src.callbacks.report import TestReport
 from src.errors import UsageError
 from src.runs import EVALUATIONS, NOT_NAMED, Run, Runs, load_checkpoint, next_version, run_suffix
 
@@ -160,9 +162,11 @@ class Placement:
         self._choose_run(subcommand, version, changed, source, resuming)
         if not trainer.get("logger"):  # logger false: Lightning refuses a LearningRateMonitor with nothing to log to
             trainer.callbacks = [c for c in trainer.get("callbacks") or [] if not _is(c, LearningRateMonitor)]
-        for callback in config.trainer.get("callbacks") or []:  # checkpoints in the run, whatever the logger
+        for callback in config.trainer.get("callbacks") or []:  # checkpoints and reports in the run, whatever the logger
             if _is(callback, ModelCheckpoint) and callback.init_args.get("dirpath") is None:
                 callback.init_args.dirpath = str(self.run.checkpoints)
+            if self.evaluation and _is(callback, (TestReport, PredictionWriter)) and not callback.init_args.get("dirpath"):
+                callback.init_args.dirpath = str(self.run.folder / self.evaluation)
 
     def _choose_run(self, subcommand: str, version: str | None, changed, source: Run | None, resuming: bool) -> None:
         """resuming: a fit from a checkpoint of one of this config's runs, which goes on in that run."""

@@ -99,8 +99,8 @@ def test_a_full_tmpdir_costs_nothing(tmp_path, mnist_root, monkeypatch):
 
 
 def test_no_logger_at_all_trains_and_tests_the_best_checkpoint(tmp_path, mnist_root, monkeypatch):
-    """logger false: the run folder still holds its checkpoints and numbers (the learning-rate monitor, which logs
-    only to a logger, is left out), and test --ckpt_path best finds them."""
+    """logger false: the run folder still holds its checkpoints, numbers and test report (the learning-rate monitor,
+    which logs only to a logger, is left out), and test --ckpt_path best finds them."""
     monkeypatch.setenv("DATA_DIR", str(mnist_root))
     monkeypatch.chdir(tmp_path)
     repo = Path(__file__).resolve().parent.parent
@@ -113,6 +113,8 @@ def test_no_logger_at_all_trains_and_tests_the_best_checkpoint(tmp_path, mnist_r
     assert {p.name for p in (run / "checkpoints").iterdir()} >= {"last.ckpt"} and not list(run.glob("events.*"))
     main(["test", *args, "--ckpt_path", "best", "--trainer.enable_progress_bar", "false"])
     assert Run(run).metrics("test_0")["metrics"]["test/acc"] > 0.8
+    assert (run / "test_0" / "test_report" / "per_class.csv").is_file()  # in the run, as with a logger
+    assert [p.name for p in tmp_path.iterdir()] == ["lightning_logs"]  # not into the working directory
 
 
 def test_predicting_a_400_megapixel_image_is_one_line(tmp_path, mnist_root, monkeypatch, capfd):

@@ -18,8 +18,9 @@ class PredictionWriter(BasePredictionWriter):
     probability, and the three most probable classes. Under DDP every rank predicts a disjoint part
     (UnrepeatedDistributedSampler); rank 0 gathers the rows and writes each image exactly once, sorted by index."""
 
-    def __init__(self):
+    def __init__(self, dirpath: str | None = None):  # None: the trainer's log_dir (the CLI sets the run's predict_K)
         super().__init__(write_interval="batch")
+        self.dirpath = dirpath
         self.rows: list[tuple[int, int, list[float]]] = []
 
     def on_predict_epoch_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
@@ -36,7 +37,7 @@ class PredictionWriter(BasePredictionWriter):
             gathered = [None] * trainer.world_size
             dist.all_gather_object(gathered, rows)
             rows = [row for part in gathered for row in part]
-        out = Path(trainer.log_dir or ".") / "predictions.csv"  # log_dir is a broadcast: every rank must ask
+        out = Path(self.dirpath or trainer.log_dir or ".") / "predictions.csv"  # log_dir: a broadcast, every rank asks
         if trainer.is_global_zero:
             write_csv(out, sorted(rows), pl_module.classes, trainer.datamodule.predict_files)
             rank_zero_info(f"predictions: {out} ({len(rows)} images)")

@@ -81,8 +81,9 @@ class TestReport(Callback):
     The metrics are synced over all DDP ranks (each test image counted once); the misclassified grid shows
     rank 0's first examples."""
 
-    def __init__(self, max_misclassified: int = 32, max_filters: int = 64):
-        self.max_misclassified, self.max_filters = max_misclassified, max_filters
+    def __init__(self, max_misclassified: int = 32, max_filters: int = 64, dirpath: str | None = None):
+        # dirpath: the folder test_report/ goes in; None: the trainer's log_dir (the CLI sets the run's test_K)
+        self.max_misclassified, self.max_filters, self.dirpath = max_misclassified, max_filters, dirpath
 
     def on_test_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
         n = len(trainer.datamodule.classes)
@@ -100,7 +101,7 @@ class TestReport(Callback):
 
     def on_test_epoch_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
         values = self.metrics.compute()  # synced across ranks
-        out = Path(trainer.log_dir or ".") / "test_report"  # log_dir is a broadcast: every rank must ask
+        out = Path(self.dirpath or trainer.log_dir or ".") / "test_report"  # log_dir: a broadcast, every rank asks
         if not trainer.is_global_zero:
             return
         classes = trainer.datamodule.classes

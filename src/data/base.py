@@ -183,13 +183,13 @@ class ImageDataModule(LightningDataModule):
         sampler = DistributedSampler(self.splits["train"], num_replicas=world, rank=rank, shuffle=self.shuffle,
                                      seed=self.seed)
         loader = ResumableLoader(self.splits["train"], batch_size=self.batch_size, sampler=sampler, collate_fn=keep_batch)
-        loader.progress = self._train_progress
+        loader.done = self._batches_done
         return loader
 
-    def _train_progress(self) -> tuple[int, int]:
-        """(epoch, training batches of it processed) for ResumableLoader's checkpoint state."""
-        trainer = self.trainer
-        return trainer.current_epoch, trainer.fit_loop.epoch_loop.batch_progress.current.processed
+    def _batches_done(self) -> int:
+        """Training batches of the current epoch the loop has fetched: 0 at an epoch's start, the checkpoint's count
+        at the first batch of a fit resumed mid-epoch (ResumableLoader skips them)."""
+        return self.trainer.fit_loop.epoch_loop.batch_progress.current.ready if self.trainer is not None else 0
 
     def _eval_dataloader(self, split: str) -> DataLoader:
         rank, world = self._rank_and_world()

@@ -37,30 +37,22 @@ def keep_batch(batch: tuple[torch.Tensor, torch.Tensor]) -> tuple[torch.Tensor, 
 
 
 class ResumableLoader(DataLoader):
-    """The training DataLoader, resumable mid-epoch. Lightning saves state_dict() in every checkpoint and hands it
-    to load_state_dict() when a fit resumes; the resumed epoch then skips the batches that were already trained on,
-    so an interrupted run goes on with exactly the batches an unbroken one would see.
+    """The training DataLoader, resumable mid-epoch: an iterator that starts where the training loop has already
+    processed k batches of this epoch (a fit resumed from a mid-epoch checkpoint, whose progress Lightning restores)
+    draws the same (seed, epoch) permutation and discards its first k batches, so the run goes on with exactly the
+    batches an unbroken one would see.
 
-    The state is (epoch, batches processed), read from the trainer's own progress (`progress`, set by the data
-    module) rather than counted here. Skipping draws the same (seed, epoch) permutation and discards its first
-    index batches; it happens at the first batch, after Lightning has set the sampler's epoch."""
+    k is the trainer's own count (`done`, set by the data module), read at the first batch, after Lightning has
+    restored the checkpoint and set the sampler's epoch; not a loader state_dict, which Lightning drops when the
+    loader was built before the checkpoint was restored, as trainer.estimated_stepping_batches (OneCycleLR's length)
+    builds it (Lightning issue #20550: a resumed one-cycle run replayed the epoch from its first batch)."""
 
-    progress = None  # () -> (epoch, batches of it the training loop has processed)
-    skip: tuple[int, int] | None = None  # (epoch, batches) to skip in that epoch, from a checkpoint
-
-    def state_dict(self) -> dict:
-        epoch, batches = self.progress() if self.progress is not None else (0, 0)
-        return {"epoch": epoch, "batches": batches}
-
-    def load_state_dict(self, state: dict) -> None:
-        self.skip = (state["epoch"], state["batches"])
+    done = None  # () -> batches of the current epoch the training loop has fetched already (0 unless resumed)
 
     def __iter__(self):
         return self._skipping(super().__iter__())
 
     def _skipping(self, batches):
-        skip, self.skip = self.skip, None
-        if skip is not None and getattr(self.sampler, "epoch", None) == skip[0]:
-            for _ in range(min(skip[1], len(self))):
-                next(batches)
+        for _ in range(min(self.done() if self.done is not None else 0, len(self))):
+            next(batches)
         yield from batches
