@@ -31,8 +31,19 @@ class AtomicCheckpointIO(TorchCheckpointIO):
             os.replace(tmp, path)
         except BaseException as err:  # a full disk, a read-only folder, Ctrl-C mid-write: the old file stays
             tmp.unlink(missing_ok=True)
-            if isinstance(err, OSError) and err.errno in DISK_ERRNOS:
-                raise UsageError(f"cannot write the checkpoint {path} ({os.strerror(err.errno)}); free space in "
+            disk = _disk_cause(err)
+            if disk is not None:
+                raise UsageError(f"cannot write the checkpoint {path} ({os.strerror(disk.errno)}); free space in "
                                  f"{path.parent} or pass another --trainer.logger.init_args.save_dir; {path.name} "
                                  "and the other checkpoints there are as they were") from err
             raise
+
+
+def _disk_cause(err: BaseException) -> OSError | None:
+    """The OSError of DISK_ERRNOS behind a failed save, if any: torch.save's zip writer turns a full disk into
+    `RuntimeError: [enforce fail at inline_container.cc] unexpected pos ...`, the ENOSPC being its __context__."""
+    while err is not None:
+        if isinstance(err, OSError) and err.errno in DISK_ERRNOS:
+            return err
+        err = err.__cause__ or err.__context__
+    return None

@@ -128,3 +128,54 @@ def test_predicting_a_400_megapixel_image_is_one_line(tmp_path, mnist_root, monk
                      str(tmp_path), "--ckpt_path", "best", "--data.init_args.predict_path", str(images))
     assert f"cannot read the image {images / 'huge.png'}" in line and "DecompressionBombError" in line
     assert listing(tmp_path / "mnist_mlp") == before
+
+
+KILLED_MID_WRITE = """
+import sys, time, torch
+from src.checkpoint_io import AtomicCheckpointIO
+save = torch.save
+def half_then_hang(obj, f):  # the new checkpoint half written, then the process is killed
+    f.write(b"PK\\x03\\x04 half")
+    f.flush()
+    print("writing", flush=True)
+    time.sleep(60)
+torch.save = half_then_hang
+AtomicCheckpointIO().save_checkpoint({"state_dict": {"w": torch.zeros(3)}}, sys.argv[1])
+"""
+
+
+def test_a_checkpoint_write_killed_midway_leaves_the_previous_file_loadable(tmp_path):
+    import signal
+    import sys
+
+    import torch
+
+    from src.checkpoint_io import AtomicCheckpointIO
+
+    path = tmp_path / "checkpoints" / "last.ckpt"
+    AtomicCheckpointIO().save_checkpoint({"state_dict": {"w": torch.ones(3)}}, path)
+    child = subprocess.Popen([sys.executable, "-c", KILLED_MID_WRITE, str(path)], stdout=subprocess.PIPE, text=True,
+                             cwd=Path(__file__).resolve().parent.parent)
+    assert child.stdout.readline().strip() == "writing"  # blocked inside the write: SIGKILL it there
+    child.send_signal(signal.SIGKILL)
+    child.wait()
+    assert torch.equal(torch.load(path, weights_only=True)["state_dict"]["w"], torch.ones(3))
+
+
+def test_a_checkpoint_that_does_not_fit_on_the_disk_is_one_line_and_the_old_one_stays(tmp_path):
+    import torch
+
+    from src.checkpoint_io import AtomicCheckpointIO
+    from src.errors import UsageError
+
+    disk = tmp_path / "disk"
+    tmpfs(disk, "256k")
+    try:
+        path = disk / "checkpoints" / "last.ckpt"
+        AtomicCheckpointIO().save_checkpoint({"state_dict": {"w": torch.ones(3)}}, path)
+        with pytest.raises(UsageError, match=r"cannot write the checkpoint .*last.ckpt \(No space left on device\)"):
+            AtomicCheckpointIO().save_checkpoint({"state_dict": {"w": torch.zeros(1_000_000)}}, path)  # 4 MB
+        assert torch.equal(torch.load(path, weights_only=True)["state_dict"]["w"], torch.ones(3))
+        assert [p.name for p in path.parent.iterdir()] == ["last.ckpt"]  # no temp file left
+    finally:
+        subprocess.run(["umount", "-l", str(disk)])

@@ -378,3 +378,17 @@ def test_a_checkpoint_cannot_choose_what_gets_imported(tiny_run, tmp_path, capfd
                      "--trainer.logger.init_args.save_dir", str(tmp_path))
     assert "the checkpoint's hyperparameters name this.Foo, a class outside src., torch. and lightning." in line
     assert "this" not in sys.modules and "Zen of Python" not in capfd.readouterr().out
+
+
+@pytest.mark.slow
+def test_a_run_resumed_three_times_trains_on_each_time_and_keeps_each_config(mnist_root, tmp_path, monkeypatch):
+    monkeypatch.setenv("DATA_DIR", str(mnist_root))
+    constant = ["--model.init_args.scheduler", "null", "--trainer.logger.init_args.name", "run"]
+    fit(tmp_path, *constant, "--trainer.max_epochs", "1")
+    run = only_run(tmp_path / "run")
+    for epochs in (2, 3, 4):
+        fit(tmp_path, *constant, "--trainer.max_epochs", str(epochs), "--ckpt_path", "last")
+        assert torch.load(run / "checkpoints" / "last.ckpt", weights_only=True)["global_step"] == 30 * epochs
+    assert only_run(tmp_path / "run") == run  # each resume went on in the same folder
+    assert sorted(p.name for p in run.glob("config*.yaml")) == [
+        "config.yaml", "config_resume_0.yaml", "config_resume_1.yaml", "config_resume_2.yaml"]

@@ -188,8 +188,9 @@ class ImageDataModule(LightningDataModule):
 
     def _batches_done(self) -> int:
         """Training batches of the current epoch the loop has fetched: 0 at an epoch's start, the checkpoint's count
-        at the first batch of a fit resumed mid-epoch (ResumableLoader skips them)."""
-        return self.trainer.fit_loop.epoch_loop.batch_progress.current.ready if self.trainer is not None else 0
+        at the first batch of a fit resumed mid-epoch (ResumableLoader skips them); 0 outside a fit's loop."""
+        loop = getattr(self.trainer, "fit_loop", None)  # None: no trainer, or a loader iterated by hand
+        return loop.epoch_loop.batch_progress.current.ready if loop is not None else 0
 
     def _eval_dataloader(self, split: str) -> DataLoader:
         rank, world = self._rank_and_world()
