@@ -202,7 +202,7 @@ def test_nan_loss_stops_at_once_and_keeps_the_best_checkpoint(mnist_root, tmp_pa
 
 BAD_ARGS = [
     (["--model.init_args.net.init_args.hiden", "[5]"], "Option 'hiden' is not accepted"),
-    (["--data.init_args.batch_size", "abc"], "data.batch_size: Expected a <class 'int'>"),
+    (["--data.init_args.batch_size", "abc"], "data.batch_size: Expected a <class 'int'>. Got value: abc"),
     (["--model.init_args.net.init_args.activation", "swish"], "model.net.activation: Expected a typing.Literal"),
     (["--model.init_args.net.init_args.init", "xavier"], "model.net.init: Expected a typing.Literal"),
     (["--model.init_args.net.init_args.hidden", "[64, 0]"], "hidden sizes must be positive"),
@@ -392,3 +392,40 @@ def test_a_run_resumed_three_times_trains_on_each_time_and_keeps_each_config(mni
     assert only_run(tmp_path / "run") == run  # each resume went on in the same folder
     assert sorted(p.name for p in run.glob("config*.yaml")) == [
         "config.yaml", "config_resume_0.yaml", "config_resume_1.yaml", "config_resume_2.yaml"]
+
+
+TOGETHER = """
+import sys, time
+from pathlib import Path
+from src.runs import Run
+from src.cli import main
+claim, barrier = Run.claim.__func__, Path(sys.argv[1])
+def claim_together(cls, root, suffix=""):  # both commands reach the naming of their run, then both name it at once
+    (barrier / f"ready_{sys.argv[2]}").touch()
+    while len(list(barrier.glob("ready_*"))) < 2:
+        time.sleep(0.001)
+    return claim(cls, root, suffix)
+Run.claim = classmethod(claim_together)
+main(sys.argv[3:])
+"""
+
+
+@pytest.mark.slow
+def test_two_fits_of_one_command_started_together_finish_in_two_folders(mnist_root, tmp_path):
+    """A barrier just before each command names its run: both name it at the same moment, both finish, in two
+    folders, and every checkpoint of each loads (the second no longer fails and deletes the first's folder)."""
+    barrier = tmp_path / "barrier"
+    barrier.mkdir()
+    args = ["fit", "--config", "configs/mnist_mlp.yaml", "--trainer.logger.init_args.save_dir", str(tmp_path / "logs"),
+            "--trainer.max_epochs", "1", "--trainer.limit_train_batches", "2", "--trainer.limit_val_batches", "1",
+            "--trainer.enable_progress_bar", "false"]
+    env = {**os.environ, "DATA_DIR": str(mnist_root)}
+    procs = [subprocess.Popen([sys.executable, "-c", TOGETHER, str(barrier), str(i), *args], cwd=ROOT, env=env,
+                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True) for i in range(2)]
+    errors = [p.communicate(timeout=300)[1] for p in procs]
+    assert [p.returncode for p in procs] == [0, 0], errors
+    runs = sorted((tmp_path / "logs" / "mnist_mlp").iterdir())
+    assert [r.name.split("_max_epochs")[0] for r in runs] == ["version_0", "version_1"]
+    for run in runs:
+        checkpoints = sorted((run / "checkpoints").glob("*.ckpt"))
+        assert len(checkpoints) == 2 and all(torch.load(c, weights_only=True)["global_step"] == 2 for c in checkpoints)

@@ -42,13 +42,13 @@ def channel_stats(images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
 
 class ImageDataModule(LightningDataModule):
     """Base class. A subclass sets `in_shape`, `classes`, `dark_background` (light strokes on black, as MNIST: a user's
-    picture with a light border is inverted for predict) and `dataset_cls` (the torchvision data set that
-    downloads it), and implements `folder` and `read_split(train)`."""
+    picture with a light border is inverted for predict) and, where one downloads it, `dataset_cls` (the torchvision
+    data set), and implements `folder` and `read_split(train)`."""
 
     in_shape: tuple[int, int, int]
     classes: tuple[str, ...]
     dark_background: bool = False
-    dataset_cls: type
+    dataset_cls: type | None = None  # None: files of the user's own, which nothing can download
 
     def __init__(
         self,
@@ -104,6 +104,9 @@ class ImageDataModule(LightningDataModule):
         it was (folders it had to create are removed again), so a data folder only ever holds whole data sets."""
         if not self.download or (self.folder.is_dir() and any(self.folder.iterdir())):
             return  # an empty folder is what a failed download used to leave behind: try again
+        if self.dataset_cls is None:
+            raise UsageError(f"{type(self).__name__}'s files are not in {self.folder}, and it has no download: put them "
+                             f"there, or point --data.init_args.data_dir (or {DATA_DIR_ENV}) at the folder holding them")
         existing = next(p for p in [self.data_dir, *self.data_dir.parents] if p.exists())
         if not os.access(existing, os.W_OK):
             raise UsageError(f"cannot download into {self.data_dir}: {existing} is not writable; "

@@ -41,13 +41,16 @@ def write_csv(path: Path, rows: list[dict]) -> None:
 
 def record(study: optuna.Study, sweep, folder: Path) -> int:
     """results_per_seed.csv, epochs_per_seed.csv and provenance.json from every COMPLETE trial -> runs recorded."""
-    runs, epochs, environments = [], [], {}
+    runs, epochs, environments, seen = [], [], {}, set()
     for trial in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.PRUNED)):
         if "runs" not in trial.user_attrs:  # a grid's placeholder (no point left), not a run
             continue
         values = trial.user_attrs["values"]
         labels = {**dict(label(k, v) for k, v in values.items()), "point": json.dumps(values)}
         for run in trial.user_attrs["runs"]:
+            if (labels["point"], run["seed"]) in seen:  # a point TPE/random drew again: the same seed repeats the
+                continue  # same run, which is no second sample (the statistics count seeds); the first trial's stays
+            seen.add((labels["point"], run["seed"]))
             numbers = run_numbers(Path(run["run"]), sweep.metric)
             made = numbers["provenance"]
             environments[made.get("key", UNRECORDED)] = made.get("environment")

@@ -182,18 +182,20 @@ def failed_here(study: optuna.Study) -> list[str]:
 
 def run(study: optuna.Study, sweep, folder: Path, workers: int, threads: int, stale_after: float, storage_url: str) -> None:
     fail_stale(study, stale_after)
-    callbacks = []
+    callbacks, done = [], (TrialState.COMPLETE, TrialState.PRUNED)  # a pruned trial counts: a resume does not redo it
     if sweep.sampler == "grid":
         if enqueue_missing(study, sweep) == 0:
             return
         callbacks.append(lambda s, t: s.stop() if not s.get_trials(deepcopy=False, states=(TrialState.WAITING,)) else None)
+    elif len(study.get_trials(deepcopy=False, states=done)) >= sweep.trials:
+        return
     else:
-        done = (TrialState.COMPLETE, TrialState.PRUNED)  # a pruned trial counts: a resumed sweep does not redo it
-        if len(study.get_trials(deepcopy=False, states=done)) >= sweep.trials:
-            return
         callbacks.append(optuna.study.MaxTrialsCallback(sweep.trials, states=done))
     gpus = visible_gpus()
     if note := sharing(workers, gpus):
         print(note, file=sys.stderr)
-    study.optimize(objective(sweep, folder, threads, Devices(workers, gpus), storage_url), n_jobs=workers,
-                   callbacks=callbacks, catch=(RuntimeError,))
+    # TPE / random: this command runs at most the trials still missing, failed ones included (the next command runs
+    # those again), so a trial that always fails cannot loop; grid: until the queue is empty
+    missing = None if sweep.sampler == "grid" else sweep.trials - len(study.get_trials(deepcopy=False, states=done))
+    study.optimize(objective(sweep, folder, threads, Devices(workers, gpus), storage_url), n_trials=missing,
+                   n_jobs=workers, callbacks=callbacks, catch=(RuntimeError,))

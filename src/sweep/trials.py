@@ -12,7 +12,7 @@ import time
 from pathlib import Path
 
 from src import forked
-from src.runs import Run, next_version, safe_name
+from src.runs import Run, safe_name
 from src.sweep.spec import point_name
 
 LIVE: set[multiprocessing.process.BaseProcess] = set()  # the trial processes running now: ended when the sweep is stopped
@@ -70,26 +70,27 @@ def run_trial(sweep, values: dict, seed: int, save_dir: Path, threads: int, devi
     """-> {"run": the run folder, "ok": both commands succeeded, "wall": seconds, "log": the commands' output}.
     report: where the fit reports to the pruner (src/sweep/prune.py), or None."""
     name = trial_name(values, seed)
+    # The run's folder is claimed here, before the fit starts (an exclusive mkdir, src/runs.py): two workers running
+    # the same point and seed at once (a random sampler drawing it twice) get two folders and two logs.
+    run = Run.claim(save_dir / name)
     logger = ["--trainer.logger.init_args.save_dir", str(save_dir), "--trainer.logger.init_args.name", name,
               "--trainer.enable_progress_bar", "false"]
-    version = ["--trainer.logger.init_args.version", f"version_{next_version(save_dir / name)}"]  # the name says the rest
     env = trial_env(threads, device)
-    (save_dir / name).mkdir(parents=True, exist_ok=True)
-    log = save_dir / name / "trial.log"
-    start = time.time()
-    before = set((save_dir / name).glob("version_*"))
+    log = save_dir / name / f"trial_{run.name}.log"  # beside the run, not in it: a fit that fails before its first step
+    start = time.time()  # removes its run folder, and this log says why
     args = [*fit_args(sweep, values, seed), *logger]
     try:
-        ok = _run([["fit", *args, *version], ["test", *args, "--ckpt_path", sweep.test_ckpt]], env, log, report) == 0
+        commands = [["fit", *args, "--trainer.logger.init_args.version", run.name],
+                    ["test", *args, "--ckpt_path", f"{run.name}:{sweep.test_ckpt}"]]  # this run's, not the newest
+        ok = _run(commands, env, log, report) == 0
     except BaseException:
         ok = False
         STOPPING.set()
-    runs = sorted(set((save_dir / name).glob("version_*")) - before, key=lambda p: p.stat().st_mtime)
     if not ok and STOPPING.is_set():  # an attempt cut short by stopping the sweep: it is run again on resume
-        for run in runs:
-            shutil.rmtree(run, ignore_errors=True)
+        shutil.rmtree(run.folder, ignore_errors=True)
         raise KeyboardInterrupt
-    return {"run": str(runs[-1]) if runs else "", "ok": ok and bool(runs), "wall": time.time() - start, "start": start,
+    made = run.folder.is_dir()
+    return {"run": str(run.folder) if made else "", "ok": ok and made, "wall": time.time() - start, "start": start,
             "end": time.time(), "log": str(log), "device": device}
 
 

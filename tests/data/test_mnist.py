@@ -174,3 +174,19 @@ def test_idx_files_of_another_shape_or_with_bad_labels_are_one_clear_error(tmp_p
     write_idx(raw / "train-labels-idx1-ubyte", np.full(100, 200, np.uint8))
     with pytest.raises(UsageError, match=r"a label is 200, but MNIST has 10 classes \(0-9\)"):
         MNISTDataModule(data_dir=str(tmp_path), val_size=10).setup("fit")
+
+
+class OwnFiles(MNISTDataModule):
+    """A user's data module over files of their own: no torchvision class to download them."""
+
+    dataset_cls = None
+
+    @property
+    def folder(self) -> Path:
+        return self.data_dir / "mine"
+
+
+def test_a_data_set_of_ones_own_files_that_are_missing_is_one_line_not_a_download(tmp_path):
+    with pytest.raises(UsageError, match=rf"OwnFiles's files are not in {tmp_path / 'mine'}, and it has no download"):
+        OwnFiles(data_dir=str(tmp_path)).prepare_data()
+    assert list(tmp_path.iterdir()) == []

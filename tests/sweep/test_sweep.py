@@ -166,7 +166,7 @@ def test_a_sigkilled_sweep_runs_its_lost_trial_again_once(tmp_path):
         except sqlite3.OperationalError:
             return False
 
-    while time.time() < deadline and not (db.exists() and running() and list(tmp_path.glob("logs/grid/*/trial.log"))):
+    while time.time() < deadline and not (db.exists() and running() and list(tmp_path.glob("logs/grid/*/trial_version_*.log"))):
         time.sleep(0.2)
     proc.send_signal(signal.SIGKILL)
     proc.communicate(timeout=60)
@@ -210,6 +210,31 @@ def test_two_workers_run_trials_at_once(grid_sweep):
     study = optuna.load_study(study_name="grid", storage=f"sqlite:///{db}")
     spans = sorted((r["start"], r["end"]) for t in study.trials if t.state.name == "COMPLETE" for r in t.user_attrs["runs"])
     assert len(spans) == 4 and any(a[1] > b[0] for a, b in zip(spans, spans[1:]))  # some trials overlapped in time
+
+
+@pytest.mark.slow
+def test_a_random_sampler_drawing_one_point_four_times_with_two_workers_runs_four_trials_in_four_folders(tmp_path):
+    """A space of one point: every draw is the same (point, seed), two at a time. Each trial claims its own run
+    folder and tests its own checkpoint; the report counts the one seed once (repeats are no new sample)."""
+    import optuna
+
+    from src.runs import Run
+
+    text = (GRID.replace("[[16], [32]]", "[[16]]").replace("seeds: [0, 1]", "seeds: [0]")
+            .replace("sampler: grid", "sampler: random") + "trials: 4\n")
+    proc = sweep(tmp_path, text, "--workers", "2", name="same")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    folder = tmp_path / "logs" / "same"
+    trials = optuna.load_study(study_name="same", storage=f"sqlite:///{folder / 'optuna.db'}").trials
+    assert [t.state.name for t in trials] == ["COMPLETE"] * 4
+    runs = [Path(t.user_attrs["runs"][0]["run"]) for t in trials]
+    assert len(set(runs)) == 4 and sorted(runs) == fit_runs(folder)
+    for run in runs:  # each run tested its own best checkpoint, once
+        (evaluation,) = Run(run).evaluations("test")
+        assert Run(run).metrics(evaluation)["checkpoint"].startswith(str(run / "checkpoints"))
+    (row,) = table(folder)
+    assert row["seeds"] == "1"
+    assert len(list(csv.DictReader(open(folder / "results_per_seed.csv")))) == 1
 
 
 def bad(tmp_path, text, *args, name="bad") -> str:
@@ -264,7 +289,7 @@ def test_a_sweep_can_test_the_last_checkpoint(tmp_path, monkeypatch):
     commands = []
     monkeypatch.setattr(trials, "_run", lambda cmds, env, log, report=None: commands.extend(cmds) or 1)
     trials.run_trial(sweep_file, sweep_file.grid()[0], 0, tmp_path / "logs", threads=1)
-    assert [c[0] for c in commands] == ["fit", "test"] and commands[1][-2:] == ["--ckpt_path", "last"]
+    assert [c[0] for c in commands] == ["fit", "test"] and commands[1][-2:] == ["--ckpt_path", "version_0:last"]
     assert "--ckpt_path" not in commands[0]
     (tmp_path / "best.yaml").write_text(GRID)
     assert load(path).space() != load(tmp_path / "best.yaml").space()  # testing another checkpoint: another study
@@ -293,8 +318,8 @@ def test_a_sweep_whose_trials_fail_exits_non_zero_naming_their_logs(tmp_path):
     proc = sweep(tmp_path, text, name="broken")
     last = proc.stderr.strip().splitlines()[-1]
     assert proc.returncode == 1, proc.stderr[-2000:]
-    assert last.startswith("error: 4 run(s) of this sweep failed; the same command runs them again: see ") and "trial.log" in last
-    assert "MNIST not found" in (tmp_path / "logs" / "broken" / "hidden=[16]_seed=0" / "trial.log").read_text()
+    assert last.startswith("error: 4 run(s) of this sweep failed; the same command runs them again: see ") and "trial_version_0.log" in last
+    assert "MNIST not found" in (tmp_path / "logs" / "broken" / "hidden=[16]_seed=0" / "trial_version_0.log").read_text()
 
 
 def test_a_sweep_file_extends_another_point_for_point(tmp_path):
@@ -518,7 +543,7 @@ def test_a_two_process_ddp_trial_runs_from_the_fork_server(tmp_path):
     proc = sweep(tmp_path, text, timeout=240)  # without its command line, rank 0 waits for rank 1 for 30 minutes
     assert proc.returncode == 0, proc.stderr[-3000:]
     folder = tmp_path / "logs" / "grid"
-    log = (folder / "hidden=[16]_seed=0" / "trial.log").read_text()
+    log = (folder / "hidden=[16]_seed=0" / "trial_version_0.log").read_text()
     assert "GLOBAL_RANK: 1, MEMBER: 2/2" in log, log[-3000:]
     run = next((folder / "hidden=[16]_seed=0").glob("version_*"))
     row, = table(folder)
