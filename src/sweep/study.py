@@ -21,7 +21,7 @@ from optuna.trial import TrialState
 from src.errors import UsageError
 from src.sweep.devices import Devices, sharing, visible_gpus
 from src.sweep.prune import make_pruner, pruned_at
-from src.sweep.trials import run_numbers, run_trial, target
+from src.sweep.trials import STOPPING, run_numbers, run_trial, target
 
 HEARTBEAT = 30  # seconds between a running trial's heartbeats (Optuna's on SQLite/PostgreSQL/MySQL; ours on a journal)
 STALE = 120  # default --stale-after: seconds without a heartbeat after which a running trial belongs to a dead sweep
@@ -181,7 +181,25 @@ def failed_here(study: optuna.Study) -> list[str]:
 
 
 def run(study: optuna.Study, sweep, folder: Path, workers: int, threads: int, stale_after: float, storage_url: str) -> None:
-    fail_stale(study, stale_after)
+    """The trials still missing; then, while another command's trials are running (or were, until it died), waits:
+    each finishes, or goes stale after stale_after seconds and is failed and run here. The report that follows has
+    every seed of every point, never a point silently short of one."""
+    told = False
+    while True:
+        fail_stale(study, stale_after)
+        _optimize(study, sweep, folder, workers, threads, storage_url)
+        others = study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))  # ours have all ended here
+        if not others or STOPPING.is_set():
+            return
+        if not told:
+            told = True
+            print(f"waiting for {len(others)} trial(s) another sweep command is running; a trial whose command died is "
+                  f"failed and run here after {stale_after:g} s without its heartbeat (--stale-after)", file=sys.stderr)
+        time.sleep(min(HEARTBEAT, max(1.0, stale_after / 4)))
+
+
+def _optimize(study: optuna.Study, sweep, folder: Path, workers: int, threads: int, storage_url: str) -> None:
+    """One optimize over what is missing: the grid's queue, or the TPE/random trials still short of sweep.trials."""
     callbacks, done = [], (TrialState.COMPLETE, TrialState.PRUNED)  # a pruned trial counts: a resume does not redo it
     if sweep.sampler == "grid":
         if enqueue_missing(study, sweep) == 0:

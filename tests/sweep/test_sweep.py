@@ -151,28 +151,32 @@ def test_running_again_resumes_without_repeating_a_point(grid_sweep, tmp_path):
 
 @pytest.mark.slow
 def test_a_sigkilled_sweep_runs_its_lost_trial_again_once(tmp_path):
-    """SIGKILL mid-trial: no handler runs and the trial stays RUNNING in the storage. After the grace period the next
-    command fails it by Optuna's heartbeat and queues it again, once: every (point, seed) finished exactly once."""
+    """SIGKILL during the last trial: no handler runs and the trial stays RUNNING in the storage. The next command,
+    started at once, has nothing to queue; it waits out the lost trial's grace period (it exited 0 at once, the point
+    a seed short), fails it by Optuna's heartbeat and runs it again, once: every (point, seed) finished exactly once,
+    and the report has both seeds of every point."""
     import optuna
 
     proc = sweep(tmp_path, GRID, "--stale-after", "2", wait=False)
     db = tmp_path / "logs" / "grid" / "optuna.db"
     deadline = time.time() + 300
 
-    def running() -> bool:
+    def last_one_running() -> bool:
         try:
             with closing(sqlite3.connect(f"file:{db}?mode=ro", uri=True)) as connection:
-                return connection.execute("SELECT COUNT(*) FROM trials WHERE state = 'RUNNING'").fetchone()[0] > 0
+                states = dict(connection.execute("SELECT state, COUNT(*) FROM trials GROUP BY state").fetchall())
+            return states.get("COMPLETE") == 3 and states.get("RUNNING") == 1
         except sqlite3.OperationalError:
             return False
 
-    while time.time() < deadline and not (db.exists() and running() and list(tmp_path.glob("logs/grid/*/trial_version_*.log"))):
+    while time.time() < deadline and not (db.exists() and last_one_running()
+                                          and len(list(tmp_path.glob("logs/grid/*/trial_version_*.log"))) == 4):
         time.sleep(0.2)
-    proc.send_signal(signal.SIGKILL)
+    proc.send_signal(signal.SIGKILL)  # the trial's own process ends with its sweep (src/forked.py)
     proc.communicate(timeout=60)
-    time.sleep(3)  # past the grace period; the trial's own process ends with its sweep (src/forked.py)
-    again = sweep(tmp_path, GRID, "--stale-after", "2")
+    again = sweep(tmp_path, GRID, "--stale-after", "4")  # at once: the lost trial's heartbeat is not stale yet
     assert again.returncode == 0, again.stderr[-3000:]
+    assert "waiting for 1 trial(s) another sweep command is running" in again.stderr
     trials = optuna.load_study(study_name="grid", storage=f"sqlite:///{db}").trials
     done = sorted((t.user_attrs["point"], t.user_attrs["seed"]) for t in trials if t.state.name == "COMPLETE")
     assert done == [(0, 0), (0, 1), (1, 0), (1, 1)]
