@@ -134,15 +134,19 @@ def main() -> None:
     parser.add_argument("--reps", type=int, default=3)
     parser.add_argument("--config", default="configs/mnist_mlp.yaml")
     parser.add_argument("--json", help="write the figures to this file")
+    parser.add_argument("--train-batches", type=int, help="train on this many batches of the epoch (default: all; a "
+                        "shorter loop for a quick check of the phases, not for the figures)")
     args = parser.parse_args()
     data_dir = os.environ.get("DATA_DIR") or str(ROOT / "data")
     save_dir = tempfile.mkdtemp(prefix="bench_startup_")
     env = {**os.environ, "DATA_DIR": data_dir, "PYTHONPATH": str(ROOT)}
     common = ["--config", args.config, "--trainer.logger.init_args.save_dir", save_dir, "--trainer.enable_progress_bar",
               "false", "--trainer.callbacks+=scripts.bench_startup.Stamps"]
-    commands = {"fit (1 epoch)": [sys.executable, "-c", CHILD, "fit", *common, "--trainer.max_epochs", "1"],
+    epoch = ["--trainer.max_epochs", "1"] + ([] if args.train_batches is None else
+                                             ["--trainer.limit_train_batches", str(args.train_batches)])
+    commands = {"fit (1 epoch)": [sys.executable, "-c", CHILD, "fit", *common, *epoch],
                 "test --ckpt_path best": [sys.executable, "-c", CHILD, "test", *common, "--ckpt_path", "best"],
-                "python -m src.cli fit": [sys.executable, "-m", "src.cli", "fit", *common[:-1], "--trainer.max_epochs", "1"],
+                "python -m src.cli fit": [sys.executable, "-m", "src.cli", "fit", *common[:-1], *epoch],
                 "plain PyTorch (1 epoch)": [sys.executable, "-c", PLAIN, f"{data_dir}/MNIST/raw"]}
     runs: dict[str, list[dict]] = {name: [] for name in commands}
     for rep in range(args.reps):  # fit first in every repetition: test needs its checkpoint

@@ -28,7 +28,7 @@ from lightning.pytorch.utilities.exceptions import MisconfigurationException, SI
 
 from src import perf
 from src.callbacks.record import RunRecorder
-from src.errors import UsageError, disk_error, one_line
+from src.errors import UsageError, one_line, one_line_exit
 from src.perf import fit_trainer_to_machine
 from src.placement import Placement, changed, import_class
 from src.quiet import quiet
@@ -161,22 +161,21 @@ def main(args: list[str] | None = None, run: bool = True, callbacks: list | None
     # allow_abbrev=False: argparse would take --trainer.max_epoch for --trainer.max_epochs; a typo must be an error.
     defaults = {"default_config_files": [str(DEFAULTS)], "exit_on_error": False, "allow_abbrev": False}
     try:
-        check_config_files(list(sys.argv[1:] if args is None else args))
-        return CLI(LightningModule, LightningDataModule, subclass_mode_model=True, subclass_mode_data=True, args=args,
-                   parser_kwargs={"exit_on_error": False, "allow_abbrev": False, **{s: defaults for s in SUBCOMMANDS}}
-                   if run else defaults, run=run, trainer_defaults={"callbacks": callbacks} if callbacks else None)
+        with one_line_exit():
+            try:
+                check_config_files(list(sys.argv[1:] if args is None else args))
+                return CLI(LightningModule, LightningDataModule, subclass_mode_model=True, subclass_mode_data=True,
+                           args=args, parser_kwargs={"exit_on_error": False, "allow_abbrev": False,
+                                                     **{s: defaults for s in SUBCOMMANDS}} if run else defaults,
+                           run=run, trainer_defaults={"callbacks": callbacks} if callbacks else None)
+            except (ArgumentError, MisconfigurationException) as err:  # the parser's and Lightning's: bad input too
+                hint = " (python -m src.cli fit --help lists every option)" if isinstance(err, ArgumentError) else ""
+                raise UsageError(f"{one_line(str(err))}{hint}") from err
     except SIGTERMException:  # CheckpointOnInterrupt has saved and said how to resume
         sys.exit(128 + signal.SIGTERM)
     except KeyboardInterrupt:  # Ctrl-C before Lightning's own handling took over (importing, parsing, building)
         print("interrupted", file=sys.stderr)
         sys.exit(128 + signal.SIGINT)
-    except (UsageError, ArgumentError, MisconfigurationException) as err:
-        hint = " (python -m src.cli fit --help lists every option)" if isinstance(err, ArgumentError) else ""
-        print(f"error: {one_line(str(err))}{hint}", file=sys.stderr)
-        sys.exit(2)
-    except OSError as err:  # a read-only or full folder: the machine's fault, not a bug
-        print(f"error: {disk_error(err)}", file=sys.stderr)
-        sys.exit(2)
 
 
 if __name__ == "__main__":

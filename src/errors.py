@@ -4,6 +4,8 @@ import argparse
 import errno
 import os
 import re
+import sys
+from contextlib import contextmanager
 
 
 class UsageError(ValueError):
@@ -48,3 +50,17 @@ def disk_error(err: OSError) -> str:
     where = f"{err.filename}: " if err.filename else ""
     return (f"{where}{os.strerror(err.errno)}; make it writable or free space, or write elsewhere "
             "(--trainer.logger.init_args.save_dir for runs, TMPDIR for temporary files)")
+
+
+@contextmanager
+def one_line_exit():
+    """Every command's ending for what its user can fix: a UsageError, or an OSError of DISK_ERRNOS, printed as one
+    line on stderr, exit status 2. Any other exception is a bug and keeps its traceback."""
+    try:
+        yield
+    except UsageError as err:
+        print(f"error: {one_line(str(err))}", file=sys.stderr)
+        sys.exit(2)
+    except OSError as err:  # a read-only or full folder: the machine's fault, not a bug
+        print(f"error: {disk_error(err)}", file=sys.stderr)
+        sys.exit(2)

@@ -15,13 +15,12 @@ weights in nn.Linear/nn.Conv2d layers), so the check compares the exported file 
 
 import argparse
 import re
-import sys
 from pathlib import Path
 
 import torch
 from torch import nn
 
-from src.errors import ArgumentParser, UsageError, disk_error
+from src.errors import ArgumentParser, UsageError, one_line_exit
 from src.runs import Run, load_checkpoint
 
 FORMATS = {"onnx": ".onnx", "torchscript": ".pt"}
@@ -78,19 +77,13 @@ def parse(argv: list[str] | None) -> tuple[argparse.Namespace, list[str]]:
 def main(argv: list[str] | None = None) -> Path:
     from src.cli import main as cli_main  # Lightning and the configs: after the arguments are known to be good
 
-    try:
+    with one_line_exit():
         args, overrides = parse(argv)
         cli = cli_main([arg for config in args.config for arg in ("--config", config)] + overrides, run=False)
         ckpt = cli.place.find(args.ckpt_path)
         cli.model.restore(load_checkpoint(ckpt))
         images = cli.datamodule.read_split(train=False)[0][: args.images]
         path, difference = export(cli.model, images, ckpt, args.format)
-    except UsageError as err:
-        print(f"error: {err}", file=sys.stderr)
-        sys.exit(2)
-    except OSError as err:  # a read-only or full folder
-        print(f"error: {disk_error(err)}", file=sys.stderr)
-        sys.exit(2)
     print(f"exported {ckpt} to {path}\nmax |logit difference| against PyTorch on {len(images)} test images: {difference:.2e}")
     return path
 

@@ -34,8 +34,9 @@ def test_benchmark_prints_and_saves_the_ratios(mnist_root, tmp_path):
 def test_startup_phases_cover_each_command_from_spawn_to_exit(mnist_root, tmp_path):
     """Every stamped phase was reached, in order (none negative), and the phases add up to the command's wall time."""
     out = tmp_path / "startup.json"
-    proc = subprocess.run([sys.executable, "scripts/bench_startup.py", "--reps", "1", "--json", str(out)], cwd=ROOT,
-                          capture_output=True, text=True, timeout=600, env={**os.environ, "DATA_DIR": str(mnist_root)})
+    command = [sys.executable, "scripts/bench_startup.py", "--reps", "1", "--train-batches", "20", "--json", str(out)]
+    proc = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=600,
+                          env={**os.environ, "DATA_DIR": str(mnist_root)})
     assert proc.returncode == 0, proc.stderr[-3000:]
     report = json.loads(out.read_text())
     phases = ["interpreter", "imports", "parse+build", "data", "to 1st step", "loop", "wind-down", "exit"]

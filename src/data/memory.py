@@ -52,6 +52,14 @@ class ResumableLoader(DataLoader):
     def __iter__(self):
         return self._skipping(super().__iter__())
 
+    def state_dict(self) -> dict:
+        """Nothing of its own to save: its position is the fit loop's restored progress (`done`). The pair of methods
+        is how Lightning knows a loader resumes mid-epoch; without them it warns, on every such resume, that it may not."""
+        return {}
+
+    def load_state_dict(self, state: dict) -> None:
+        """See state_dict: the position comes from the trainer, not from the checkpoint's loader state."""
+
     def _skipping(self, batches):
         for _ in range(min(self.done() if self.done is not None else 0, len(self))):
             next(batches)

@@ -22,7 +22,7 @@ import sys
 import time
 from pathlib import Path
 
-from src.errors import ArgumentParser, UsageError, disk_error
+from src.errors import ArgumentParser, UsageError, one_line_exit
 
 
 def parse(argv):
@@ -237,13 +237,8 @@ def main(argv: list[str] | None = None) -> None:
 
     quiet()
     try:
-        sweep_command(parse(argv))
-    except UsageError as err:
-        print(f"error: {err}", file=sys.stderr)
-        sys.exit(2)
-    except OSError as err:  # a read-only or full folder
-        print(f"error: {disk_error(err)}", file=sys.stderr)
-        sys.exit(2)
+        with one_line_exit():
+            sweep_command(parse(argv))
     except TrialsFailed as err:
         print(f"error: {err}", file=sys.stderr)
         sys.exit(1)

@@ -20,7 +20,8 @@ def test_mnist_manual_reaches_97_percent_on_the_best_checkpoint(mnist_root, tmp_
 
 @pytest.mark.slow
 def test_mnist_manual_cnn_reaches_98_5_percent_on_the_best_checkpoint(mnist_root, tmp_path):
-    run = fit_then_test_best("configs/mnist_manual_cnn.yaml", tmp_path, mnist_root)
+    # 2 of the config's 3 epochs (its one-cycle schedule fitted to them): 98.78 % here, in two thirds of the time
+    run = fit_then_test_best("configs/mnist_manual_cnn.yaml", tmp_path, mnist_root, "--trainer.max_epochs", "2")
     test = read_scalars(run / "test_0")
     assert test["test/samples"][-1][1] == 10_000 and test["test/acc"][-1][1] >= 0.985
     assert (run / "test_0" / "test_report" / "filters.png").is_file()
