@@ -25,6 +25,7 @@ from src.sweep.trials import STOPPING, run_numbers, run_trial, target
 
 HEARTBEAT = 30  # seconds between a running trial's heartbeats (Optuna's on SQLite/PostgreSQL/MySQL; ours on a journal)
 STALE = 120  # default --stale-after: seconds without a heartbeat after which a running trial belongs to a dead sweep
+POLL = 1.0  # seconds between looks at the storage while another command's trials run: a report waits at most this long
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 
 
@@ -195,7 +196,7 @@ def run(study: optuna.Study, sweep, folder: Path, workers: int, threads: int, st
             told = True
             print(f"waiting for {len(others)} trial(s) another sweep command is running; a trial whose command died is "
                   f"failed and run here after {stale_after:g} s without its heartbeat (--stale-after)", file=sys.stderr)
-        time.sleep(min(HEARTBEAT, max(1.0, stale_after / 4)))
+        time.sleep(POLL)
 
 
 def _optimize(study: optuna.Study, sweep, folder: Path, workers: int, threads: int, storage_url: str) -> None:
