@@ -11,7 +11,6 @@ name / version); any other logger is left as configured, and the run's folder st
 checkpoints/ and metrics.json.
 """
 
-import importlib
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,17 +24,9 @@ from lightning.pytorch.utilities.rank_zero import rank_zero_only
 
 from src.callbacks.predictions import PredictionWriter
 from src.callbacks.report import TestReport
+from src.config_checks import import_class
 from src.errors import UsageError
 from src.runs import EVALUATIONS, NOT_NAMED, Run, Runs, load_checkpoint, next_version, run_suffix
-
-
-def import_class(class_path) -> type | None:
-    """The class a config's class_path names, or None where it cannot be imported."""
-    module, _, name = str(class_path or "").rpartition(".")
-    try:
-        return getattr(importlib.import_module(module), name)
-    except (ImportError, AttributeError, ValueError):
-        return None
 
 
 def _is(node, base: type) -> bool:

@@ -7,7 +7,7 @@ import os
 from lightning.pytorch import Callback, LightningModule, Trainer
 from lightning.pytorch.loggers import TensorBoardLogger
 
-from src.placement import import_class
+from src.config_checks import import_class
 
 METRIC = "val/acc_best"
 DATA_KEYS = ("batch_size", "val_size", "normalize", "augment", "crop_pad", "seed", "val_on_test")  # data settings that change results
