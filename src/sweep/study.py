@@ -201,20 +201,21 @@ def run(study: optuna.Study, sweep, folder: Path, workers: int, threads: int, st
 
 def _optimize(study: optuna.Study, sweep, folder: Path, workers: int, threads: int, storage_url: str) -> None:
     """One optimize over what is missing: the grid's queue, or the TPE/random trials still short of sweep.trials."""
-    callbacks, done = [], (TrialState.COMPLETE, TrialState.PRUNED)  # a pruned trial counts: a resume does not redo it
+    callbacks, missing = [], None  # None: the grid runs until its queue is empty
     if sweep.sampler == "grid":
         if enqueue_missing(study, sweep) == 0:
             return
         callbacks.append(lambda s, t: s.stop() if not s.get_trials(deepcopy=False, states=(TrialState.WAITING,)) else None)
-    elif len(study.get_trials(deepcopy=False, states=done)) >= sweep.trials:
-        return
     else:
+        done = (TrialState.COMPLETE, TrialState.PRUNED)  # a pruned trial counts: a resume does not redo it
+        # this command runs at most the trials still missing, failed ones included (the next command runs those
+        # again), so a trial that always fails cannot loop; the callback stops it early where other commands finish some
+        missing = sweep.trials - len(study.get_trials(deepcopy=False, states=done))
+        if missing <= 0:
+            return
         callbacks.append(optuna.study.MaxTrialsCallback(sweep.trials, states=done))
     gpus = visible_gpus()
     if note := sharing(workers, gpus):
         print(note, file=sys.stderr)
-    # TPE / random: this command runs at most the trials still missing, failed ones included (the next command runs
-    # those again), so a trial that always fails cannot loop; grid: until the queue is empty
-    missing = None if sweep.sampler == "grid" else sweep.trials - len(study.get_trials(deepcopy=False, states=done))
     study.optimize(objective(sweep, folder, threads, Devices(workers, gpus), storage_url), n_trials=missing,
                    n_jobs=workers, callbacks=callbacks, catch=(RuntimeError,))

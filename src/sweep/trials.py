@@ -76,8 +76,10 @@ def run_trial(sweep, values: dict, seed: int, save_dir: Path, threads: int, devi
     logger = ["--trainer.logger.init_args.save_dir", str(save_dir), "--trainer.logger.init_args.name", name,
               "--trainer.enable_progress_bar", "false"]
     env = trial_env(threads, device)
-    log = save_dir / name / f"trial_{run.name}.log"  # beside the run, not in it: a fit that fails before its first step
-    start = time.time()  # removes its run folder, and this log says why
+    # The log lies beside the run, not in it: a fit that fails before its first step removes its run folder, and the
+    # log says why.
+    log = save_dir / name / f"trial_{run.name}.log"
+    start = time.time()
     args = [*fit_args(sweep, values, seed), *logger]
     try:
         commands = [["fit", *args, "--trainer.logger.init_args.version", run.name],
