@@ -21,6 +21,7 @@ import torch
 from torch import nn
 
 from src.errors import ArgumentParser, UsageError, one_line_exit
+from src.models.eval_flip import FlipMean
 from src.runs import Run, load_checkpoint
 
 FORMATS = {"onnx": ".onnx", "torchscript": ".pt"}
@@ -45,7 +46,8 @@ def export(model, images: torch.Tensor, ckpt: Path, fmt: str) -> tuple[Path, flo
     """model: an ImageClassifier with its checkpoint loaded; images: uint8 [N, C, H, W] test images.
     -> (the written file, max |exported logits - PyTorch logits| on images)."""
     net = model.net.to_module() if hasattr(model.net, "to_module") else model.net
-    module = nn.Sequential(model.normalize, net).eval()  # the normalization is the model's first layer
+    module = nn.Sequential(model.normalize, net)  # the normalization is the model's first layer
+    module = (FlipMean(module) if model.eval_flip else module).eval()  # mirroring commutes with a per-channel normalization
     x = images.float() / 255.0
     with torch.no_grad():
         reference = model.eval()(x)

@@ -24,12 +24,13 @@ def mnist():
 def nets():
     torch.manual_seed(0)
     return {"mlp": ImageClassifier(MLP(hidden=[64], batchnorm=True)), "cnn": ImageClassifier(SmallCNN(batchnorm=True)),
+            "cnn_eval_flip": ImageClassifier(SmallCNN(batchnorm=True), eval_flip=True),
             "manual_mlp": ManualClassifier(ManualMLP()),
             "manual_cnn": ManualClassifier(ManualCNN(batchnorm=True))}
 
 
 @pytest.mark.parametrize("fmt", ["onnx", "torchscript"])
-@pytest.mark.parametrize("name", ["mlp", "cnn", "manual_mlp", "manual_cnn"])
+@pytest.mark.parametrize("name", ["mlp", "cnn", "cnn_eval_flip", "manual_mlp", "manual_cnn"])
 def test_exported_logits_equal_pytorch(mnist, tmp_path, name, fmt):
     meta, stats, images = mnist
     model = nets()[name]

@@ -14,6 +14,7 @@ from src.data.images import prepare
 from src.errors import UsageError
 from src.models.metrics import EpochStats
 from src.models.normalize import Normalize
+from src.models.eval_flip import flip_mean
 
 STAGES = ("train", "val", "test")
 EPOCH_METRICS = ("acc", "loss", "samples")  # per stage, EpochStats' values, logged once per epoch
@@ -54,19 +55,23 @@ class ImageClassifier(LightningModule):
         scheduler: LRSchedulerCallable | None = None,  # see configure_optimizers
         scheduler_interval: Literal["step", "epoch"] = "step",  # step the scheduler after every batch, or every epoch
         label_smoothing: float = 0.0,  # training targets (1 - s) one-hot + s / classes; val/test losses stay plain
+        eval_flip: bool = False,  # outside training (val, test, predict, export) score each image and its left-right mirror
     ):
         super().__init__()
         if not 0.0 <= label_smoothing < 1.0:
             raise ValueError(f"label_smoothing must be in [0, 1), got {label_smoothing}")
         self.net, self.optimizer, self.scheduler, self.scheduler_interval = net, optimizer, scheduler, scheduler_interval
-        self.label_smoothing = label_smoothing
+        self.label_smoothing, self.eval_flip = label_smoothing, eval_flip
         self.normalize = Normalize()
         with warnings.catch_warnings():
             # Lightning warns that `net` (an nn.Module argument) would be pickled into the hyperparameters. Under
             # LightningCLI (and load_from_checkpoint) what is saved is net's class_path/init_args config, which
             # load_from_checkpoint needs to rebuild the net; a hand-built net is removed below. A false alarm here.
             warnings.filterwarnings("ignore", message="Attribute 'net' is an instance of `nn.Module`")
-            self.save_hyperparameters()
+            # eval_flip is how the model is scored, not what it is: kept out of the checkpoint's hyperparameters,
+            # which LightningCLI lays over the command line when it loads --ckpt_path, so that `test --ckpt_path X
+            # --model.init_args.eval_flip true` scores any checkpoint with it (the run's config.yaml records it).
+            self.save_hyperparameters(ignore=["eval_flip"])
         # LightningCLI saves the config of `net` and `optimizer` (plain class_path/init_args dicts); a module
         # built by hand would pickle objects into every checkpoint, which torch's weights_only load refuses.
         for key in [k for k, v in self.hparams.items() if callable(v)]:
@@ -176,8 +181,11 @@ class ImageClassifier(LightningModule):
         return self.inference["classes"] if self.inference else [str(i) for i in range(self.net.num_classes)]
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """x: [N, C, H, W] images in [0, 1] -> logits [N, num_classes]."""
-        return self.net(self.normalize(x))
+        """x: [N, C, H, W] images in [0, 1] -> logits [N, num_classes]. With eval_flip, in eval mode: the mean of the
+        logits of x and of x mirrored (src/models/eval_flip.py), for data sets whose classes a mirror keeps, as a training
+        flip assumes."""
+        z = self.normalize(x)
+        return flip_mean(self.net, z) if self.eval_flip and not self.training else self.net(z)
 
     def _shared_step(self, batch: tuple[torch.Tensor, torch.Tensor], stage: str) -> tuple[torch.Tensor, torch.Tensor]:
         """-> (loss, logits [N, C])."""

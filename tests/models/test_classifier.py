@@ -1,4 +1,6 @@
 import functools
+import json
+import shutil
 from types import SimpleNamespace
 
 import pytest
@@ -7,8 +9,8 @@ import torch.nn.functional as F
 
 from src.cli import main
 from src.errors import UsageError
-from src.models import MLP, ImageClassifier
-from tests.conftest import only_run, read_scalars
+from src.models import MLP, ImageClassifier, SmallCNN
+from tests.conftest import REAL_DATA, only_run, read_scalars, run_cli
 
 
 def test_shared_step_loss_and_metrics_on_a_tiny_batch():
@@ -37,6 +39,24 @@ def test_label_smoothing_smooths_the_training_loss_only():
         assert torch.allclose(model._shared_step((x, y), stage)[0], F.cross_entropy(logits, y))
     with pytest.raises(ValueError, match="label_smoothing must be in"):
         ImageClassifier(MLP(hidden=[8]), label_smoothing=1.0)
+
+
+def test_eval_flip_scores_an_image_and_its_mirror_alike_outside_training_only():
+    """Eval mode: the mean of the net's logits on the normalized image and on its mirror, so an image and its mirror
+    get the same scores; training steps see the one view the batch holds."""
+    torch.manual_seed(0)
+    model = ImageClassifier(SmallCNN(batchnorm=True), eval_flip=True).eval()
+    x = torch.rand(8, 1, 28, 28)
+    z = model.normalize(x)
+    both = (model.net(z) + model.net(z.flip(-1))) / 2
+    assert torch.allclose(model(x), both, atol=1e-6)
+    assert torch.allclose(model(x.flip(-1)), model(x), atol=1e-5)
+    assert not torch.allclose(model.net(z.flip(-1)), model.net(z), atol=1e-3)  # the net alone tells them apart
+    model.train()
+    torch.manual_seed(1)
+    one_view = model.net(z)
+    torch.manual_seed(1)
+    assert torch.equal(model(x), one_view)
 
 
 def test_hand_built_module_keeps_checkpoint_safe_hparams():
@@ -101,3 +121,22 @@ def test_a_checkpoint_from_before_normalization_was_a_layer_keeps_its_statistics
     model = ImageClassifier(MLP(hidden=[8])).restore(old)
     x = torch.rand(4, 1, 28, 28)
     assert torch.allclose(model.eval()(x), trained.net.eval()((x - 0.1307) / 0.3081))
+
+
+def test_eval_flip_set_on_the_command_line_scores_a_trained_checkpoint(short_mlp_run, tmp_path):
+    """eval_flip is kept out of the checkpoint's hyperparameters, which LightningCLI lays over the command line: set
+    for an evaluation, it applies. MNIST's digits are not mirror-symmetric, so scoring their mirrors too costs
+    accuracy: the evaluation with it must differ from the one without."""
+    save_dir, run, _ = short_mlp_run
+    ckpt = tmp_path / "mlp.ckpt"  # a copy outside the shared run: these evaluations get their own folders
+    shutil.copy(run / "checkpoints" / "last.ckpt", ckpt)
+    assert "eval_flip" not in torch.load(ckpt, weights_only=True)["hyper_parameters"]
+    accuracy = {}
+    for flip in ("false", "true"):
+        logs = tmp_path / flip
+        run_cli("validate", "--config", "configs/mnist_mlp.yaml", "--ckpt_path", str(ckpt), "--model.init_args.eval_flip",
+                flip, "--trainer.logger.init_args.save_dir", str(logs), "--trainer.limit_val_batches", "4",
+                data_dir=REAL_DATA)
+        (metrics,) = logs.glob("mnist_mlp/version_*/validate_*/metrics.json")
+        accuracy[flip] = json.loads(metrics.read_text())["metrics"]["val/acc"]
+    assert accuracy["false"] > 0.85 and accuracy["true"] < accuracy["false"] - 0.05, accuracy
