@@ -1,7 +1,8 @@
 from types import SimpleNamespace
 
-from src.callbacks.hparams import table
+from src.callbacks.hparams import HParamsSummary, table
 from src.data import MNISTDataModule
+from src.models import MLP, ImageClassifier
 
 
 def test_table_keeps_what_a_run_changed(monkeypatch):
@@ -23,3 +24,14 @@ def test_runs_that_differ_in_epochs_batch_or_seed_tell_apart(monkeypatch):
     rows = table({"net": {"class_path": "src.models.MLP", "init_args": {}}}, MNISTDataModule(), trainer)
     assert rows == {"net": "MLP", "data/batch_size": 128, "trainer/max_epochs": 4, "trainer/precision": "bf16-mixed",
                     "seed": 3}
+
+
+def test_eval_flip_is_a_column_though_the_checkpoint_leaves_it_out(monkeypatch):
+    """Two runs that differ only in eval_flip tell apart in HParams (the classifier keeps it out of its hparams)."""
+    monkeypatch.delenv("PL_GLOBAL_SEED", raising=False)
+    trainer = SimpleNamespace(datamodule=MNISTDataModule(), max_epochs=1, precision="32-true")
+    for flip in (False, True):
+        model = ImageClassifier(MLP(hidden=[8]), eval_flip=flip)
+        assert "eval_flip" not in model.hparams
+        rows = HParamsSummary.params(model, trainer)
+        assert rows["eval_flip"] is flip

@@ -94,5 +94,7 @@ class HParamsSummary(Callback):
 
     @staticmethod
     def params(pl_module: LightningModule, trainer: Trainer) -> dict:
-        return {**table(dict(pl_module.hparams), trainer.datamodule, trainer),
+        # ImageClassifier keeps eval_flip out of its hparams (an evaluation may set it), so it is read off the module.
+        scoring = {"eval_flip": pl_module.eval_flip} if hasattr(pl_module, "eval_flip") else {}
+        return {**table(dict(pl_module.hparams), trainer.datamodule, trainer), **scoring,
                 "num_params": sum(p.numel() for p in pl_module.parameters())}
