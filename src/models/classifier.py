@@ -12,9 +12,9 @@ from torchmetrics import MaxMetric
 
 from src.data.images import prepare
 from src.errors import UsageError
+from src.models.eval_flip import flip_mean
 from src.models.metrics import EpochStats
 from src.models.normalize import Normalize
-from src.models.eval_flip import flip_mean
 
 STAGES = ("train", "val", "test")
 EPOCH_METRICS = ("acc", "loss", "samples")  # per stage, EpochStats' values, logged once per epoch
