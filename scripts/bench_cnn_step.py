@@ -13,8 +13,8 @@ import statistics
 
 import torch
 import torch.nn.functional as F
-
 from bench_manual_step import step_args, timed
+
 from src.models import SmallCNN
 
 VARIANTS = {"NCHW fp32": (False, False), "NHWC fp32": (True, False), "NHWC bf16-mixed": (True, True)}
@@ -48,9 +48,13 @@ def main() -> None:
             for v, step in steps.items():
                 times[v].append(timed(step, args.device))
         base = times["NCHW fp32"]
-        print(f"{name:>9}: " + "   ".join(
-            f"{v} {statistics.median(t) * 1e3:.2f} ms ({statistics.median(b / s for b, s in zip(base, t)):.2f}x)"
-            for v, t in times.items()))
+        print(
+            f"{name:>9}: "
+            + "   ".join(
+                f"{v} {statistics.median(t) * 1e3:.2f} ms ({statistics.median(b / s for b, s in zip(base, t)):.2f}x)"
+                for v, t in times.items()
+            )
+        )
 
 
 if __name__ == "__main__":

@@ -89,8 +89,17 @@ def main() -> None:
             builtin = timed(lambda: FashionMNISTDataModule(data_dir=data_dir))
             runs.append({"first_s": cold, "cached_s": warm, "builtin_idx_s": builtin, "first/cached": cold / warm})
     median = {k: statistics.median(r[k] for r in runs) for k in runs[0]}
-    report = {"kind": args.kind, "images": args.images + 1000, "reps": args.reps, "median": median, "runs": runs, "cpu": cpu_name(),
-              "cores": os.cpu_count(), "torch_threads": torch.get_num_threads(), "torch": torch.__version__}
+    report = {
+        "kind": args.kind,
+        "images": args.images + 1000,
+        "reps": args.reps,
+        "median": median,
+        "runs": runs,
+        "cpu": cpu_name(),
+        "cores": os.cpu_count(),
+        "torch_threads": torch.get_num_threads(),
+        "torch": torch.__version__,
+    }
     files = "28x28 grey PNG" if args.kind == "fashion" else "96x96 RGB JPEG, read at 32x32,"
     print(f"ImageFolderDataModule setup, {args.images:,} train + 1,000 test {files} files, medians of {args.reps}:")
     print(f"first run (decode + cache)  {median['first_s']:.2f} s")

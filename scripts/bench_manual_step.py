@@ -17,15 +17,18 @@ import time
 import torch
 import torch.nn.functional as F
 
-from src.perf import reuse_freed_memory
 from src.manual import ManualCNN, ManualMLP, ManualSGD
 from src.manual.conv import CHUNK
+from src.perf import reuse_freed_memory
 
 
 def sgd_steps(manual, net, x, y, device: str):
     """Two closures doing one SGD-with-momentum step each (manual gradients / autograd) on the batch (x, y)."""
     manual, net = manual.to(device), net.to(device)
-    ours, theirs = ManualSGD(manual.parameters(), lr=0.02, momentum=0.9), torch.optim.SGD(net.parameters(), lr=0.02, momentum=0.9)
+    ours, theirs = (
+        ManualSGD(manual.parameters(), lr=0.02, momentum=0.9),
+        torch.optim.SGD(net.parameters(), lr=0.02, momentum=0.9),
+    )
 
     def manual_step():
         _, grads = manual.loss(x, y)
@@ -44,8 +47,13 @@ def sgd_steps(manual, net, x, y, device: str):
 def mlp_steps(sizes: list[int], batch: int, device: str):
     """sizes = [D, H1, ..., C] of the MLP benchmarked."""
     torch.manual_seed(0)
-    manual = ManualMLP(in_shape=(sizes[0],), hidden=sizes[1:-1], num_classes=sizes[-1], activation="improved_sigmoid",
-                       init="lecun_normal")
+    manual = ManualMLP(
+        in_shape=(sizes[0],),
+        hidden=sizes[1:-1],
+        num_classes=sizes[-1],
+        activation="improved_sigmoid",
+        init="lecun_normal",
+    )
     net = manual.to_module()
     x, y = torch.randn(batch, sizes[0], device=device), torch.randint(0, sizes[-1], (batch,), device=device)
     return sgd_steps(manual, net, x, y, device)
@@ -89,9 +97,11 @@ def compare(name: str, manual_step, autograd_step, reps: int, device: str) -> No
         m.append(timed(manual_step, device))
         a.append(timed(autograd_step, device))
     ratios = sorted(x / y for x, y in zip(m, a))
-    print(f"{name:>22}: manual {statistics.median(m) * 1e6:8.1f} us   autograd {statistics.median(a) * 1e6:8.1f} us   "
-          f"manual/autograd median {statistics.median(ratios):.3f} "
-          f"(pairwise ratios p10 {ratios[len(ratios) // 10]:.3f}, p90 {ratios[9 * len(ratios) // 10]:.3f})")
+    print(
+        f"{name:>22}: manual {statistics.median(m) * 1e6:8.1f} us   autograd {statistics.median(a) * 1e6:8.1f} us   "
+        f"manual/autograd median {statistics.median(ratios):.3f} "
+        f"(pairwise ratios p10 {ratios[len(ratios) // 10]:.3f}, p90 {ratios[9 * len(ratios) // 10]:.3f})"
+    )
 
 
 def profile(step, reps: int = 10) -> None:
@@ -111,14 +121,16 @@ def product_throughput(batch: int, reps: int = 50) -> None:
     costs from what the hand-written code around it costs."""
     x = torch.randn(batch, 16, 14, 14).contiguous(memory_format=torch.channels_last)
     W, cols, square = torch.randn(16, 16, 5, 5), torch.randn(batch * 14 * 14, 400), torch.randn(1024, 1024)
-    W_cols, block = W.reshape(16, 400), cols[:CHUNK * 14 * 14]
+    W_cols, block = W.reshape(16, 400), cols[: CHUNK * 14 * 14]
     block_image, W_1x1 = block.view(1, -1, 1, 400).permute(0, 3, 1, 2), W_cols.view(16, 400, 1, 1)
     conv2_flops = 2 * 14 * 14 * 400 * 16  # per image
-    for name, op, flops in (("conv2, whole batch, torch.mm", lambda: cols @ W_cols.T, batch * conv2_flops),
-                            (f"conv2, {CHUNK}-image block, torch.mm", lambda: block @ W_cols.T, CHUNK * conv2_flops),
-                            (f"conv2, {CHUNK}-image block, oneDNN 1x1", lambda: F.conv2d(block_image, W_1x1), CHUNK * conv2_flops),
-                            ("conv2, direct convolution (F.conv2d)", lambda: F.conv2d(x, W, padding=2), batch * conv2_flops),
-                            ("1024 x 1024 x 1024, torch.mm", lambda: square @ square, 2 * 1024 ** 3)):
+    for name, op, flops in (
+        ("conv2, whole batch, torch.mm", lambda: cols @ W_cols.T, batch * conv2_flops),
+        (f"conv2, {CHUNK}-image block, torch.mm", lambda: block @ W_cols.T, CHUNK * conv2_flops),
+        (f"conv2, {CHUNK}-image block, oneDNN 1x1", lambda: F.conv2d(block_image, W_1x1), CHUNK * conv2_flops),
+        ("conv2, direct convolution (F.conv2d)", lambda: F.conv2d(x, W, padding=2), batch * conv2_flops),
+        ("1024 x 1024 x 1024, torch.mm", lambda: square @ square, 2 * 1024**3),
+    ):
         for _ in range(5):
             op()
         seconds = statistics.median(timed(op, "cpu") for _ in range(reps))

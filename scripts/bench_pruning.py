@@ -36,8 +36,13 @@ PRUNER = "pruner: {name: median, n_startup_trials: 3, n_warmup_steps: 1}\n"
 def run_sweep(folder: Path, name: str, text: str) -> float:
     (folder / f"{name}.yaml").write_text(text)
     start = time.time()
-    subprocess.run([sys.executable, "-m", "src.sweep", str(folder / f"{name}.yaml"), "--save-dir", str(folder / "logs")],
-                   cwd=ROOT, check=True, capture_output=True, text=True)
+    subprocess.run(
+        [sys.executable, "-m", "src.sweep", str(folder / f"{name}.yaml"), "--save-dir", str(folder / "logs")],
+        cwd=ROOT,
+        check=True,
+        capture_output=True,
+        text=True,
+    )
     return time.time() - start
 
 
@@ -45,12 +50,16 @@ def summary(folder: Path, name: str, wall: float) -> dict:
     study = optuna.load_study(study_name=name, storage=f"sqlite:///{folder / 'logs' / name / 'optuna.db'}")
     trials = [t for t in study.trials if t.state.name in ("COMPLETE", "PRUNED")]
     runs = [Run(Path(r["run"])) for t in trials for r in t.user_attrs["runs"]]
-    return {"trials": len(trials), "pruned": sum(t.state.name == "PRUNED" for t in trials),
-            "fit_s": sum(r.metrics()["wall_s"] for r in runs), "trial_s": sum(r["wall"] for t in trials
-                                                                            for r in t.user_attrs["runs"]),
-            "epochs": sum(r.metrics()["epochs"] for r in runs), "sweep_wall_s": wall,
-            "best_val_acc_best": max(t.value for t in trials if t.state.name == "COMPLETE"),
-            "runs": sorted(str(r.folder) for r in runs)}
+    return {
+        "trials": len(trials),
+        "pruned": sum(t.state.name == "PRUNED" for t in trials),
+        "fit_s": sum(r.metrics()["wall_s"] for r in runs),
+        "trial_s": sum(r["wall"] for t in trials for r in t.user_attrs["runs"]),
+        "epochs": sum(r.metrics()["epochs"] for r in runs),
+        "sweep_wall_s": wall,
+        "best_val_acc_best": max(t.value for t in trials if t.state.name == "COMPLETE"),
+        "runs": sorted(str(r.folder) for r in runs),
+    }
 
 
 def main() -> None:
@@ -61,18 +70,27 @@ def main() -> None:
     report = {}
     for name, text in (("unpruned", SWEEP), ("pruned", SWEEP + PRUNER)):
         report[name] = summary(folder, name, run_sweep(folder, name, text))
-        print(f"{name:>9}: {report[name]['trials']} trials, {report[name]['pruned']} pruned, {report[name]['epochs']} "
-              f"epochs, fits {report[name]['fit_s']:.0f} s, trials {report[name]['trial_s']:.0f} s, best val/acc_best "
-              f"{report[name]['best_val_acc_best']:.4f}")
+        print(
+            f"{name:>9}: {report[name]['trials']} trials, {report[name]['pruned']} pruned, {report[name]['epochs']} "
+            f"epochs, fits {report[name]['fit_s']:.0f} s, trials {report[name]['trial_s']:.0f} s, best val/acc_best "
+            f"{report[name]['best_val_acc_best']:.4f}"
+        )
     again = run_sweep(folder, "pruned", SWEEP + PRUNER)
-    report["rerun"] = {"wall_s": again, "new_runs": len(set(summary(folder, "pruned", again)["runs"])
-                                                        - set(report["pruned"]["runs"]))}
+    report["rerun"] = {
+        "wall_s": again,
+        "new_runs": len(set(summary(folder, "pruned", again)["runs"]) - set(report["pruned"]["runs"])),
+    }
     u, p = report["unpruned"], report["pruned"]
-    report["ratios"] = {"fit_s pruned/unpruned": p["fit_s"] / u["fit_s"], "trial_s pruned/unpruned": p["trial_s"] / u["trial_s"],
-                        "best difference": p["best_val_acc_best"] - u["best_val_acc_best"]}
-    print(f"pruned/unpruned training time {report['ratios']['fit_s pruned/unpruned']:.2f}, trial time "
-          f"{report['ratios']['trial_s pruned/unpruned']:.2f}; best val/acc_best {100 * report['ratios']['best difference']:+.2f} %; "
-          f"rerun: {report['rerun']['new_runs']} new runs in {again:.1f} s")
+    report["ratios"] = {
+        "fit_s pruned/unpruned": p["fit_s"] / u["fit_s"],
+        "trial_s pruned/unpruned": p["trial_s"] / u["trial_s"],
+        "best difference": p["best_val_acc_best"] - u["best_val_acc_best"],
+    }
+    print(
+        f"pruned/unpruned training time {report['ratios']['fit_s pruned/unpruned']:.2f}, trial time "
+        f"{report['ratios']['trial_s pruned/unpruned']:.2f}; best val/acc_best {100 * report['ratios']['best difference']:+.2f} %; "
+        f"rerun: {report['rerun']['new_runs']} new runs in {again:.1f} s"
+    )
     report["provenance"] = provenance.collect(provenance.command())
     for name in ("unpruned", "pruned"):
         report[name].pop("runs")

@@ -121,7 +121,9 @@ def phases(cmd: list[str], env: dict) -> dict[str, float]:
     end = time.time()
     if proc.returncode != 0:
         raise SystemExit(f"{' '.join(cmd[:4])} ... failed:\n{proc.stderr[-3000:]}")
-    stamps = [(line.split()[1:-1], float(line.split()[-1])) for line in proc.stdout.splitlines() if line.startswith("STAMP ")]
+    stamps = [
+        (line.split()[1:-1], float(line.split()[-1])) for line in proc.stdout.splitlines() if line.startswith("STAMP ")
+    ]
     out, prev = {}, start
     for words, t in [*stamps, (["exit"], end)]:
         out[" ".join(words)] = t - prev
@@ -134,20 +136,34 @@ def main() -> None:
     parser.add_argument("--reps", type=int, default=3)
     parser.add_argument("--config", default="configs/mnist_mlp.yaml")
     parser.add_argument("--json", help="write the figures to this file")
-    parser.add_argument("--train-batches", type=int, help="train on this many batches of the epoch (default: all; a "
-                        "shorter loop for a quick check of the phases, not for the figures)")
+    parser.add_argument(
+        "--train-batches",
+        type=int,
+        help="train on this many batches of the epoch (default: all; a "
+        "shorter loop for a quick check of the phases, not for the figures)",
+    )
     args = parser.parse_args()
     data_dir = os.environ.get("DATA_DIR") or str(ROOT / "data")
     save_dir = tempfile.mkdtemp(prefix="bench_startup_")
     env = {**os.environ, "DATA_DIR": data_dir, "PYTHONPATH": str(ROOT)}
-    common = ["--config", args.config, "--trainer.logger.init_args.save_dir", save_dir, "--trainer.enable_progress_bar",
-              "false", "--trainer.callbacks+=scripts.bench_startup.Stamps"]
-    epoch = ["--trainer.max_epochs", "1"] + ([] if args.train_batches is None else
-                                             ["--trainer.limit_train_batches", str(args.train_batches)])
-    commands = {"fit (1 epoch)": [sys.executable, "-c", CHILD, "fit", *common, *epoch],
-                "test --ckpt_path best": [sys.executable, "-c", CHILD, "test", *common, "--ckpt_path", "best"],
-                "python -m src.cli fit": [sys.executable, "-m", "src.cli", "fit", *common[:-1], *epoch],
-                "plain PyTorch (1 epoch)": [sys.executable, "-c", PLAIN, f"{data_dir}/MNIST/raw"]}
+    common = [
+        "--config",
+        args.config,
+        "--trainer.logger.init_args.save_dir",
+        save_dir,
+        "--trainer.enable_progress_bar",
+        "false",
+        "--trainer.callbacks+=scripts.bench_startup.Stamps",
+    ]
+    epoch = ["--trainer.max_epochs", "1"] + (
+        [] if args.train_batches is None else ["--trainer.limit_train_batches", str(args.train_batches)]
+    )
+    commands = {
+        "fit (1 epoch)": [sys.executable, "-c", CHILD, "fit", *common, *epoch],
+        "test --ckpt_path best": [sys.executable, "-c", CHILD, "test", *common, "--ckpt_path", "best"],
+        "python -m src.cli fit": [sys.executable, "-m", "src.cli", "fit", *common[:-1], *epoch],
+        "plain PyTorch (1 epoch)": [sys.executable, "-c", PLAIN, f"{data_dir}/MNIST/raw"],
+    }
     runs: dict[str, list[dict]] = {name: [] for name in commands}
     for rep in range(args.reps):  # fit first in every repetition: test needs its checkpoint
         for name, cmd in commands.items():
@@ -162,8 +178,18 @@ def main() -> None:
     for phase in [*PHASES, "start-up (spawn -> 1st step)", "total"]:
         print(f"{phase:<30}" + "".join(f"{table[n][phase]:>25.2f}" for n in names))
     if args.json:
-        Path(args.json).write_text(json.dumps({"config": args.config, "reps": args.reps, "median_s": table, "runs": runs,
-                                               "provenance": provenance.collect(provenance.command())}, indent=2))
+        Path(args.json).write_text(
+            json.dumps(
+                {
+                    "config": args.config,
+                    "reps": args.reps,
+                    "median_s": table,
+                    "runs": runs,
+                    "provenance": provenance.collect(provenance.command()),
+                },
+                indent=2,
+            )
+        )
 
 
 if __name__ == "__main__":

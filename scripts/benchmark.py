@@ -43,11 +43,11 @@ from lightning.pytorch import Callback, LightningDataModule, Trainer
 from torch.utils.data import DataLoader, random_split
 from torchvision import datasets, transforms
 
-from src.cli import main as cli
 from src import provenance
-from src.perf import skip_nvml_without_gpus
+from src.cli import main as cli
 from src.data import MNISTDataModule, default_data_dir
 from src.models import MLP, ImageClassifier
+from src.perf import skip_nvml_without_gpus
 
 CONFIG = "configs/mnist_mlp.yaml"
 HIDDEN = [64, 128, 64]  # the issue's 784-64-128-64-10 MLP, in every pipeline
@@ -81,11 +81,18 @@ class TorchvisionMNIST(LightningDataModule):
         self.train, self.val = random_split(full, [TRAIN, VAL], generator=torch.Generator().manual_seed(0))
 
     def train_dataloader(self):
-        return DataLoader(self.train, batch_size=self.batch_size, shuffle=True, num_workers=self.num_workers,
-                          persistent_workers=self.num_workers > 0)
+        return DataLoader(
+            self.train,
+            batch_size=self.batch_size,
+            shuffle=True,
+            num_workers=self.num_workers,
+            persistent_workers=self.num_workers > 0,
+        )
 
     def val_dataloader(self):
-        return DataLoader(self.val, batch_size=1000, num_workers=self.num_workers, persistent_workers=self.num_workers > 0)
+        return DataLoader(
+            self.val, batch_size=1000, num_workers=self.num_workers, persistent_workers=self.num_workers > 0
+        )
 
 
 def config_batch_size() -> int:
@@ -96,11 +103,32 @@ def config_batch_size() -> int:
 def template_epoch(device: str, save_dir: str, batch: int) -> float:
     """T: the real CLI path (config, data module, ImageClassifier, callbacks, logger), one epoch."""
     adam = [a for k, v in ADAM.items() for a in (f"--model.init_args.optimizer.init_args.{k}", str(v).lower())]
-    built = cli(["--config", CONFIG, "--model.init_args.net.init_args.hidden", str(HIDDEN),
-                 "--data.init_args.batch_size", str(batch),
-                 "--model.init_args.scheduler", "null", "--model.init_args.label_smoothing", "0", *adam,  # R's loss
-                 "--trainer.max_epochs", "1", "--trainer.accelerator", device, "--trainer.enable_model_summary", "false",
-                 "--trainer.logger.init_args.save_dir", save_dir, "--trainer.num_sanity_val_steps", "0"], run=False)
+    built = cli(
+        [
+            "--config",
+            CONFIG,
+            "--model.init_args.net.init_args.hidden",
+            str(HIDDEN),
+            "--data.init_args.batch_size",
+            str(batch),
+            "--model.init_args.scheduler",
+            "null",
+            "--model.init_args.label_smoothing",
+            "0",
+            *adam,  # R's loss
+            "--trainer.max_epochs",
+            "1",
+            "--trainer.accelerator",
+            device,
+            "--trainer.enable_model_summary",
+            "false",
+            "--trainer.logger.init_args.save_dir",
+            save_dir,
+            "--trainer.num_sanity_val_steps",
+            "0",
+        ],
+        run=False,
+    )
     timer = EpochTimer()
     built.trainer.callbacks.insert(0, timer)
     built.trainer.fit(built.model, built.datamodule)
@@ -110,8 +138,16 @@ def template_epoch(device: str, save_dir: str, batch: int) -> float:
 def standard_epoch(device: str, num_workers: int, batch: int) -> float:
     """S: the same LightningModule with torchvision's per-sample pipeline, default Trainer settings."""
     timer = EpochTimer()
-    trainer = Trainer(max_epochs=1, accelerator=device, logger=False, enable_checkpointing=False,
-                      enable_model_summary=False, enable_progress_bar=False, num_sanity_val_steps=0, callbacks=[timer])
+    trainer = Trainer(
+        max_epochs=1,
+        accelerator=device,
+        logger=False,
+        enable_checkpointing=False,
+        enable_model_summary=False,
+        enable_progress_bar=False,
+        num_sanity_val_steps=0,
+        callbacks=[timer],
+    )
     trainer.fit(classifier(), TorchvisionMNIST(default_data_dir(), num_workers, batch))
     return timer.times[0]
 
@@ -159,35 +195,47 @@ def raw_epoch(device: str, data, batch: int) -> float:
     model.train()
     perm = torch.randperm(len(xt), device=device)
     for i in range(0, len(xt), batch):
-        idx = perm[i:i + batch]
+        idx = perm[i : i + batch]
         loss = F.cross_entropy(model(xt[idx]), yt[idx])
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
     model.eval()
     with torch.no_grad():
-        correct = sum((model(xv[i:i + 1000]).argmax(1) == yv[i:i + 1000]).sum() for i in range(0, len(xv), 1000))
+        correct = sum((model(xv[i : i + 1000]).argmax(1) == yv[i : i + 1000]).sum() for i in range(0, len(xv), 1000))
     correct.item()
     sync()
     return time.perf_counter() - start
 
 
 def summary(times: list[float]) -> dict:
-    return {"median_s": statistics.median(times), "min_s": min(times), "max_s": max(times),
-            "samples_per_s": TRAIN / statistics.median(times), "runs": len(times)}
+    return {
+        "median_s": statistics.median(times),
+        "min_s": min(times),
+        "max_s": max(times),
+        "samples_per_s": TRAIN / statistics.median(times),
+        "runs": len(times),
+    }
 
 
 def time_to_accuracy(config: str, targets: list[float], device: str, save_dir: str) -> dict:
     """Wall time of `fit` (from the command's start) until the model at an epoch's end scores each target
     on the full test set; the test evaluations themselves are not counted."""
-    script = (f"import sys; sys.argv[1:] = {['fit', '--config', config, '--trainer.accelerator', device, '--trainer.logger.init_args.save_dir', save_dir, '--trainer.callbacks+=scripts.tta.TestEveryEpoch', '--trainer.enable_progress_bar', 'false']!r};"
-              "from src.cli import main; main()")
+    script = (
+        f"import sys; sys.argv[1:] = {['fit', '--config', config, '--trainer.accelerator', device, '--trainer.logger.init_args.save_dir', save_dir, '--trainer.callbacks+=scripts.tta.TestEveryEpoch', '--trainer.enable_progress_bar', 'false']!r};"
+        "from src.cli import main; main()"
+    )
     start = time.time()
-    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
-                          env={**os.environ, "TTA_START": str(start)})
+    proc = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, env={**os.environ, "TTA_START": str(start)}
+    )
     rows = [line.split()[1:] for line in proc.stdout.splitlines() if line.startswith("TTA ")]
     curve = [(float(t), float(a)) for t, a in rows]
-    return {"config": config, "curve": curve, **{f">={t:.3f}": next((s for s, a in curve if a >= t), None) for t in targets}}
+    return {
+        "config": config,
+        "curve": curve,
+        **{f">={t:.3f}": next((s for s, a in curve if a >= t), None) for t in targets},
+    }
 
 
 def parse_args() -> argparse.Namespace:
@@ -199,7 +247,9 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--tta", action="store_true", help="also time fit until target test accuracies")
     parser.add_argument("--manual", action="store_true", help="also time the manual-backprop step")
     parser.add_argument("--cnn", action="store_true", help="also time SmallCNN's step per memory layout and precision")
-    parser.add_argument("--startup", action="store_true", help="also time the phases before the first step and after the last")
+    parser.add_argument(
+        "--startup", action="store_true", help="also time the phases before the first step and after the last"
+    )
     parser.add_argument("--workers", default="0,2", help="num_workers values for S")
     return parser.parse_args()
 
@@ -211,7 +261,9 @@ def epochs(args: argparse.Namespace, batch: int, save_dir: str) -> dict:
     times = {"T": [], **{f"S{w}": [] for w in workers}, "L": [], "R": []}
     raw_epoch(args.device, data, batch)  # warm-up
     for rep in range(args.reps):
-        times["T"].append(template_epoch(args.device, save_dir, batch))  # T, L, R back to back: their ratios are the fine ones
+        times["T"].append(
+            template_epoch(args.device, save_dir, batch)
+        )  # T, L, R back to back: their ratios are the fine ones
         times["L"].append(lightning_floor_epoch(args.device, batch))
         times["R"].append(raw_epoch(args.device, data, batch))
         for w in workers:
@@ -226,25 +278,39 @@ def epochs(args: argparse.Namespace, batch: int, save_dir: str) -> dict:
     print(f"\n{'pipeline':<10}{'median s/epoch':>16}{'min-max':>16}{'samples/s':>12}")
     for k, v in result.items():
         print(f"{k:<10}{v['median_s']:>16.2f}{v['min_s']:>8.2f}-{v['max_s']:<7.2f}{v['samples_per_s']:>12,.0f}")
-    print("ratios (median over repetitions, min-max): " +
-          ", ".join(f"{k} = {v:.2f} ({min(per_rep[k]):.2f}-{max(per_rep[k]):.2f})" for k, v in ratios.items()))
+    print(
+        "ratios (median over repetitions, min-max): "
+        + ", ".join(f"{k} = {v:.2f} ({min(per_rep[k]):.2f}-{max(per_rep[k]):.2f})" for k, v in ratios.items())
+    )
     return {"epochs": result, "ratios": ratios, "ratios_per_rep": per_rep}
 
 
 def extras(args: argparse.Namespace, save_dir: str) -> dict:
     """What --manual, --cnn, --startup and --tta ask for, printed."""
     report, device = {}, ["--device", args.device]
-    for flag, key, script, extra in (("manual", "manual_step", "bench_manual_step", device),
-                                     ("cnn", "cnn_step", "bench_cnn_step", device), ("startup", "startup", "bench_startup", [])):
+    for flag, key, script, extra in (
+        ("manual", "manual_step", "bench_manual_step", device),
+        ("cnn", "cnn_step", "bench_cnn_step", device),
+        ("startup", "startup", "bench_startup", []),
+    ):
         if getattr(args, flag):
-            out = subprocess.run([sys.executable, f"scripts/{script}.py", *extra], capture_output=True, text=True).stdout
+            out = subprocess.run(
+                [sys.executable, f"scripts/{script}.py", *extra], capture_output=True, text=True
+            ).stdout
             print(out)
             report[key] = out
     if args.tta:
-        report["time_to_accuracy"] = [time_to_accuracy("configs/mnist_cnn.yaml", [0.99, 0.992], args.device, save_dir),
-                                      time_to_accuracy(CONFIG, [0.98], args.device, save_dir)]
+        report["time_to_accuracy"] = [
+            time_to_accuracy("configs/mnist_cnn.yaml", [0.99, 0.992], args.device, save_dir),
+            time_to_accuracy(CONFIG, [0.98], args.device, save_dir),
+        ]
         for row in report["time_to_accuracy"]:
-            print(row["config"], {k: v for k, v in row.items() if k.startswith(">=")}, "curve (s, test acc):", row["curve"])
+            print(
+                row["config"],
+                {k: v for k, v in row.items() if k.startswith(">=")},
+                "curve (s, test acc):",
+                row["curve"],
+            )
     return report
 
 
@@ -252,10 +318,17 @@ def main() -> None:
     args = parse_args()
     save_dir = tempfile.mkdtemp(prefix="benchmark_logs_")  # the runs' logs are not the point: removed at the end
     batch = args.batch_size or config_batch_size()
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, {os.cpu_count()} cores, device {args.device}, batch {batch}")
+    print(
+        f"torch {torch.__version__}, {torch.get_num_threads()} threads, {os.cpu_count()} cores, device {args.device}, batch {batch}"
+    )
     skip_nvml_without_gpus()  # R stands for a process without Lightning, which never sets this variable
-    report = {"device": args.device, "torch": torch.__version__, "threads": torch.get_num_threads(), "batch_size": batch,
-              **epochs(args, batch, save_dir)}
+    report = {
+        "device": args.device,
+        "torch": torch.__version__,
+        "threads": torch.get_num_threads(),
+        "batch_size": batch,
+        **epochs(args, batch, save_dir),
+    }
     report["peak_rss_mib"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(f"peak resident memory of this process: {report['peak_rss_mib']:.0f} MiB")
     report.update(extras(args, save_dir))

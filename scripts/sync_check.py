@@ -28,8 +28,21 @@ class SyncWatch(Callback):
 
 
 def check(config: str) -> None:
-    cli = main(["--config", config, "--trainer.max_epochs", "1", "--trainer.enable_progress_bar", "false",
-                "--trainer.limit_val_batches", "1", "--trainer.logger.init_args.save_dir", "/tmp/sync_check"], run=False)
+    cli = main(
+        [
+            "--config",
+            config,
+            "--trainer.max_epochs",
+            "1",
+            "--trainer.enable_progress_bar",
+            "false",
+            "--trainer.limit_val_batches",
+            "1",
+            "--trainer.logger.init_args.save_dir",
+            "/tmp/sync_check",
+        ],
+        run=False,
+    )
     cli.trainer.callbacks.append(SyncWatch())  # last: its on_train_batch_end runs after the template's callbacks
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")

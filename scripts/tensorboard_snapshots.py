@@ -38,8 +38,11 @@ def tensorboard(logdir: Path, timeout: float = 90.0):
     expected = {str(p.parent.relative_to(logdir)) for p in Path(logdir).rglob("events.out.tfevents.*")}
     port = free_port()
     program = Path(sys.executable).parent / "tensorboard"
-    proc = subprocess.Popen([str(program), "--logdir", str(logdir), "--host", "127.0.0.1", "--port", str(port),
-                             "--reload_interval", "1"], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    proc = subprocess.Popen(
+        [str(program), "--logdir", str(logdir), "--host", "127.0.0.1", "--port", str(port), "--reload_interval", "1"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
     url = f"http://127.0.0.1:{port}"
     try:
         deadline = time.time() + timeout
@@ -51,8 +54,10 @@ def tensorboard(logdir: Path, timeout: float = 90.0):
             except OSError:
                 pass
             if proc.poll() is not None or time.time() > deadline:
-                raise RuntimeError(f"TensorBoard did not serve {logdir} within {timeout:.0f} s: "
-                                   f"{proc.stderr.read().decode()[-500:] if proc.poll() is not None else 'still loading'}")
+                raise RuntimeError(
+                    f"TensorBoard did not serve {logdir} within {timeout:.0f} s: "
+                    f"{proc.stderr.read().decode()[-500:] if proc.poll() is not None else 'still loading'}"
+                )
             time.sleep(0.5)
         yield url
     finally:
@@ -69,9 +74,22 @@ def find_chromium() -> str | None:
 
 def screenshot(chromium: str, url: str, png: Path) -> None:
     # virtual-time-budget lets the single-page app fetch and draw its data before the picture is taken.
-    subprocess.run([chromium, "--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars",
-                    "--window-size=1600,1000", "--virtual-time-budget=15000", f"--screenshot={png}", url],
-                   check=True, capture_output=True, timeout=120)
+    subprocess.run(
+        [
+            chromium,
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--hide-scrollbars",
+            "--window-size=1600,1000",
+            "--virtual-time-budget=15000",
+            f"--screenshot={png}",
+            url,
+        ],
+        check=True,
+        capture_output=True,
+        timeout=120,
+    )
 
 
 def main() -> None:

@@ -33,9 +33,11 @@ class AtomicCheckpointIO(TorchCheckpointIO):
             tmp.unlink(missing_ok=True)
             disk = _disk_cause(err)
             if disk is not None:
-                raise UsageError(f"cannot write the checkpoint {path} ({os.strerror(disk.errno)}); free space in "
-                                 f"{path.parent} or pass another --trainer.logger.init_args.save_dir; {path.name} "
-                                 "and the other checkpoints there are as they were") from err
+                raise UsageError(
+                    f"cannot write the checkpoint {path} ({os.strerror(disk.errno)}); free space in "
+                    f"{path.parent} or pass another --trainer.logger.init_args.save_dir; {path.name} "
+                    "and the other checkpoints there are as they were"
+                ) from err
             raise
 
 

@@ -41,7 +41,9 @@ class RunConfig(SaveConfigCallback):
     """The command's config.yaml where its run says (config_filename: a path), whatever the logger."""
 
     def save_config(self, trainer, pl_module, stage: str) -> None:
-        self.parser.save(self.config, self.config_filename, skip_unset=False, multifile=self.multifile)  # every value, None too
+        self.parser.save(
+            self.config, self.config_filename, skip_unset=False, multifile=self.multifile
+        )  # every value, None too
 
 
 class CLI(LightningCLI):
@@ -50,8 +52,9 @@ class CLI(LightningCLI):
     def __init__(self, *args, run: bool = True, **kwargs):
         self.runs_a_command = run
         try:
-            super().__init__(*args, run=run, save_config_callback=RunConfig, save_config_kwargs={"save_to_log_dir": False},
-                             **kwargs)
+            super().__init__(
+                *args, run=run, save_config_callback=RunConfig, save_config_kwargs={"save_to_log_dir": False}, **kwargs
+            )
         except BaseException:  # nothing of a command that failed before training stays on disk
             if self.place is not None:
                 self.place.undo(getattr(self, "trainer", None))
@@ -61,15 +64,20 @@ class CLI(LightningCLI):
         # A net's input shape and class count are the data set's: handed over when both are built, never in a config.
         for key in ("in_shape", "num_classes"):
             parser.link_arguments(f"data.{key}", f"model.init_args.net.init_args.{key}", apply_on="instantiate")
-        if not self.runs_a_command:  # no subcommand: take fit's own arguments (ckpt_path, ...), which a run's config.yaml holds
-            parser.add_method_arguments(self.trainer_class, "fit", skip={"model", "train_dataloaders", "val_dataloaders",
-                                                                          "datamodule"})
+        if (
+            not self.runs_a_command
+        ):  # no subcommand: take fit's own arguments (ckpt_path, ...), which a run's config.yaml holds
+            parser.add_method_arguments(
+                self.trainer_class, "fit", skip={"model", "train_dataloaders", "val_dataloaders", "datamodule"}
+            )
 
     def parse_arguments(self, parser, args) -> None:
         """Here, not in before_instantiate_classes: LightningCLI reads a checkpoint's hyperparameters right after
         parsing, so best/last must be a file by then."""
         super().parse_arguments(parser, args)
-        self.command_args = list(args) if isinstance(args, (list, tuple)) else None  # for the run's provenance (None: sys.argv)
+        self.command_args = (
+            list(args) if isinstance(args, (list, tuple)) else None
+        )  # for the run's provenance (None: sys.argv)
         subcommand = self.config.get("subcommand")
         config = self.config[subcommand] if subcommand else self.config
         fit_trainer_to_machine(config)
@@ -93,8 +101,9 @@ class CLI(LightningCLI):
     def instantiate_trainer(self, **kwargs):
         trainer = super().instantiate_trainer(**kwargs)
         if self.place.run is not None:  # after ModelCheckpoint (Lightning orders it last): it reads what that saved
-            trainer.callbacks.append(RunRecorder(self.place.run, self.place.evaluation, self.place.checkpoint,
-                                                 self.command_args))
+            trainer.callbacks.append(
+                RunRecorder(self.place.run, self.place.evaluation, self.place.checkpoint, self.command_args)
+            )
         return trainer
 
     def before_fit(self) -> None:
@@ -107,8 +116,10 @@ class CLI(LightningCLI):
         for callback in self.trainer.callbacks if logged else []:
             monitor = getattr(callback, "monitor", None)
             if monitor is not None and monitor not in logged:
-                raise UsageError(f"{type(callback).__name__} monitors {monitor!r}, which is never logged; "
-                                 f"choose one of {', '.join(logged)}")
+                raise UsageError(
+                    f"{type(callback).__name__} monitors {monitor!r}, which is never logged; "
+                    f"choose one of {', '.join(logged)}"
+                )
 
     def after_fit(self) -> None:
         if self.trainer.is_global_zero and self.place.run is not None:
@@ -128,10 +139,18 @@ def main(args: list[str] | None = None, run: bool = True, callbacks: list | None
         with one_line_exit():
             try:
                 check_config_files(list(sys.argv[1:] if args is None else args))
-                return CLI(LightningModule, LightningDataModule, subclass_mode_model=True, subclass_mode_data=True,
-                           args=args, parser_kwargs={"exit_on_error": False, "allow_abbrev": False,
-                                                     **{s: defaults for s in SUBCOMMANDS}} if run else defaults,
-                           run=run, trainer_defaults={"callbacks": callbacks} if callbacks else None)
+                return CLI(
+                    LightningModule,
+                    LightningDataModule,
+                    subclass_mode_model=True,
+                    subclass_mode_data=True,
+                    args=args,
+                    parser_kwargs={"exit_on_error": False, "allow_abbrev": False, **{s: defaults for s in SUBCOMMANDS}}
+                    if run
+                    else defaults,
+                    run=run,
+                    trainer_defaults={"callbacks": callbacks} if callbacks else None,
+                )
             except (ArgumentError, MisconfigurationException) as err:  # the parser's and Lightning's: bad input too
                 hint = " (python -m src.cli fit --help lists every option)" if isinstance(err, ArgumentError) else ""
                 raise UsageError(f"{one_line(str(err))}{hint}") from err

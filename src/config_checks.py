@@ -30,8 +30,10 @@ def check_net_takes_data_shape(config: Namespace) -> None:
     parameters = inspect.signature(cls).parameters
     missing = [k for k in ("in_shape", "num_classes") if k not in parameters]
     if missing:
-        raise UsageError(f"{net.class_path} must take {' and '.join(missing)} as __init__ arguments: the command line "
-                         "hands the data module's to the net")
+        raise UsageError(
+            f"{net.class_path} must take {' and '.join(missing)} as __init__ arguments: the command line "
+            "hands the data module's to the net"
+        )
 
 
 def check_config_files(args: list[str]) -> None:
@@ -46,11 +48,15 @@ def check_config_files(args: list[str]) -> None:
         try:
             data = yaml.safe_load(file.read_text(encoding="utf-8"))
         except UnicodeDecodeError:
-            raise UsageError(f"{file} is not a text file; --config takes a YAML file such as configs/mnist_mlp.yaml") from None
+            raise UsageError(
+                f"{file} is not a text file; --config takes a YAML file such as configs/mnist_mlp.yaml"
+            ) from None
         except yaml.YAMLError as err:
             mark = getattr(err, "problem_mark", None)
             where = f" line {mark.line + 1}" if mark is not None else ""
             raise UsageError(f"{file}{where}: not valid YAML ({getattr(err, 'problem', None) or err})") from None
         if not isinstance(data, dict):
-            raise UsageError(f"{file} holds {'nothing' if data is None else 'a ' + type(data).__name__ + ', not a mapping'}; a "
-                             "config maps keys to values, e.g. trainer: {max_epochs: 3} (see configs/mnist_mlp.yaml)")
+            raise UsageError(
+                f"{file} holds {'nothing' if data is None else 'a ' + type(data).__name__ + ', not a mapping'}; a "
+                "config maps keys to values, e.g. trainer: {max_epochs: 3} (see configs/mnist_mlp.yaml)"
+            )

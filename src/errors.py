@@ -48,8 +48,10 @@ def disk_error(err: OSError) -> str:
     if isinstance(err.filename, bytes):  # TensorBoard's event writer names its file in bytes
         err.filename = os.fsdecode(err.filename)
     where = f"{err.filename}: " if err.filename else ""
-    return (f"{where}{os.strerror(err.errno)}; make it writable or free space, or write elsewhere "
-            "(--trainer.logger.init_args.save_dir for runs, TMPDIR for temporary files)")
+    return (
+        f"{where}{os.strerror(err.errno)}; make it writable or free space, or write elsewhere "
+        "(--trainer.logger.init_args.save_dir for runs, TMPDIR for temporary files)"
+    )
 
 
 @contextmanager

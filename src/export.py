@@ -36,8 +36,16 @@ def write(module: nn.Module, example: torch.Tensor, path: Path, fmt: str):
     import onnxruntime  # the exporter and the runtime only when asked for: they take seconds to import
 
     batch = torch.export.Dim("batch")
-    torch.onnx.export(module, (example,), str(path), dynamo=True, external_data=False, input_names=["images"],
-                      output_names=["logits"], dynamic_shapes=({0: batch},))
+    torch.onnx.export(
+        module,
+        (example,),
+        str(path),
+        dynamo=True,
+        external_data=False,
+        input_names=["images"],
+        output_names=["logits"],
+        dynamic_shapes=({0: batch},),
+    )
     session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
     return lambda x: torch.from_numpy(session.run(None, {"images": x.numpy()})[0])
 
@@ -47,7 +55,9 @@ def export(model, images: torch.Tensor, ckpt: Path, fmt: str) -> tuple[Path, flo
     -> (the written file, max |exported logits - PyTorch logits| on images)."""
     net = model.net.to_module() if hasattr(model.net, "to_module") else model.net
     module = nn.Sequential(model.normalize, net)  # the normalization is the model's first layer
-    module = (FlipMean(module) if model.eval_flip else module).eval()  # mirroring commutes with a per-channel normalization
+    module = (
+        FlipMean(module) if model.eval_flip else module
+    ).eval()  # mirroring commutes with a per-channel normalization
     x = images.float() / 255.0
     with torch.no_grad():
         reference = model.eval()(x)
@@ -67,8 +77,12 @@ def export(model, images: torch.Tensor, ckpt: Path, fmt: str) -> tuple[Path, flo
 
 def parse(argv: list[str] | None) -> tuple[argparse.Namespace, list[str]]:
     """-> (this command's arguments, the rest: overrides for the CLI's parser, which rejects unknown keys)."""
-    parser = ArgumentParser(prog="python -m src.export", description=__doc__, allow_abbrev=False,
-                    formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = ArgumentParser(
+        prog="python -m src.export",
+        description=__doc__,
+        allow_abbrev=False,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     parser.add_argument("--config", action="append", required=True, help="the config(s) the model was trained with")
     parser.add_argument("--ckpt_path", default="best", help="best or last (of the config's newest run) or a .ckpt file")
     parser.add_argument("--format", required=True, choices=sorted(FORMATS))
@@ -86,7 +100,9 @@ def main(argv: list[str] | None = None) -> Path:
         cli.model.restore(load_checkpoint(ckpt))
         images = cli.datamodule.read_split(train=False)[0][: args.images]
         path, difference = export(cli.model, images, ckpt, args.format)
-    print(f"exported {ckpt} to {path}\nmax |logit difference| against PyTorch on {len(images)} test images: {difference:.2e}")
+    print(
+        f"exported {ckpt} to {path}\nmax |logit difference| against PyTorch on {len(images)} test images: {difference:.2e}"
+    )
     return path
 
 

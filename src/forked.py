@@ -25,8 +25,9 @@ def processes():
     return context
 
 
-def start(module: str, args: list[str], env: dict[str, str], stdout: str, stderr: str | None = None,
-          cwd: str | None = None):
+def start(
+    module: str, args: list[str], env: dict[str, str], stdout: str, stderr: str | None = None, cwd: str | None = None
+):
     """Start `python -m module args` with the environment env, its output appended to the file stdout (and stderr to
     the file stderr, else to stdout too), in the folder cwd (default: the caller's). -> the running Process."""
     proc = processes().Process(target=run_module, args=(module, args, env, stdout, stderr or stdout, cwd, os.getpid()))
@@ -56,8 +57,9 @@ def end_with(owner: int) -> None:
     threading.Thread(target=watch, daemon=True).start()
 
 
-def run_module(module: str, args: list[str], env: dict[str, str], stdout: str, stderr: str, cwd: str | None,
-               owner: int) -> None:
+def run_module(
+    module: str, args: list[str], env: dict[str, str], stdout: str, stderr: str, cwd: str | None, owner: int
+) -> None:
     """The forked process: the working directory, the environment, torch's thread count (the server imported torch before this process's
     OMP_NUM_THREADS was set), the output files, then the module run as __main__ with sys.argv as `python -m` sets
     them, which is also what Lightning's DDP launcher runs again to start a run's other ranks."""

@@ -60,11 +60,14 @@ def fit_trainer_to_machine(config) -> None:
     from lightning.pytorch.utilities import rank_zero_info
 
     if config.trainer.get("enable_progress_bar") is False:
-        config.trainer.callbacks = [c for c in config.trainer.callbacks or []
-                                    if not str(c.get("class_path", "")).endswith("ProgressBar")]
+        config.trainer.callbacks = [
+            c for c in config.trainer.callbacks or [] if not str(c.get("class_path", "")).endswith("ProgressBar")
+        ]
     if config.trainer.get("precision") == "bf16-mixed" and not native_bf16(config.trainer.get("accelerator")):
-        rank_zero_info("precision: this device has no native bf16 (where it is emulated it is slower than float32): "
-                       "training in 32-true")
+        rank_zero_info(
+            "precision: this device has no native bf16 (where it is emulated it is slower than float32): "
+            "training in 32-true"
+        )
         config.trainer.precision = "32-true"
 
 

@@ -12,9 +12,9 @@ checkpoints/ and metrics.json.
 """
 
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
 
 from jsonargparse import ArgumentError, Namespace
 from lightning.pytorch.callbacks import LearningRateMonitor, ModelCheckpoint
@@ -58,12 +58,15 @@ def refuse_foreign_imports(checkpoint: dict, config: Namespace) -> None:
     file that loads safely (weights_only) could still make it import any installed module. Only classes from src.,
     torch. and lightning., and those the user's own config names, may come from a checkpoint."""
     mine = _class_paths(config.as_dict())
-    foreign = sorted(c for c in _class_paths(checkpoint.get("hyper_parameters") or {})
-                     if not c.startswith(TRUSTED) and c not in mine)
+    foreign = sorted(
+        c for c in _class_paths(checkpoint.get("hyper_parameters") or {}) if not c.startswith(TRUSTED) and c not in mine
+    )
     if foreign:
-        raise UsageError(f"the checkpoint's hyperparameters name {foreign[0]}, a class outside src., torch. and "
-                         "lightning. that this config does not name; refusing to import it (name it in your config "
-                         "if you trust the file)")
+        raise UsageError(
+            f"the checkpoint's hyperparameters name {foreign[0]}, a class outside src., torch. and "
+            "lightning. that this config does not name; refusing to import it (name it in your config "
+            "if you trust the file)"
+        )
 
 
 def refuse_changed_model(config: Namespace, checkpoint: dict, run: Run) -> None:
@@ -76,11 +79,15 @@ def refuse_changed_model(config: Namespace, checkpoint: dict, run: Run) -> None:
     asked = config.model.as_dict() if isinstance(config.get("model"), Namespace) else {}
     mine, theirs = _flat(asked), _flat(saved)
     linked = ("in_shape", "num_classes")  # handed over from the data module when the model is built, not a choice
-    differ = [k for k in mine if k in theirs and mine[k] != theirs[k] and not k.endswith(linked) and theirs[k] is not None]
+    differ = [
+        k for k in mine if k in theirs and mine[k] != theirs[k] and not k.endswith(linked) and theirs[k] is not None
+    ]
     if differ:
         shown = ", ".join(f"model.{k}: {theirs[k]!r} in the checkpoint, {mine[k]!r} here" for k in differ[:3])
-        raise UsageError(f"resuming {run.name} trains the checkpoint's model, not this one ({shown}); leave the model as "
-                         "it was to resume, or start a new run without --ckpt_path")
+        raise UsageError(
+            f"resuming {run.name} trains the checkpoint's model, not this one ({shown}); leave the model as "
+            "it was to resume, or start a new run without --ckpt_path"
+        )
 
 
 def config_hint(files) -> str:
@@ -110,8 +117,14 @@ class Placement:
         args = logger.init_args if _is(logger, (TensorBoardLogger, CSVLogger)) else None
         save_dir = Path(args.get("save_dir") or "lightning_logs") if args is not None else Path("lightning_logs")
         name = (args.get("name") if args is not None else None) or (Path(files[-1]).stem if files else "default")
-        place = cls(Runs(save_dir / name, config_hint(files)), config_hint(files), save_dir, logger=args,
-                    tensorboard=_is(logger, TensorBoardLogger), name_given=args is not None and bool(args.get("name")))
+        place = cls(
+            Runs(save_dir / name, config_hint(files)),
+            config_hint(files),
+            save_dir,
+            logger=args,
+            tensorboard=_is(logger, TensorBoardLogger),
+            name_given=args is not None and bool(args.get("name")),
+        )
         place.version = None if args is None or args.get("version") is None else str(args.version)
         if subcommand is None:  # run=False: named as a fit would be, nothing made
             place._point_logger(save_dir, name, place.version or f"version_{next_version(place.runs.root)}")
@@ -132,20 +145,28 @@ class Placement:
     def _place(self, config: Namespace, subcommand: str, changed) -> None:
         root, ckpt, version, own = self.runs.root, config.get("ckpt_path"), self.version, self.own
         if subcommand == "predict" and ckpt is None:
-            raise UsageError(f"predict needs a trained model: add --ckpt_path best, last or a .ckpt file "
-                             f"(python -m src.cli predict {self.hint} --ckpt_path best)")
+            raise UsageError(
+                f"predict needs a trained model: add --ckpt_path best, last or a .ckpt file "
+                f"(python -m src.cli predict {self.hint} --ckpt_path best)"
+            )
         if subcommand in EVALUATIONS and own and ckpt in ("best", "last"):  # that run's file, not the newest run's
             ckpt = f"{version}:{ckpt}"
         trainer = config.trainer
         if subcommand == "fit" and (trainer.get("max_epochs") == 0 or trainer.get("limit_train_batches") in (0, 0.0)):
-            raise UsageError("trainer.max_epochs and trainer.limit_train_batches must be above 0: this fit would train "
-                             "nothing (use validate or test to evaluate without training)")
+            raise UsageError(
+                "trainer.max_epochs and trainer.limit_train_batches must be above 0: this fit would train "
+                "nothing (use validate or test to evaluate without training)"
+            )
         accumulate = trainer.get("accumulate_grad_batches")
         if subcommand == "fit" and accumulate is not None and accumulate < 1:  # Lightning divides by it
-            raise UsageError(f"trainer.accumulate_grad_batches must be 1 or more (batches per optimizer step), got {accumulate}")
+            raise UsageError(
+                f"trainer.accumulate_grad_batches must be 1 or more (batches per optimizer step), got {accumulate}"
+            )
         if subcommand == "fit" and own and ckpt is None:
-            raise UsageError(f"{root / version} already holds a run; leave trainer.logger.init_args.version empty for "
-                             "a new version_N, or resume it with --ckpt_path last")
+            raise UsageError(
+                f"{root / version} already holds a run; leave trainer.logger.init_args.version empty for "
+                "a new version_N, or resume it with --ckpt_path last"
+            )
         source = self._resolve(config, subcommand, ckpt) if ckpt is not None else None
         resuming = subcommand == "fit" and source is not None and source.folder.resolve().parent == root.resolve()
         if resuming:
@@ -153,10 +174,16 @@ class Placement:
         self._choose_run(subcommand, version, changed, source, resuming)
         if not trainer.get("logger"):  # logger false: Lightning refuses a LearningRateMonitor with nothing to log to
             trainer.callbacks = [c for c in trainer.get("callbacks") or [] if not _is(c, LearningRateMonitor)]
-        for callback in config.trainer.get("callbacks") or []:  # checkpoints and reports in the run, whatever the logger
+        for callback in (
+            config.trainer.get("callbacks") or []
+        ):  # checkpoints and reports in the run, whatever the logger
             if _is(callback, ModelCheckpoint) and callback.init_args.get("dirpath") is None:
                 callback.init_args.dirpath = str(self.run.checkpoints)
-            if self.evaluation and _is(callback, (TestReport, PredictionWriter)) and not callback.init_args.get("dirpath"):
+            if (
+                self.evaluation
+                and _is(callback, (TestReport, PredictionWriter))
+                and not callback.init_args.get("dirpath")
+            ):
                 callback.init_args.dirpath = str(self.run.folder / self.evaluation)
 
     def _choose_run(self, subcommand: str, version: str | None, changed, source: Run | None, resuming: bool) -> None:
@@ -216,7 +243,9 @@ class Placement:
     def summary(self) -> str:
         """The block printed at the end of `fit`: the run, its best checkpoint (epoch, score) and the next commands."""
         best = self.run.metrics().get("best") or {}
-        logs = "" if self.save_dir == Path("lightning_logs") else f" --trainer.logger.init_args.save_dir {self.save_dir}"
+        logs = (
+            "" if self.save_dir == Path("lightning_logs") else f" --trainer.logger.init_args.save_dir {self.save_dir}"
+        )
         if self.name_given:
             logs += f" --trainer.logger.init_args.name {self.runs.root.name}"
         score = f", {best.get('monitor')} {best['score']:.4f}" if best.get("score") is not None else ""

@@ -46,8 +46,11 @@ def code() -> dict:
         return {"commit": None, "dirty": None, "diff_sha256": None}
     status = git("status", "--porcelain", "--untracked-files=all") or ""
     diff = (git("diff", "HEAD", "--binary") or "") + status
-    return {"commit": commit.strip(), "dirty": bool(status.strip()),
-            "diff_sha256": hashlib.sha256(diff.encode()).hexdigest()[:16] if status.strip() else None}
+    return {
+        "commit": commit.strip(),
+        "dirty": bool(status.strip()),
+        "diff_sha256": hashlib.sha256(diff.encode()).hexdigest()[:16] if status.strip() else None,
+    }
 
 
 def packages() -> dict:
@@ -92,8 +95,10 @@ def data(folder: Path | None, cache_dir: Path | None = None) -> dict | None:
     except (OSError, ValueError):
         pass
     sums = {str(p.relative_to(folder)): md5(p) for p in files}
-    record = {"files": sums if len(sums) <= LIST_FILES_UP_TO else len(sums),
-              "md5": hashlib.md5("\n".join(f"{k} {v}" for k, v in sums.items()).encode()).hexdigest()}
+    record = {
+        "files": sums if len(sums) <= LIST_FILES_UP_TO else len(sums),
+        "md5": hashlib.md5("\n".join(f"{k} {v}" for k, v in sums.items()).encode()).hexdigest(),
+    }
     try:  # a cache that cannot be written costs the next run the hashing, nothing else
         cache.parent.mkdir(parents=True, exist_ok=True)
         tmp = cache.with_suffix(f".{os.getpid()}.tmp")
@@ -116,5 +121,10 @@ def command(module: str | None = None, args: list[str] | None = None) -> str:
 
 def collect(command: str, data_folder: Path | None = None, seed: int | None = None, gpu: str | None = None) -> dict:
     environment = {"git": code(), "packages": packages(), "data": data(data_folder), "hardware": hardware(gpu)}
-    return {"command": command, "seed": seed, "data_folder": None if data_folder is None else str(data_folder),
-            "environment": environment, "key": key(environment)}
+    return {
+        "command": command,
+        "seed": seed,
+        "data_folder": None if data_folder is None else str(data_folder),
+        "environment": environment,
+        "key": key(environment),
+    }

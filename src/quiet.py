@@ -27,7 +27,10 @@ def quiet() -> None:
     warnings.filterwarnings("ignore", message=r"It is recommended to use `self\.log\('(train|val|test)/")
     # Optuna marks its heartbeat, grace period and stale-trial retry experimental (since 2.8/2.9); sweeps rely on them
     # on purpose (src/sweep/__main__.py), and fail_stale_trials is what Optuna's own trial loop calls.
-    warnings.filterwarnings("ignore", message=r".*(RetryHeartbeatStaleTrialCallback|heartbeat_interval|grace_period|"
-                            r"heartbeat_stale_trial_callback|fail_stale_trials).* (is )?(an )?experimental")
+    warnings.filterwarnings(
+        "ignore",
+        message=r".*(RetryHeartbeatStaleTrialCallback|heartbeat_interval|grace_period|"
+        r"heartbeat_stale_trial_callback|fail_stale_trials).* (is )?(an )?experimental",
+    )
     # src.export, sweeps and tests build the CLI from Python on purpose (args=...).
     warnings.filterwarnings("ignore", message="LightningCLI's args parameter is intended to run from within Python")

@@ -59,19 +59,27 @@ figures_of = cached(lambda path: json.loads(path.read_text()) if path.suffix == 
 def study_rows(study: str) -> list[dict]:
     path = STUDIES / study / "results.csv"
     if not path.is_file():
-        raise ValueError(f"no {path.relative_to(ROOT)}: run the study's sweep (python -m src.sweep "
-                         f"configs/sweeps/{study}.yaml) or fix the marker")
+        raise ValueError(
+            f"no {path.relative_to(ROOT)}: run the study's sweep (python -m src.sweep "
+            f"configs/sweeps/{study}.yaml) or fix the marker"
+        )
     return rows_of(path)
 
 
 def table(study: str) -> str:
     rows = study_rows(study)
     names = keys(study)
-    lines = [f"| {' | '.join(names)} | params | test acc, mean ± std (± 95 % interval) | against the best point, "
-             "paired by seed | epochs | wall s | seeds |", "|" + "---|" * (len(names) + 6)]
-    lines += [f"| {' | '.join(str(r[k]) for k in names)} | {r['params']:,} | "
-              f"{percent(r['test_acc_mean'], r['test_acc_std'], r['test_acc_ci95'])} | {difference(r, 'test_acc')} | "
-              f"{r['epochs']:.1f} | {r['wall_s']:.0f} | {r['seeds']} |" for r in rows]
+    lines = [
+        f"| {' | '.join(names)} | params | test acc, mean ± std (± 95 % interval) | against the best point, "
+        "paired by seed | epochs | wall s | seeds |",
+        "|" + "---|" * (len(names) + 6),
+    ]
+    lines += [
+        f"| {' | '.join(str(r[k]) for k in names)} | {r['params']:,} | "
+        f"{percent(r['test_acc_mean'], r['test_acc_std'], r['test_acc_ci95'])} | {difference(r, 'test_acc')} | "
+        f"{r['epochs']:.1f} | {r['wall_s']:.0f} | {r['seeds']} |"
+        for r in rows
+    ]
     return "\n" + "\n".join(lines) + "\n"
 
 
@@ -131,14 +139,21 @@ def rewrite(text: str) -> tuple[str, list[str]]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m src.results", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="python -m src.results", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--check", action="store_true", help="change nothing; exit 1 where README is stale")
     parser.add_argument("--readme", type=Path, default=ROOT / "README.md")
     args = parser.parse_args(argv)
     try:
         new, stale = rewrite(args.readme.read_text())
-    except (ValueError, TypeError, KeyError, IndexError, OSError) as err:  # UsageError (a missing sweep file) is a ValueError
+    except (
+        ValueError,
+        TypeError,
+        KeyError,
+        IndexError,
+        OSError,
+    ) as err:  # UsageError (a missing sweep file) is a ValueError
         print(f"error: a results marker in {args.readme}: {err}", file=sys.stderr)
         return 2
     if args.check:

@@ -28,8 +28,18 @@ from src.errors import UsageError
 VERSION = re.compile(r"version_(\d+)(_.*)?$")  # version_3, or version_3_lr=0.01 (see run_suffix)
 _UNSAFE = re.compile(r"[^A-Za-z0-9.,=+\-\[\]_]")  # characters kept in a folder name
 # Keys that say where or how a run is stored or launched, not what it trains.
-NOT_NAMED = ("config", "ckpt_path", "print_config", "trainer.logger", "trainer.callbacks", "trainer.enable_progress_bar",
-              "trainer.accelerator", "trainer.devices", "trainer.strategy", "trainer.num_nodes")
+NOT_NAMED = (
+    "config",
+    "ckpt_path",
+    "print_config",
+    "trainer.logger",
+    "trainer.callbacks",
+    "trainer.enable_progress_bar",
+    "trainer.accelerator",
+    "trainer.devices",
+    "trainer.strategy",
+    "trainer.num_nodes",
+)
 EVALUATIONS = ("validate", "test", "predict")
 
 
@@ -42,8 +52,11 @@ def run_suffix(changed: dict[str, object], limit: int = 160) -> str:
     """'_lr=0.01_hidden=[128,64]' from the values a command changed relative to its config files (dotted key ->
     value), so runs of one config tell apart in TensorBoard: each a.init_args.b becomes b=value (the last key
     segment). Cut at `limit` characters, well inside the file systems' 255."""
-    parts = [f"{key.split('.')[-1]}={safe_name(value)}" for key, value in changed.items()
-             if not key.startswith(NOT_NAMED) and not key.endswith("__path__")]
+    parts = [
+        f"{key.split('.')[-1]}={safe_name(value)}"
+        for key, value in changed.items()
+        if not key.startswith(NOT_NAMED) and not key.endswith("__path__")
+    ]
     return ("_" + "_".join(parts))[:limit] if parts else ""
 
 
@@ -53,8 +66,9 @@ def _load(path: Path, mtime_ns: int) -> dict:
         checkpoint = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as err:  # truncated zip, random bytes, a pickle that asks for arbitrary globals, ...
         reason = (str(err).strip().splitlines() or [""])[0][:200]
-        raise UsageError(f"{path} is not a readable checkpoint ({type(err).__name__}: {reason}); "
-                         "pass another file, best or last") from err
+        raise UsageError(
+            f"{path} is not a readable checkpoint ({type(err).__name__}: {reason}); pass another file, best or last"
+        ) from err
     if not isinstance(checkpoint, dict) or "state_dict" not in checkpoint:
         raise UsageError(f"{path} is not a Lightning checkpoint (no state_dict); pass another file, best or last")
     return checkpoint
@@ -65,7 +79,9 @@ def load_checkpoint(path: Path) -> dict:
     an unreadable file as a one-line UsageError; read once per command (cached by path and modification time)."""
     path = Path(path)
     if not path.is_file():
-        raise UsageError(f"checkpoint {path} does not exist; pass best, last, RUN:best, all:best or the path of a .ckpt file")
+        raise UsageError(
+            f"checkpoint {path} does not exist; pass best, last, RUN:best, all:best or the path of a .ckpt file"
+        )
     return _load(path, path.stat().st_mtime_ns)
 
 
@@ -158,7 +174,9 @@ class Run:
     def best_checkpoint(self) -> Path:
         best = self.metrics().get("best") or {}
         if not best.get("path"):
-            raise UsageError(f"{self.folder} records no best checkpoint (no metrics.json with one); pass --ckpt_path with a file")
+            raise UsageError(
+                f"{self.folder} records no best checkpoint (no metrics.json with one); pass --ckpt_path with a file"
+            )
         path = self.checkpoints / Path(best["path"]).name  # by name: the run folder may have moved since
         if not path.is_file():
             raise UsageError(f"the best checkpoint {path} of {self.folder} is gone; pass --ckpt_path last or a file")
@@ -180,14 +198,18 @@ class Run:
             load_checkpoint(newest)
             return newest
         except UsageError as err:
-            others = sorted((p for p in self.checkpoints.glob("*.ckpt") if p != newest), key=lambda p: -p.stat().st_mtime_ns)
+            others = sorted(
+                (p for p in self.checkpoints.glob("*.ckpt") if p != newest), key=lambda p: -p.stat().st_mtime_ns
+            )
             for other in others:
                 try:
                     load_checkpoint(other)
                 except UsageError:
                     continue
-                logging.getLogger(__name__).warning(f"{newest.name} cannot be read ({err}); using {other.name}, the newest "
-                                                    "readable checkpoint of the run")
+                logging.getLogger(__name__).warning(
+                    f"{newest.name} cannot be read ({err}); using {other.name}, the newest "
+                    "readable checkpoint of the run"
+                )
                 return other
             raise
 
@@ -202,9 +224,11 @@ class Run:
         """Remember what the folder holds now, so that undo can take back what this command adds; refuse a folder
         this command could not write into (a read-only mount, another user's), before anything runs."""
         if self.folder.is_dir() and not os.access(self.folder, os.W_OK):
-            raise UsageError(f"{self.folder} cannot be written (a read-only file system or another user's folder), "
-                             "and this command saves there; make it writable, or train a new run elsewhere with "
-                             "--trainer.logger.init_args.save_dir")
+            raise UsageError(
+                f"{self.folder} cannot be written (a read-only file system or another user's folder), "
+                "and this command saves there; make it writable, or train a new run elsewhere with "
+                "--trainer.logger.init_args.save_dir"
+            )
         self.held = set(self.folder.iterdir()) if self.folder.is_dir() else None
 
     def undo(self, folder: Path | None = None) -> None:
@@ -232,7 +256,11 @@ class Runs:
 
     def trained(self) -> list[Run]:
         """Runs that hold at least one checkpoint, oldest first."""
-        runs = [Run(p) for p in self.root.glob("version_*") if VERSION.match(p.name) and any((p / "checkpoints").glob("*.ckpt"))]
+        runs = [
+            Run(p)
+            for p in self.root.glob("version_*")
+            if VERSION.match(p.name) and any((p / "checkpoints").glob("*.ckpt"))
+        ]
         return sorted(runs, key=lambda r: r.number)
 
     def pick(self, which: str, kind: str) -> Run:
@@ -240,15 +268,19 @@ class Runs:
         a run's folder name, or its version_N alone -> that run."""
         runs = self.trained()
         if not runs:
-            raise UsageError(f"no trained run with checkpoints under {self.root}; train first: python -m src.cli fit {self.hint}")
+            raise UsageError(
+                f"no trained run with checkpoints under {self.root}; train first: python -m src.cli fit {self.hint}"
+            )
         if not which or (which == "all" and kind == "last"):
             return runs[-1]
         if which == "all":
             return max(reversed(runs), key=lambda r: r.best_score() or float("-inf"))
         named = [r for r in runs if which in (r.name, f"version_{r.number}", str(r.number))]
         if len(named) != 1:
-            raise UsageError(f"no trained run {which!r} under {self.root}; runs with checkpoints: "
-                             f"{', '.join(r.name for r in runs)} (pass NAME:best, NAME:last or all:best)")
+            raise UsageError(
+                f"no trained run {which!r} under {self.root}; runs with checkpoints: "
+                f"{', '.join(r.name for r in runs)} (pass NAME:best, NAME:last or all:best)"
+            )
         return named[0]
 
     def resolve(self, ckpt_path: str) -> Path:
@@ -271,5 +303,7 @@ class Runs:
         if not others:
             return None
         score, other = max(others, key=lambda t: t[0])
-        return (f"note: run {other.name} of this config has a better best checkpoint (val/acc {score:.4f}"
-                f"{'' if mine is None else f' vs {mine:.4f}'}): --ckpt_path {other.name}:best, or all:best for the best of all runs")
+        return (
+            f"note: run {other.name} of this config has a better best checkpoint (val/acc {score:.4f}"
+            f"{'' if mine is None else f' vs {mine:.4f}'}): --ckpt_path {other.name}:best, or all:best for the best of all runs"
+        )

@@ -98,12 +98,19 @@ def make_cifar10(root: Path, n_per_batch: int, seed: int = 0) -> Path:
     folder.mkdir(parents=True)
     names = [f"data_batch_{i}" for i in range(1, 6)] + ["test_batch"]
     for name in names:
-        batch = {"batch_label": name, "labels": [int(v) for v in rng.integers(0, 10, n_per_batch)],
-                 "data": rng.integers(0, 256, (n_per_batch, 3072), dtype=np.uint8),
-                 "filenames": [f"{name}_{i}.png" for i in range(n_per_batch)]}
+        batch = {
+            "batch_label": name,
+            "labels": [int(v) for v in rng.integers(0, 10, n_per_batch)],
+            "data": rng.integers(0, 256, (n_per_batch, 3072), dtype=np.uint8),
+            "filenames": [f"{name}_{i}.png" for i in range(n_per_batch)],
+        }
         (folder / name).write_bytes(pickle.dumps(batch, protocol=2))
-    meta = {"label_names": [c for c in ("airplane", "automobile", "bird", "cat", "deer", "dog",
-                                                      "frog", "horse", "ship", "truck")], "num_vis": 3072}
+    meta = {
+        "label_names": [
+            c for c in ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck")
+        ],
+        "num_vis": 3072,
+    }
     (folder / "batches.meta").write_bytes(pickle.dumps(meta, protocol=2))
     return root
 
@@ -158,7 +165,9 @@ class Command:
         return subprocess.CompletedProcess(self.args, self.returncode, out, err)
 
 
-def run_cli(*args: str, data_dir: Path | None = None, check: bool = True, module: str = "src.cli") -> subprocess.CompletedProcess:
+def run_cli(
+    *args: str, data_dir: Path | None = None, check: bool = True, module: str = "src.cli"
+) -> subprocess.CompletedProcess:
     """python -m <module> args... (a Command) to its end; with check, a non-zero exit fails the test and shows the end
     of both streams."""
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
@@ -184,6 +193,16 @@ def short_mlp_run(tmp_path_factory) -> tuple[Path, Path, str]:
     shared by the tests that use a trained model: (save_dir, run directory, the fit's stdout)."""
     real_data("MNIST")
     save_dir = tmp_path_factory.mktemp("short_run")
-    proc = run_cli("fit", "--config", "configs/mnist_mlp.yaml", "--trainer.logger.init_args.save_dir", str(save_dir),
-                   "--trainer.max_epochs", "1", "--trainer.limit_train_batches", "30", data_dir=REAL_DATA)
+    proc = run_cli(
+        "fit",
+        "--config",
+        "configs/mnist_mlp.yaml",
+        "--trainer.logger.init_args.save_dir",
+        str(save_dir),
+        "--trainer.max_epochs",
+        "1",
+        "--trainer.limit_train_batches",
+        "30",
+        data_dir=REAL_DATA,
+    )
     return save_dir, only_run(save_dir / "mnist_mlp"), proc.stdout

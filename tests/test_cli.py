@@ -7,17 +7,26 @@ import pytest
 import torch
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-from src.perf import skip_nvml_without_gpus
 from src.data import MNISTDataModule
 from src.models import MLP
+from src.perf import skip_nvml_without_gpus
 from tests.conftest import ROOT, only_run, read_scalars, run_cli
 
 
 @pytest.mark.slow
 def test_fit_then_test_best_in_a_new_process(mnist_root, tmp_path):
     logs = ["--trainer.logger.init_args.save_dir", str(tmp_path)]
-    run_cli("fit", "--config", "configs/mnist_mlp.yaml", "--trainer.max_epochs", "2", "--data.init_args.batch_size", "512",
-            *logs, data_dir=mnist_root)
+    run_cli(
+        "fit",
+        "--config",
+        "configs/mnist_mlp.yaml",
+        "--trainer.max_epochs",
+        "2",
+        "--data.init_args.batch_size",
+        "512",
+        *logs,
+        data_dir=mnist_root,
+    )
     run = only_run(tmp_path / "mnist_mlp")
     assert run.name == "version_0_max_epochs=2"  # named by what the command changed; batch_size 512 is the file's own
     assert [v for _, v in read_scalars(run)["val/samples"]] == [5000.0, 5000.0]
@@ -28,7 +37,9 @@ def test_fit_then_test_best_in_a_new_process(mnist_root, tmp_path):
 
     proc = run_cli("test", "--config", "configs/mnist_mlp.yaml", "--ckpt_path", "best", *logs, data_dir=mnist_root)
     best = next((run / "checkpoints").glob("epoch*.ckpt"))
-    assert f"using checkpoint {best.relative_to(ROOT) if best.is_relative_to(ROOT) else best}" in proc.stderr  # Lightning logs on stderr
+    assert (
+        f"using checkpoint {best.relative_to(ROOT) if best.is_relative_to(ROOT) else best}" in proc.stderr
+    )  # Lightning logs on stderr
     scalars = read_scalars(run / "test_0")  # logged beside the run it evaluates
     test_acc, samples = scalars["test/acc"][-1][1], scalars["test/samples"][-1][1]
     assert samples == 10_000 and test_acc >= 0.97
@@ -68,12 +79,21 @@ def test_fit_then_test_best_in_a_new_process(mnist_root, tmp_path):
 
 
 def test_best_without_any_run_is_one_clear_line(tmp_path):
-    proc = run_cli("test", "--config", "configs/mnist_mlp.yaml", "--ckpt_path", "best",
-                   "--trainer.logger.init_args.save_dir", str(tmp_path), check=False)
+    proc = run_cli(
+        "test",
+        "--config",
+        "configs/mnist_mlp.yaml",
+        "--ckpt_path",
+        "best",
+        "--trainer.logger.init_args.save_dir",
+        str(tmp_path),
+        check=False,
+    )
     assert proc.returncode == 2
     assert proc.stderr.strip().splitlines() == [
         f"error: no trained run with checkpoints under {tmp_path}/mnist_mlp; train first: "
-        "python -m src.cli fit --config configs/mnist_mlp.yaml"]
+        "python -m src.cli fit --config configs/mnist_mlp.yaml"
+    ]
 
 
 @pytest.mark.parametrize("gpus, kept", [(0, False), (2, True)])
@@ -93,5 +113,7 @@ def test_bf16_config_falls_back_to_float32_where_bf16_is_emulated(native, tmp_pa
 
     monkeypatch.setattr(src.perf, "native_bf16", lambda accelerator: native)
     monkeypatch.chdir(ROOT)
-    cli = src.cli.main(["--config", "configs/mnist_cnn.yaml", "--trainer.logger.init_args.save_dir", str(tmp_path)], run=False)
+    cli = src.cli.main(
+        ["--config", "configs/mnist_cnn.yaml", "--trainer.logger.init_args.save_dir", str(tmp_path)], run=False
+    )
     assert cli.trainer.precision == ("bf16-mixed" if native else "32-true")

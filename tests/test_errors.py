@@ -2,7 +2,6 @@
 an image too large to decode; each exit status 2 with nothing on disk changed, or, where nothing needs writing
 there, the command simply working."""
 
-import os
 import subprocess
 import tempfile
 from pathlib import Path
@@ -19,8 +18,10 @@ from tests.test_reliability import cli_error, fit
 def listing(folder: Path) -> list[tuple]:
     """Every entry under folder, each file with its size and mtime (a folder's own mtime moves when an entry a
     refused command made is taken back: its contents are what must not change)."""
-    return sorted((str(p.relative_to(folder)),) + ((p.stat().st_size, p.stat().st_mtime_ns) if p.is_file() else ())
-                  for p in folder.rglob("*"))
+    return sorted(
+        (str(p.relative_to(folder)),) + ((p.stat().st_size, p.stat().st_mtime_ns) if p.is_file() else ())
+        for p in folder.rglob("*")
+    )
 
 
 def tmpfs(folder: Path, size: str) -> None:
@@ -65,8 +66,16 @@ def test_a_read_only_log_folder_is_one_line_for_every_command(read_only_run, cap
         assert exit_info.value.code == 2
         line = capfd.readouterr().err.strip().splitlines()[-1]
     else:
-        line = cli_error(capfd, EVERY_COMMAND[command][0], *config, *EVERY_COMMAND[command][1:],
-                         "--trainer.limit_train_batches", "2", "--trainer.limit_val_batches", "2")
+        line = cli_error(
+            capfd,
+            EVERY_COMMAND[command][0],
+            *config,
+            *EVERY_COMMAND[command][1:],
+            "--trainer.limit_train_batches",
+            "2",
+            "--trainer.limit_val_batches",
+            "2",
+        )
     assert "Read-only file system" in line or "cannot be written" in line, line
     assert str(read_only_run) in line and "--trainer.logger.init_args.save_dir" in line
     assert listing(read_only_run) == before
@@ -90,8 +99,19 @@ def test_a_full_tmpdir_costs_nothing(tmp_path, mnist_root, monkeypatch):
         fit_logs = listing(run)
         from src.cli import main
 
-        main(["test", "--config", "configs/mnist_mlp.yaml", "--trainer.logger.init_args.save_dir", str(tmp_path),
-              "--ckpt_path", "best", "--trainer.enable_progress_bar", "false"])
+        main(
+            [
+                "test",
+                "--config",
+                "configs/mnist_mlp.yaml",
+                "--trainer.logger.init_args.save_dir",
+                str(tmp_path),
+                "--ckpt_path",
+                "best",
+                "--trainer.enable_progress_bar",
+                "false",
+            ]
+        )
         assert Run(run).metrics("test_0")["metrics"]["test/acc"] > 0.8
         assert all(entry in listing(run) for entry in fit_logs)
     finally:
@@ -107,8 +127,20 @@ def test_no_logger_at_all_trains_and_tests_the_best_checkpoint(tmp_path, mnist_r
     from src.cli import main
 
     args = ["--config", str(repo / "configs/mnist_mlp.yaml"), "--trainer.logger", "false"]
-    main(["fit", *args, "--trainer.max_epochs", "1", "--trainer.limit_train_batches", "30",
-          "--trainer.limit_val_batches", "2", "--trainer.enable_progress_bar", "false"])
+    main(
+        [
+            "fit",
+            *args,
+            "--trainer.max_epochs",
+            "1",
+            "--trainer.limit_train_batches",
+            "30",
+            "--trainer.limit_val_batches",
+            "2",
+            "--trainer.enable_progress_bar",
+            "false",
+        ]
+    )
     run = only_run(tmp_path / "lightning_logs" / "mnist_mlp")
     assert {p.name for p in (run / "checkpoints").iterdir()} >= {"last.ckpt"} and not list(run.glob("events.*"))
     main(["test", *args, "--ckpt_path", "best", "--trainer.enable_progress_bar", "false"])
@@ -124,8 +156,18 @@ def test_predicting_a_400_megapixel_image_is_one_line(tmp_path, mnist_root, monk
     images.mkdir()
     Image.new("L", (20_000, 20_000)).save(images / "huge.png")  # 0.4 MB on disk, 400 MB decoded
     before = listing(tmp_path / "mnist_mlp")
-    line = cli_error(capfd, "predict", "--config", "configs/mnist_mlp.yaml", "--trainer.logger.init_args.save_dir",
-                     str(tmp_path), "--ckpt_path", "best", "--data.init_args.predict_path", str(images))
+    line = cli_error(
+        capfd,
+        "predict",
+        "--config",
+        "configs/mnist_mlp.yaml",
+        "--trainer.logger.init_args.save_dir",
+        str(tmp_path),
+        "--ckpt_path",
+        "best",
+        "--data.init_args.predict_path",
+        str(images),
+    )
     assert f"cannot read the image {images / 'huge.png'}" in line and "DecompressionBombError" in line
     assert listing(tmp_path / "mnist_mlp") == before
 
@@ -154,8 +196,12 @@ def test_a_checkpoint_write_killed_midway_leaves_the_previous_file_loadable(tmp_
 
     path = tmp_path / "checkpoints" / "last.ckpt"
     AtomicCheckpointIO().save_checkpoint({"state_dict": {"w": torch.ones(3)}}, path)
-    child = subprocess.Popen([sys.executable, "-c", KILLED_MID_WRITE, str(path)], stdout=subprocess.PIPE, text=True,
-                             cwd=Path(__file__).resolve().parent.parent)
+    child = subprocess.Popen(
+        [sys.executable, "-c", KILLED_MID_WRITE, str(path)],
+        stdout=subprocess.PIPE,
+        text=True,
+        cwd=Path(__file__).resolve().parent.parent,
+    )
     assert child.stdout.readline().strip() == "writing"  # blocked inside the write: SIGKILL it there
     child.send_signal(signal.SIGKILL)
     child.wait()

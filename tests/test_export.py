@@ -6,7 +6,7 @@ import torch
 from src.data import MNISTDataModule
 from src.errors import UsageError
 from src.export import export
-from src.manual import ManualCNN, ManualClassifier, ManualMLP
+from src.manual import ManualClassifier, ManualCNN, ManualMLP
 from src.models import MLP, ImageClassifier, SmallCNN
 from tests.conftest import REAL_DATA, run_cli
 
@@ -23,10 +23,13 @@ def mnist():
 
 def nets():
     torch.manual_seed(0)
-    return {"mlp": ImageClassifier(MLP(hidden=[64], batchnorm=True)), "cnn": ImageClassifier(SmallCNN(batchnorm=True)),
-            "cnn_eval_flip": ImageClassifier(SmallCNN(batchnorm=True), eval_flip=True),
-            "manual_mlp": ManualClassifier(ManualMLP()),
-            "manual_cnn": ManualClassifier(ManualCNN(batchnorm=True))}
+    return {
+        "mlp": ImageClassifier(MLP(hidden=[64], batchnorm=True)),
+        "cnn": ImageClassifier(SmallCNN(batchnorm=True)),
+        "cnn_eval_flip": ImageClassifier(SmallCNN(batchnorm=True), eval_flip=True),
+        "manual_mlp": ManualClassifier(ManualMLP()),
+        "manual_cnn": ManualClassifier(ManualCNN(batchnorm=True)),
+    }
 
 
 @pytest.mark.parametrize("fmt", ["onnx", "torchscript"])
@@ -49,14 +52,23 @@ def test_exported_logits_equal_pytorch(mnist, tmp_path, name, fmt):
         logits = torch.jit.load(str(path))(x)
     else:
         import onnxruntime
+
         logits = torch.from_numpy(onnxruntime.InferenceSession(str(path)).run(None, {"images": x.numpy()})[0])
     assert (logits.softmax(1) - model.predict_images(images)).abs().max() < 1e-5
 
 
 def test_export_command_prints_the_file_and_the_difference(short_mlp_run):
     save_dir, run, _ = short_mlp_run
-    proc = run_cli("--config", "configs/mnist_mlp.yaml", "--format", "onnx",
-                   "--trainer.logger.init_args.save_dir", str(save_dir), data_dir=REAL_DATA, module="src.export")
+    proc = run_cli(
+        "--config",
+        "configs/mnist_mlp.yaml",
+        "--format",
+        "onnx",
+        "--trainer.logger.init_args.save_dir",
+        str(save_dir),
+        data_dir=REAL_DATA,
+        module="src.export",
+    )
     best = next((run / "checkpoints").glob("epoch*.ckpt"))
     lines = proc.stdout.strip().splitlines()
     assert lines[-2] == f"exported {best} to {run / 'export' / (best.stem + '.onnx')}"
@@ -64,7 +76,11 @@ def test_export_command_prints_the_file_and_the_difference(short_mlp_run):
     assert float(lines[-1].rsplit(" ", 1)[1]) < 1e-4
     bad = run_cli("--config", "configs/mnist_mlp.yaml", "--format", "tflite", module="src.export", check=False)
     lines = bad.stderr.strip().splitlines()  # argparse quotes the choices on some Python versions, not on others
-    assert bad.returncode == 2 and len(lines) == 1 and lines[0].startswith("error: argument --format: invalid choice: 'tflite'")
+    assert (
+        bad.returncode == 2
+        and len(lines) == 1
+        and lines[0].startswith("error: argument --format: invalid choice: 'tflite'")
+    )
 
 
 class Branchy(torch.nn.Module):

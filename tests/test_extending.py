@@ -44,7 +44,7 @@ class ParityMNIST(MNISTDataModule):
         return images, labels % 2
 '''
 
-CONFIG = '''
+CONFIG = """
 # python -m src.cli fit --config parity.yaml
 model:
   class_path: src.models.ImageClassifier
@@ -59,7 +59,7 @@ trainer:
   max_epochs: 1
   limit_train_batches: 40
   enable_progress_bar: false
-'''
+"""
 
 
 @pytest.fixture
@@ -82,8 +82,12 @@ def test_a_users_net_and_data_set_go_through_every_command(user_package, logger)
     config = str(user_package / "parity.yaml")
     logs = ["--trainer.logger.init_args.save_dir", str(user_package / "logs")]
     if logger == "csv":  # any Lightning logger: the run folder, best and the test report do not depend on it
-        logs += ["--trainer.logger", "lightning.pytorch.loggers.CSVLogger", "--trainer.logger.init_args.save_dir",
-                 str(user_package / "logs")]
+        logs += [
+            "--trainer.logger",
+            "lightning.pytorch.loggers.CSVLogger",
+            "--trainer.logger.init_args.save_dir",
+            str(user_package / "logs"),
+        ]
     main(["fit", "--config", config, *logs])
     run = Run(only_run(user_package / "logs" / "parity"))
     best = run.metrics()["best"]

@@ -7,23 +7,41 @@ from src.models import MLP, ImageClassifier
 
 def test_table_keeps_what_a_run_changed(monkeypatch):
     monkeypatch.delenv("PL_GLOBAL_SEED", raising=False)  # what an earlier test's seed_everything left behind
-    hparams = {"_instantiator": "x", "_class_path": "src.models.ImageClassifier",
-               "net": {"class_path": "src.models.MLP", "init_args": {"hidden": [256, 128], "dropout": 0.0}},
-               "optimizer": {"class_path": "torch.optim.Adam", "init_args": {"lr": 0.005, "betas": [0.9, 0.999], "eps": 1e-08}},
-               "scheduler": None}
+    hparams = {
+        "_instantiator": "x",
+        "_class_path": "src.models.ImageClassifier",
+        "net": {"class_path": "src.models.MLP", "init_args": {"hidden": [256, 128], "dropout": 0.0}},
+        "optimizer": {
+            "class_path": "torch.optim.Adam",
+            "init_args": {"lr": 0.005, "betas": [0.9, 0.999], "eps": 1e-08},
+        },
+        "scheduler": None,
+    }
     data = MNISTDataModule(batch_size=64)
-    assert table(hparams, data) == {"net": "MLP", "net/hidden": [256, 128], "optimizer": "Adam", "optimizer/lr": 0.005,
-                                    "scheduler": None, "data/batch_size": 64}
+    assert table(hparams, data) == {
+        "net": "MLP",
+        "net/hidden": [256, 128],
+        "optimizer": "Adam",
+        "optimizer/lr": 0.005,
+        "scheduler": None,
+        "data/batch_size": 64,
+    }
 
 
 def test_runs_that_differ_in_epochs_batch_or_seed_tell_apart(monkeypatch):
     """max_epochs, the batch size and the seed are shown even at their defaults; other trainer settings when changed."""
     monkeypatch.setenv("PL_GLOBAL_SEED", "3")
-    trainer = SimpleNamespace(max_epochs=4, precision="bf16-mixed", accumulate_grad_batches=1, limit_train_batches=1.0,
-                              gradient_clip_val=None)
+    trainer = SimpleNamespace(
+        max_epochs=4, precision="bf16-mixed", accumulate_grad_batches=1, limit_train_batches=1.0, gradient_clip_val=None
+    )
     rows = table({"net": {"class_path": "src.models.MLP", "init_args": {}}}, MNISTDataModule(), trainer)
-    assert rows == {"net": "MLP", "data/batch_size": 128, "trainer/max_epochs": 4, "trainer/precision": "bf16-mixed",
-                    "seed": 3}
+    assert rows == {
+        "net": "MLP",
+        "data/batch_size": 128,
+        "trainer/max_epochs": 4,
+        "trainer/precision": "bf16-mixed",
+        "seed": 3,
+    }
 
 
 def test_eval_flip_is_a_column_though_the_checkpoint_leaves_it_out(monkeypatch):

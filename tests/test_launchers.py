@@ -18,10 +18,32 @@ SBATCH = sorted((ROOT / "scripts" / "slurm").glob("train*.sbatch"))
 def test_torchrun_two_processes_then_test_matches_one_process(mnist_root, tmp_path):
     logs = ["--trainer.logger.init_args.save_dir", str(tmp_path)]
     torchrun = Path(sys.executable).parent / "torchrun"
-    cmd = [str(torchrun), "--nproc_per_node", "2", "-m", "src.cli", "fit", "--config", "configs/mnist_mlp.yaml",
-           "--trainer.accelerator", "cpu", "--trainer.devices", "2", "--trainer.strategy", "ddp",
-           "--trainer.max_epochs", "1", "--trainer.limit_train_batches", "20", "--data.init_args.batch_size", "128", *logs]
-    proc = subprocess.run(cmd, cwd=ROOT, env={**os.environ, "DATA_DIR": str(mnist_root)}, capture_output=True, text=True, timeout=600)
+    cmd = [
+        str(torchrun),
+        "--nproc_per_node",
+        "2",
+        "-m",
+        "src.cli",
+        "fit",
+        "--config",
+        "configs/mnist_mlp.yaml",
+        "--trainer.accelerator",
+        "cpu",
+        "--trainer.devices",
+        "2",
+        "--trainer.strategy",
+        "ddp",
+        "--trainer.max_epochs",
+        "1",
+        "--trainer.limit_train_batches",
+        "20",
+        "--data.init_args.batch_size",
+        "128",
+        *logs,
+    ]
+    proc = subprocess.run(
+        cmd, cwd=ROOT, env={**os.environ, "DATA_DIR": str(mnist_root)}, capture_output=True, text=True, timeout=600
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     run = only_run(tmp_path / "mnist_mlp")  # one set of logs and checkpoints, written by rank 0 alone
     assert {p.name for p in (run / "checkpoints").iterdir()} >= {"last.ckpt"}
@@ -29,12 +51,43 @@ def test_torchrun_two_processes_then_test_matches_one_process(mnist_root, tmp_pa
     assert fit["train/samples"][-1][1] == 2 * 20 * 128  # two ranks, 20 batches each, no sample counted twice
     assert fit["val/samples"][-1][1] == 5_000
 
-    run_cli("test", "--config", "configs/mnist_mlp.yaml", "--ckpt_path", "best", "--trainer.accelerator", "cpu",
-            *logs, data_dir=mnist_root)
-    proc = subprocess.run([str(torchrun), "--nproc_per_node", "2", "-m", "src.cli", "test", "--config",
-                           "configs/mnist_mlp.yaml", "--ckpt_path", "best", "--trainer.accelerator", "cpu",
-                           "--trainer.devices", "2", "--trainer.strategy", "ddp", *logs],
-                          cwd=ROOT, env={**os.environ, "DATA_DIR": str(mnist_root)}, capture_output=True, text=True, timeout=600)
+    run_cli(
+        "test",
+        "--config",
+        "configs/mnist_mlp.yaml",
+        "--ckpt_path",
+        "best",
+        "--trainer.accelerator",
+        "cpu",
+        *logs,
+        data_dir=mnist_root,
+    )
+    proc = subprocess.run(
+        [
+            str(torchrun),
+            "--nproc_per_node",
+            "2",
+            "-m",
+            "src.cli",
+            "test",
+            "--config",
+            "configs/mnist_mlp.yaml",
+            "--ckpt_path",
+            "best",
+            "--trainer.accelerator",
+            "cpu",
+            "--trainer.devices",
+            "2",
+            "--trainer.strategy",
+            "ddp",
+            *logs,
+        ],
+        cwd=ROOT,
+        env={**os.environ, "DATA_DIR": str(mnist_root)},
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     one, two = read_scalars(run / "test_0"), read_scalars(run / "test_1")
     assert one["test/samples"][-1][1] == two["test/samples"][-1][1] == 10_000
@@ -59,13 +112,23 @@ def test_sbatch_runs_the_documented_command_and_it_parses(script, tmp_path):
         (tmp_path / name).symlink_to(ROOT / name)
     (tmp_path / ".venv" / "bin").mkdir(parents=True)
     (tmp_path / ".venv" / "bin" / "activate").write_text("")
-    env = {**os.environ, "PATH": f"{bin_dir}:{os.environ['PATH']}", "SLURM_NTASKS_PER_NODE": str(tasks),
-           "SLURM_NNODES": str(nodes), "PYTHONPATH": str(ROOT)}
+    env = {
+        **os.environ,
+        "PATH": f"{bin_dir}:{os.environ['PATH']}",
+        "SLURM_NTASKS_PER_NODE": str(tasks),
+        "SLURM_NNODES": str(nodes),
+        "PYTHONPATH": str(ROOT),
+    }
     proc = subprocess.run(["bash", str(script)], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr[-2000:]
     trainer = yaml.safe_load(proc.stdout)["trainer"]
     # devices stays the string "4" (its type is int | str | list); Lightning reads both alike
-    assert (str(trainer["devices"]), trainer["num_nodes"], trainer["strategy"], trainer["accelerator"]) == (str(tasks), nodes, "ddp", "gpu")
+    assert (str(trainer["devices"]), trainer["num_nodes"], trainer["strategy"], trainer["accelerator"]) == (
+        str(tasks),
+        nodes,
+        "ddp",
+        "gpu",
+    )
     assert (nodes, tasks) == ((2, 4) if "2nodes" in script.name else (1, 4))
 
 
@@ -78,16 +141,34 @@ def test_sweep_array_tasks_share_one_journal_study(mnist_root, tmp_path):
     (tmp_path / "two.yaml").write_text(
         "base: configs/mnist_mlp.yaml\noverrides: {trainer.max_epochs: 1, trainer.limit_train_batches: 4, "
         "trainer.limit_val_batches: 2, trainer.limit_test_batches: 2}\n"
-        "params:\n  model.init_args.net.init_args.hidden: [[8], [16]]\nseeds: [0]\n")
-    env = {**os.environ, "SWEEP": str(tmp_path / "two.yaml"), "SAVE_DIR": str(tmp_path / "sweeps"),
-           "VENV": str(Path(sys.executable).parent.parent), "DATA_DIR": str(mnist_root), "SLURM_CPUS_PER_TASK": "1"}
-    tasks = [subprocess.Popen(["bash", "scripts/slurm/sweep.sbatch"], cwd=ROOT, env=env, stdout=subprocess.PIPE,
-                              stderr=subprocess.PIPE, text=True) for _ in range(2)]
+        "params:\n  model.init_args.net.init_args.hidden: [[8], [16]]\nseeds: [0]\n"
+    )
+    env = {
+        **os.environ,
+        "SWEEP": str(tmp_path / "two.yaml"),
+        "SAVE_DIR": str(tmp_path / "sweeps"),
+        "VENV": str(Path(sys.executable).parent.parent),
+        "DATA_DIR": str(mnist_root),
+        "SLURM_CPUS_PER_TASK": "1",
+    }
+    tasks = [
+        subprocess.Popen(
+            ["bash", "scripts/slurm/sweep.sbatch"],
+            cwd=ROOT,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for _ in range(2)
+    ]
     errors = [task.communicate(timeout=600)[1] for task in tasks]
     assert [t.returncode for t in tasks] == [0, 0], [e[-2000:] for e in errors]
     journal = tmp_path / "sweeps" / "two.journal"
     storage = optuna.storages.JournalStorage(optuna.storages.journal.JournalFileBackend(str(journal)))
     done = [t for t in optuna.load_study(study_name="two", storage=storage).trials if t.state.name == "COMPLETE"]
     assert sorted(t.user_attrs["point"] for t in done) == [0, 1]
-    assert sorted(p.parent.name for p in (tmp_path / "sweeps" / "two").glob("*/version_*")) == ["hidden=[16]_seed=0",
-                                                                                              "hidden=[8]_seed=0"]
+    assert sorted(p.parent.name for p in (tmp_path / "sweeps" / "two").glob("*/version_*")) == [
+        "hidden=[16]_seed=0",
+        "hidden=[8]_seed=0",
+    ]

@@ -17,7 +17,14 @@ from src.data import MNISTDataModule
 from src.errors import UsageError
 from tests.conftest import ROOT, ctrl_c_works, make_idx_dataset, only_run, read_scalars, run_cli
 
-SHORT = ["--trainer.limit_train_batches", "30", "--trainer.limit_val_batches", "2", "--trainer.enable_progress_bar", "false"]
+SHORT = [
+    "--trainer.limit_train_batches",
+    "30",
+    "--trainer.limit_val_batches",
+    "2",
+    "--trainer.enable_progress_bar",
+    "false",
+]
 
 
 def fit(tmp_path, *args, config="configs/mnist_mlp.yaml", save_dir=None):
@@ -63,16 +70,27 @@ def test_same_seed_twice_gives_identical_runs(mnist_root, tmp_path, monkeypatch)
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("config,extra", [("configs/mnist_mlp.yaml", ["--model.init_args.scheduler", "null"]),
-                                          ("configs/mnist_manual.yaml", [])])
+@pytest.mark.parametrize(
+    "config,extra",
+    [("configs/mnist_mlp.yaml", ["--model.init_args.scheduler", "null"]), ("configs/mnist_manual.yaml", [])],
+)
 def test_resume_from_last_equals_an_uninterrupted_run(mnist_root, tmp_path, monkeypatch, config, extra):
     """3 epochs straight vs 2 epochs, stop, `--ckpt_path last` for the third: same metrics, same weights
     (the shuffle order is a function of (seed, epoch); optimizer state incl. ManualSGD's momentum is restored)."""
     monkeypatch.setenv("DATA_DIR", str(mnist_root))
     fit(tmp_path, "--trainer.max_epochs", "3", "--trainer.logger.init_args.name", "straight", *extra, config=config)
     fit(tmp_path, "--trainer.max_epochs", "2", "--trainer.logger.init_args.name", "resumed", *extra, config=config)
-    fit(tmp_path, "--trainer.max_epochs", "3", "--trainer.logger.init_args.name", "resumed", "--ckpt_path", "last",
-        *extra, config=config)
+    fit(
+        tmp_path,
+        "--trainer.max_epochs",
+        "3",
+        "--trainer.logger.init_args.name",
+        "resumed",
+        "--ckpt_path",
+        "last",
+        *extra,
+        config=config,
+    )
     straight, resumed = only_run(tmp_path / "straight"), only_run(tmp_path / "resumed")  # resumed in place
     s, r = read_scalars(straight)["val/loss"], read_scalars(resumed)["val/loss"]
     assert len(s) == len(r) == 3 and all(abs(x[1] - y[1]) < 1e-6 for x, y in zip(s, r))
@@ -103,30 +121,59 @@ def test_a_run_interrupted_mid_epoch_resumes_exactly(mnist_root, tmp_path, monke
     cnn = ["--trainer.max_epochs", "3", "--trainer.precision", "32-true"]
     fit(tmp_path, *cnn, "--trainer.logger.init_args.name", "straight", config="configs/mnist_cnn.yaml")
     with pytest.raises(SystemExit):  # Lightning's exit after Ctrl-C, once CheckpointOnInterrupt has saved
-        fit(tmp_path, *cnn, "--trainer.logger.init_args.name", "resumed", "--trainer.callbacks+",
-            "tests.test_reliability.InterruptAt", config="configs/mnist_cnn.yaml")
+        fit(
+            tmp_path,
+            *cnn,
+            "--trainer.logger.init_args.name",
+            "resumed",
+            "--trainer.callbacks+",
+            "tests.test_reliability.InterruptAt",
+            config="configs/mnist_cnn.yaml",
+        )
     resumed = only_run(tmp_path / "resumed")
     assert torch.load(resumed / "checkpoints" / "interrupted.ckpt", weights_only=True)["global_step"] == 30 + 14
-    fit(tmp_path, *cnn, "--trainer.logger.init_args.name", "resumed", "--ckpt_path", "last", config="configs/mnist_cnn.yaml")
+    fit(
+        tmp_path,
+        *cnn,
+        "--trainer.logger.init_args.name",
+        "resumed",
+        "--ckpt_path",
+        "last",
+        config="configs/mnist_cnn.yaml",
+    )
     straight = only_run(tmp_path / "straight")
     s, r = read_scalars(straight)["val/loss"], read_scalars(resumed)["val/loss"]
     assert len(s) == len(r) == 3 and all(abs(x[1] - y[1]) < 1e-6 for x, y in zip(s, r)), (s, r)
     ws, wr = weights(straight / "checkpoints" / "last.ckpt"), weights(resumed / "checkpoints" / "last.ckpt")
     assert any("num_batches_tracked" in k for k in ws)
-    assert all(torch.allclose(ws[k].double(), wr[k].double(), atol=1e-6) for k in ws), \
-        {k: (ws[k].double() - wr[k].double()).abs().max().item() for k in ws}
+    assert all(torch.allclose(ws[k].double(), wr[k].double(), atol=1e-6) for k in ws), {
+        k: (ws[k].double() - wr[k].double()).abs().max().item() for k in ws
+    }
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("sig,code", [(signal.SIGTERM, 143), (signal.SIGINT, 1)])
 def test_interrupt_saves_a_checkpoint_and_resumes(mnist_root, tmp_path, sig, code):
-    args = [sys.executable, "-m", "src.cli", "fit", "--config", "configs/mnist_mlp.yaml", "--trainer.max_epochs", "6",
-            "--trainer.logger.init_args.save_dir", str(tmp_path), *SHORT,
-            "--trainer.limit_train_batches", "150"]  # whole epochs, ~0.5 s: 0.3 s after the first one's checkpoint the
+    args = [
+        sys.executable,
+        "-m",
+        "src.cli",
+        "fit",
+        "--config",
+        "configs/mnist_mlp.yaml",
+        "--trainer.max_epochs",
+        "6",
+        "--trainer.logger.init_args.save_dir",
+        str(tmp_path),
+        *SHORT,
+        "--trainer.limit_train_batches",
+        "150",
+    ]  # whole epochs, ~0.5 s: 0.3 s after the first one's checkpoint the
     # signal lands in the second epoch's training steps, with four more epochs to go
     env = {**os.environ, "DATA_DIR": str(mnist_root), "PYTHONUNBUFFERED": "1"}
-    proc = subprocess.Popen(args, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                            preexec_fn=ctrl_c_works)
+    proc = subprocess.Popen(
+        args, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, preexec_fn=ctrl_c_works
+    )
     deadline = time.time() + 120
     while not list(tmp_path.glob("mnist_mlp/version_0*/checkpoints/last.ckpt")) and time.time() < deadline:
         time.sleep(0.2)
@@ -141,10 +188,15 @@ def test_interrupt_saves_a_checkpoint_and_resumes(mnist_root, tmp_path, sig, cod
     assert (ckpts / "interrupted.ckpt").is_file() and weights(ckpts / "interrupted.ckpt")
     for name in before:  # last and best from before are still there and readable
         assert (ckpts / name).is_file() and weights(ckpts / name)
-    resumed = run_cli(*args[3:], "--ckpt_path", "last", data_dir=mnist_root, check=False)  # the same command, as the message says
+    resumed = run_cli(
+        *args[3:], "--ckpt_path", "last", data_dir=mnist_root, check=False
+    )  # the same command, as the message says
     assert resumed.returncode == 0, resumed.stderr[-2000:]
     assert f"fit: using checkpoint {ckpts / 'interrupted.ckpt'}" in resumed.stderr
-    steps = {n: torch.load(ckpts / n, map_location="cpu", weights_only=True)["global_step"] for n in ("last.ckpt", "interrupted.ckpt")}
+    steps = {
+        n: torch.load(ckpts / n, map_location="cpu", weights_only=True)["global_step"]
+        for n in ("last.ckpt", "interrupted.ckpt")
+    }
     assert steps["last.ckpt"] > steps["interrupted.ckpt"]  # it trained on from where it was stopped
 
 
@@ -162,13 +214,25 @@ class CtrlCInValidation(Callback):
 def test_ctrl_c_during_validation_saves_nothing_and_says_what_resumes(mnist_root, tmp_path):
     """Cut short, a validation has no scores: no interrupted.ckpt; the line names last.ckpt (end of epoch 0), which
     `--ckpt_path last` then resumes from."""
-    args = ["fit", "--config", "configs/mnist_mlp.yaml", "--trainer.max_epochs", "2",
-            "--trainer.logger.init_args.save_dir", str(tmp_path), *SHORT]
-    proc = run_cli(*args, "--trainer.callbacks+=tests.test_reliability.CtrlCInValidation", data_dir=mnist_root, check=False)
+    args = [
+        "fit",
+        "--config",
+        "configs/mnist_mlp.yaml",
+        "--trainer.max_epochs",
+        "2",
+        "--trainer.logger.init_args.save_dir",
+        str(tmp_path),
+        *SHORT,
+    ]
+    proc = run_cli(
+        *args, "--trainer.callbacks+=tests.test_reliability.CtrlCInValidation", data_dir=mnist_root, check=False
+    )
     ckpts = only_run(tmp_path / "mnist_mlp") / "checkpoints"
     assert proc.returncode == 1, proc.stderr[-2000:]
-    assert (f"interrupted during validation at epoch 1, step 60; resume by running the same command with --ckpt_path "
-            f"last (from {ckpts / 'last.ckpt'})") in proc.stderr
+    assert (
+        f"interrupted during validation at epoch 1, step 60; resume by running the same command with --ckpt_path "
+        f"last (from {ckpts / 'last.ckpt'})"
+    ) in proc.stderr
     assert not (ckpts / "interrupted.ckpt").exists()
     assert torch.load(ckpts / "last.ckpt", map_location="cpu", weights_only=True)["global_step"] == 30
     resumed = run_cli(*args, "--ckpt_path", "last", data_dir=mnist_root)
@@ -191,9 +255,20 @@ class PoisonAtStep(Callback):
 
 def test_nan_loss_stops_at_once_and_keeps_the_best_checkpoint(mnist_root, tmp_path, capfd, monkeypatch):
     monkeypatch.setenv("DATA_DIR", str(mnist_root))
-    line = cli_error(capfd, "fit", "--config", "configs/mnist_mlp.yaml", "--trainer.logger.init_args.save_dir", str(tmp_path),
-                     *SHORT, "--trainer.val_check_interval", "10", "--trainer.callbacks+=tests.test_reliability.PoisonAtStep",
-                     "--trainer.callbacks.step", "25")
+    line = cli_error(
+        capfd,
+        "fit",
+        "--config",
+        "configs/mnist_mlp.yaml",
+        "--trainer.logger.init_args.save_dir",
+        str(tmp_path),
+        *SHORT,
+        "--trainer.val_check_interval",
+        "10",
+        "--trainer.callbacks+=tests.test_reliability.PoisonAtStep",
+        "--trainer.callbacks.step",
+        "25",
+    )
     assert "loss became nan at epoch 0, step 25" in line
     ckpts = only_run(tmp_path / "mnist_mlp") / "checkpoints"
     best = [p for p in ckpts.glob("epoch*.ckpt")]
@@ -209,9 +284,14 @@ BAD_ARGS = [
     (["--data.init_args.batch_size", "0"], "batch sizes must be positive"),
     (["--model.init_args.net", "torch.nn.Identity"], "torch.nn.Identity must take in_shape and num_classes"),
     (["--data.init_args.val_size", "60000"], "val_size=60000 leaves no training images"),
-    (["--trainer.callbacks+=lightning.pytorch.callbacks.EarlyStopping", "--trainer.callbacks.monitor", "val/acx"],
-     "EarlyStopping monitors 'val/acx', which is never logged"),
-    (["--model.init_args.optimizer.init_args.lr", "-1"], "the optimizer or its schedule refuses its settings: Invalid learning rate"),
+    (
+        ["--trainer.callbacks+=lightning.pytorch.callbacks.EarlyStopping", "--trainer.callbacks.monitor", "val/acx"],
+        "EarlyStopping monitors 'val/acx', which is never logged",
+    ),
+    (
+        ["--model.init_args.optimizer.init_args.lr", "-1"],
+        "the optimizer or its schedule refuses its settings: Invalid learning rate",
+    ),
     (["--trainer.max_epochs", "0"], "this fit would train nothing"),
     (["--trainer.limit_train_batches", "0"], "this fit would train nothing"),
     (["--trainer.accumulate_grad_batches", "0"], "trainer.accumulate_grad_batches must be 1 or more"),
@@ -221,21 +301,29 @@ BAD_ARGS = [
 @pytest.mark.parametrize("args,message", BAD_ARGS, ids=[a[0].split(".")[-1] for a, _ in BAD_ARGS])
 def test_bad_config_values_are_one_line(mnist_root, tmp_path, capfd, monkeypatch, args, message):
     monkeypatch.setenv("DATA_DIR", str(mnist_root))
-    line = cli_error(capfd, "fit", "--config", "configs/mnist_mlp.yaml", "--trainer.logger.init_args.save_dir", str(tmp_path), *args)
+    line = cli_error(
+        capfd, "fit", "--config", "configs/mnist_mlp.yaml", "--trainer.logger.init_args.save_dir", str(tmp_path), *args
+    )
     assert message in line
     assert not any(tmp_path.rglob("*.ckpt"))
 
 
-@pytest.mark.parametrize("content,message", [
-    (b"", "holds nothing; a config maps keys to values"),
-    (bytes(range(128, 256)), "is not a text file; --config takes a YAML file"),
-    (b"trainer:\n  max_epochs: [3\n", "line 3: not valid YAML"),
-    (b"- fit\n- test\n", "holds a list, not a mapping"),
-], ids=["empty", "binary", "syntax", "list"])
+@pytest.mark.parametrize(
+    "content,message",
+    [
+        (b"", "holds nothing; a config maps keys to values"),
+        (bytes(range(128, 256)), "is not a text file; --config takes a YAML file"),
+        (b"trainer:\n  max_epochs: [3\n", "line 3: not valid YAML"),
+        (b"- fit\n- test\n", "holds a list, not a mapping"),
+    ],
+    ids=["empty", "binary", "syntax", "list"],
+)
 def test_a_config_file_that_is_no_mapping_is_named_in_one_line(tmp_path, capfd, content, message):
     config = tmp_path / "bad.yaml"
     config.write_bytes(content)
-    line = cli_error(capfd, "fit", "--config", str(config), "--trainer.logger.init_args.save_dir", str(tmp_path / "logs"))
+    line = cli_error(
+        capfd, "fit", "--config", str(config), "--trainer.logger.init_args.save_dir", str(tmp_path / "logs")
+    )
     assert line.startswith(f"error: {config}") and message in line and not (tmp_path / "logs").exists()
 
 
@@ -244,8 +332,18 @@ def test_missing_config_file(capfd):
 
 
 def test_missing_data_with_download_off(tmp_path, capfd):
-    line = cli_error(capfd, "fit", "--config", "configs/mnist_mlp.yaml", "--trainer.logger.init_args.save_dir", str(tmp_path),
-                     "--data.init_args.data_dir", str(tmp_path / "none"), "--data.init_args.download", "false")
+    line = cli_error(
+        capfd,
+        "fit",
+        "--config",
+        "configs/mnist_mlp.yaml",
+        "--trainer.logger.init_args.save_dir",
+        str(tmp_path),
+        "--data.init_args.data_dir",
+        str(tmp_path / "none"),
+        "--data.init_args.download",
+        "false",
+    )
     assert f"MNIST not found in {tmp_path / 'none'}" in line
 
 
@@ -253,8 +351,18 @@ def test_truncated_idx_through_the_cli(tmp_path, capfd):
     make_idx_dataset(tmp_path / "d", "MNIST", n_train=100, n_test=10)
     f = tmp_path / "d" / "MNIST" / "raw" / "t10k-images-idx3-ubyte"
     f.write_bytes(f.read_bytes()[:1000])
-    line = cli_error(capfd, "fit", "--config", "configs/mnist_mlp.yaml", "--trainer.logger.init_args.save_dir", str(tmp_path),
-                     "--data.init_args.data_dir", str(tmp_path / "d"), "--data.init_args.val_size", "10")
+    line = cli_error(
+        capfd,
+        "fit",
+        "--config",
+        "configs/mnist_mlp.yaml",
+        "--trainer.logger.init_args.save_dir",
+        str(tmp_path),
+        "--data.init_args.data_dir",
+        str(tmp_path / "d"),
+        "--data.init_args.val_size",
+        "10",
+    )
     assert "truncated" in line and "t10k-images-idx3-ubyte" in line
 
 
@@ -266,7 +374,7 @@ class BatchDroppingNet(torch.nn.Module):
         self.linear, self.drop = torch.nn.Linear(math.prod(in_shape), num_classes), drop
 
     def forward(self, x):
-        return self.linear(x.flatten(1))[:-self.drop]
+        return self.linear(x.flatten(1))[: -self.drop]
 
 
 def test_a_bug_inside_a_run_shows_its_traceback(tmp_path, capfd, monkeypatch):
@@ -274,9 +382,23 @@ def test_a_bug_inside_a_run_shows_its_traceback(tmp_path, capfd, monkeypatch):
     monkeypatch.chdir(ROOT)
     make_idx_dataset(tmp_path / "d", "MNIST", n_train=300, n_test=10)
     with pytest.raises(ValueError, match="batch_size"):
-        main(["fit", "--config", "configs/mnist_mlp.yaml", "--model.init_args.net", "tests.test_reliability.BatchDroppingNet",
-              "--data.init_args.data_dir", str(tmp_path / "d"), "--data.init_args.val_size", "100",
-              "--trainer.logger.init_args.save_dir", str(tmp_path / "logs"), "--trainer.max_epochs", "1"])
+        main(
+            [
+                "fit",
+                "--config",
+                "configs/mnist_mlp.yaml",
+                "--model.init_args.net",
+                "tests.test_reliability.BatchDroppingNet",
+                "--data.init_args.data_dir",
+                str(tmp_path / "d"),
+                "--data.init_args.val_size",
+                "100",
+                "--trainer.logger.init_args.save_dir",
+                str(tmp_path / "logs"),
+                "--trainer.max_epochs",
+                "1",
+            ]
+        )
     assert "error:" not in capfd.readouterr().err
 
 
@@ -290,8 +412,16 @@ def test_data_dir_not_writable_when_a_download_is_needed(tmp_path, monkeypatch):
 def test_unreadable_checkpoint_is_one_line(tiny_run, tmp_path, capfd, content):
     bad = tmp_path / "bad.ckpt"
     bad.write_bytes(content if content is not None else (tiny_run / "checkpoints" / "last.ckpt").read_bytes()[:5000])
-    line = cli_error(capfd, "test", "--config", "configs/mnist_mlp.yaml", "--ckpt_path", str(bad),
-                     "--trainer.logger.init_args.save_dir", str(tmp_path))
+    line = cli_error(
+        capfd,
+        "test",
+        "--config",
+        "configs/mnist_mlp.yaml",
+        "--ckpt_path",
+        str(bad),
+        "--trainer.logger.init_args.save_dir",
+        str(tmp_path),
+    )
     assert f"{bad} is not a readable checkpoint" in line
 
 
@@ -302,8 +432,18 @@ def test_checkpoint_of_another_architecture_names_the_mismatch(tiny_run, tmp_pat
     del checkpoint["hyper_parameters"]
     foreign = tmp_path / "foreign.ckpt"
     torch.save(checkpoint, foreign)
-    line = cli_error(capfd, "test", "--config", "configs/mnist_mlp.yaml", "--ckpt_path", str(foreign),
-                     "--model.init_args.net.init_args.hidden", "[64]", "--trainer.logger.init_args.save_dir", str(tmp_path))
+    line = cli_error(
+        capfd,
+        "test",
+        "--config",
+        "configs/mnist_mlp.yaml",
+        "--ckpt_path",
+        str(foreign),
+        "--model.init_args.net.init_args.hidden",
+        "[64]",
+        "--trainer.logger.init_args.save_dir",
+        str(tmp_path),
+    )
     assert "net.layers.1.weight is [256, 784] in the checkpoint but [64, 784] here" in line
 
 
@@ -318,15 +458,31 @@ def test_crafted_pickle_in_a_checkpoint_is_refused_not_run(tmp_path, capfd):
     torch.save({"state_dict": {}, "x": Payload()}, evil)
     with open(evil, "rb") as f:  # the payload really is in the file: plain pickle would run it
         assert b"system" in f.read()
-    line = cli_error(capfd, "test", "--config", "configs/mnist_mlp.yaml", "--ckpt_path", str(evil),
-                     "--trainer.logger.init_args.save_dir", str(tmp_path))
+    line = cli_error(
+        capfd,
+        "test",
+        "--config",
+        "configs/mnist_mlp.yaml",
+        "--ckpt_path",
+        str(evil),
+        "--trainer.logger.init_args.save_dir",
+        str(tmp_path),
+    )
     assert "is not a readable checkpoint (UnpicklingError" in line and not marker.exists()
 
 
 def test_rerun_into_an_existing_run_never_overwrites_it(tiny_run, capfd):
     before = {p: p.read_bytes() for p in tiny_run.rglob("*") if p.is_file()}
-    line = cli_error(capfd, "fit", "--config", "configs/mnist_mlp.yaml", "--trainer.logger.init_args.save_dir",
-                     str(tiny_run.parent.parent), "--trainer.logger.init_args.version", tiny_run.name)
+    line = cli_error(
+        capfd,
+        "fit",
+        "--config",
+        "configs/mnist_mlp.yaml",
+        "--trainer.logger.init_args.save_dir",
+        str(tiny_run.parent.parent),
+        "--trainer.logger.init_args.version",
+        tiny_run.name,
+    )
     assert "already holds a run" in line
     assert {p: p.read_bytes() for p in tiny_run.rglob("*") if p.is_file()} == before
 
@@ -337,18 +493,43 @@ def test_a_runs_own_config_tests_that_runs_best_checkpoint_beside_it(tiny_run, t
     root = tmp_path / "mnist_mlp"
     shutil.copytree(tiny_run, root / tiny_run.name)
     shutil.copytree(tiny_run, root / "version_9")  # a newer run of the same config
-    main(["test", "--config", str(root / tiny_run.name / "config.yaml"), "--trainer.logger.init_args.save_dir",
-          str(tmp_path), "--ckpt_path", "best", "--trainer.limit_test_batches", "2", "--trainer.enable_progress_bar", "false"])
+    main(
+        [
+            "test",
+            "--config",
+            str(root / tiny_run.name / "config.yaml"),
+            "--trainer.logger.init_args.save_dir",
+            str(tmp_path),
+            "--ckpt_path",
+            "best",
+            "--trainer.limit_test_batches",
+            "2",
+            "--trainer.enable_progress_bar",
+            "false",
+        ]
+    )
     assert "test/acc" in read_scalars(root / tiny_run.name / "test_0") and not (root / "version_9" / "test_0").exists()
 
 
 def test_resuming_with_a_changed_model_is_refused_before_anything_changes(tiny_run, capfd):
     """LightningCLI rebuilds a resumed model from the checkpoint: a changed net would be ignored without a word."""
     before = {p: p.read_bytes() for p in tiny_run.rglob("*") if p.is_file()}
-    line = cli_error(capfd, "fit", "--config", "configs/mnist_mlp.yaml", "--trainer.logger.init_args.save_dir",
-                     str(tiny_run.parent.parent), "--ckpt_path", "last", "--model.init_args.net.init_args.hidden", "[64]")
-    assert (f"resuming {tiny_run.name} trains the checkpoint's model, not this one (model.init_args.net.init_args.hidden: "
-            "[256, 128] in the checkpoint, [64] here)") in line
+    line = cli_error(
+        capfd,
+        "fit",
+        "--config",
+        "configs/mnist_mlp.yaml",
+        "--trainer.logger.init_args.save_dir",
+        str(tiny_run.parent.parent),
+        "--ckpt_path",
+        "last",
+        "--model.init_args.net.init_args.hidden",
+        "[64]",
+    )
+    assert (
+        f"resuming {tiny_run.name} trains the checkpoint's model, not this one (model.init_args.net.init_args.hidden: "
+        "[256, 128] in the checkpoint, [64] here)"
+    ) in line
     assert {p: p.read_bytes() for p in tiny_run.rglob("*") if p.is_file()} == before
 
 
@@ -356,11 +537,22 @@ def test_a_checkpoint_of_another_data_set_is_refused_in_one_line(tiny_run, tmp_p
     """An MNIST model tested under the FashionMNIST config would score ~5 %: the classes differ, said in one line,
     and nothing is left behind."""
     before = sorted(p.name for p in tiny_run.iterdir())
-    line = cli_error(capfd, "test", "--config", "configs/fashion_mnist_mlp.yaml", "--ckpt_path",
-                     str(next((tiny_run / "checkpoints").glob("epoch*.ckpt"))), "--data.init_args.data_dir", str(fashion_root),
-                     "--trainer.logger.init_args.save_dir", str(tmp_path))
-    assert "the checkpoint was trained on other data (classes [0, 1, 2, 3, ...]) than this config's data module " \
-           "serves ([T-shirt/top, Trouser, Pullover, Dress, ...])" in line
+    line = cli_error(
+        capfd,
+        "test",
+        "--config",
+        "configs/fashion_mnist_mlp.yaml",
+        "--ckpt_path",
+        str(next((tiny_run / "checkpoints").glob("epoch*.ckpt"))),
+        "--data.init_args.data_dir",
+        str(fashion_root),
+        "--trainer.logger.init_args.save_dir",
+        str(tmp_path),
+    )
+    assert (
+        "the checkpoint was trained on other data (classes [0, 1, 2, 3, ...]) than this config's data module "
+        "serves ([T-shirt/top, Trouser, Pullover, Dress, ...])" in line
+    )
     assert sorted(p.name for p in tiny_run.iterdir()) == before
 
 
@@ -374,8 +566,16 @@ def test_a_checkpoint_cannot_choose_what_gets_imported(tiny_run, tmp_path, capfd
     crafted = tmp_path / "crafted.ckpt"
     torch.save(checkpoint, crafted)
     sys.modules.pop("this", None)
-    line = cli_error(capfd, "test", "--config", "configs/mnist_mlp.yaml", "--ckpt_path", str(crafted),
-                     "--trainer.logger.init_args.save_dir", str(tmp_path))
+    line = cli_error(
+        capfd,
+        "test",
+        "--config",
+        "configs/mnist_mlp.yaml",
+        "--ckpt_path",
+        str(crafted),
+        "--trainer.logger.init_args.save_dir",
+        str(tmp_path),
+    )
     assert "the checkpoint's hyperparameters name this.Foo, a class outside src., torch. and lightning." in line
     assert "this" not in sys.modules and "Zen of Python" not in capfd.readouterr().out
 
@@ -391,7 +591,11 @@ def test_a_run_resumed_three_times_trains_on_each_time_and_keeps_each_config(mni
         assert torch.load(run / "checkpoints" / "last.ckpt", weights_only=True)["global_step"] == 30 * epochs
     assert only_run(tmp_path / "run") == run  # each resume went on in the same folder
     assert sorted(p.name for p in run.glob("config*.yaml")) == [
-        "config.yaml", "config_resume_0.yaml", "config_resume_1.yaml", "config_resume_2.yaml"]
+        "config.yaml",
+        "config_resume_0.yaml",
+        "config_resume_1.yaml",
+        "config_resume_2.yaml",
+    ]
 
 
 TOGETHER = """
@@ -416,12 +620,33 @@ def test_two_fits_of_one_command_started_together_finish_in_two_folders(mnist_ro
     folders, and every checkpoint of each loads (the second no longer fails and deletes the first's folder)."""
     barrier = tmp_path / "barrier"
     barrier.mkdir()
-    args = ["fit", "--config", "configs/mnist_mlp.yaml", "--trainer.logger.init_args.save_dir", str(tmp_path / "logs"),
-            "--trainer.max_epochs", "1", "--trainer.limit_train_batches", "2", "--trainer.limit_val_batches", "1",
-            "--trainer.enable_progress_bar", "false"]
+    args = [
+        "fit",
+        "--config",
+        "configs/mnist_mlp.yaml",
+        "--trainer.logger.init_args.save_dir",
+        str(tmp_path / "logs"),
+        "--trainer.max_epochs",
+        "1",
+        "--trainer.limit_train_batches",
+        "2",
+        "--trainer.limit_val_batches",
+        "1",
+        "--trainer.enable_progress_bar",
+        "false",
+    ]
     env = {**os.environ, "DATA_DIR": str(mnist_root)}
-    procs = [subprocess.Popen([sys.executable, "-c", TOGETHER, str(barrier), str(i), *args], cwd=ROOT, env=env,
-                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True) for i in range(2)]
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-c", TOGETHER, str(barrier), str(i), *args],
+            cwd=ROOT,
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for i in range(2)
+    ]
     errors = [p.communicate(timeout=300)[1] for p in procs]
     assert [p.returncode for p in procs] == [0, 0], errors
     runs = sorted((tmp_path / "logs" / "mnist_mlp").iterdir())

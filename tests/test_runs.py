@@ -12,14 +12,25 @@ from src.runs import Run, Runs, next_version, run_suffix
 
 
 def test_run_suffix_names_each_changed_value_by_its_last_key():
-    changed = {"model.init_args.optimizer.init_args.lr": 0.01, "model.init_args.net.init_args.hidden": [128, 64],
-               "trainer.max_epochs": 3, "trainer.logger.init_args.save_dir": "/tmp/x", "trainer.accelerator": "cpu",
-               "model.init_args.net.__path__": "configs/net/mlp.yaml", "model.init_args.scheduler": None}
+    changed = {
+        "model.init_args.optimizer.init_args.lr": 0.01,
+        "model.init_args.net.init_args.hidden": [128, 64],
+        "trainer.max_epochs": 3,
+        "trainer.logger.init_args.save_dir": "/tmp/x",
+        "trainer.accelerator": "cpu",
+        "model.init_args.net.__path__": "configs/net/mlp.yaml",
+        "model.init_args.scheduler": None,
+    }
     assert run_suffix(changed) == "_lr=0.01_hidden=[128,64]_max_epochs=3_scheduler=None"
     assert run_suffix({}) == ""
-    many = {"model.init_args.net.init_args.hidden": [500, 300, 250, 100, 50, 25], "model.init_args.net.init_args.activation":
-            "leaky_relu", "model.init_args.optimizer.init_args.lr": 0.001, "data.init_args.batch_size": 200,
-            "trainer.max_epochs": 50, "seed_everything": 2}
+    many = {
+        "model.init_args.net.init_args.hidden": [500, 300, 250, 100, 50, 25],
+        "model.init_args.net.init_args.activation": "leaky_relu",
+        "model.init_args.optimizer.init_args.lr": 0.001,
+        "data.init_args.batch_size": 200,
+        "trainer.max_epochs": 50,
+        "seed_everything": 2,
+    }
     assert run_suffix(many).endswith("_max_epochs=50_seed_everything=2")  # the last values survive: not cut at 80
 
 
@@ -36,7 +47,10 @@ def test_versions_with_suffixes_are_ordered_by_number(tmp_path):
     (tmp_path / "version_11").mkdir()  # no checkpoint: an aborted run is never "the newest run"
     assert [r.name for r in Runs(tmp_path).trained()] == ["version_2_lr=0.1", "version_10"]
     assert next_version(tmp_path) == 12
-    assert Run.of(tmp_path / "version_2_lr=0.1" / "checkpoints" / "last.ckpt").folder == (tmp_path / "version_2_lr=0.1").resolve()
+    assert (
+        Run.of(tmp_path / "version_2_lr=0.1" / "checkpoints" / "last.ckpt").folder
+        == (tmp_path / "version_2_lr=0.1").resolve()
+    )
 
 
 def test_claims_made_at_once_never_share_a_folder(tmp_path):
@@ -97,8 +111,10 @@ def test_best_of_the_newest_run_says_when_another_run_is_better(tmp_path):
     path = runs.resolve("best")
     assert path == smoke / "checkpoints" / "epoch03-acc0.9512.ckpt"
     assert Run.of(path).describe(path) == " (run version_1_max_epochs=1, val/acc 0.9512)"
-    assert runs.better_than(Run(smoke)) == ("note: run version_0 of this config has a better best checkpoint (val/acc "
-                                            "0.9921 vs 0.9512): --ckpt_path version_0:best, or all:best for the best of all runs")
+    assert runs.better_than(Run(smoke)) == (
+        "note: run version_0 of this config has a better best checkpoint (val/acc "
+        "0.9921 vs 0.9512): --ckpt_path version_0:best, or all:best for the best of all runs"
+    )
     assert runs.better_than(Run(real)) is None
     assert runs.resolve("version_0:best") == real / "checkpoints" / "epoch03-acc0.9921.ckpt"
     assert runs.resolve("version_1:last") == smoke / "checkpoints" / "last.ckpt"
@@ -157,7 +173,9 @@ def test_a_checkpoint_write_that_fails_leaves_the_old_file_and_no_temp_file(tmp_
         raise OSError(errno.ENOSPC, "No space left on device")
 
     monkeypatch.setattr(torch, "save", half_written)
-    with pytest.raises(UsageError, match=r"cannot write the checkpoint .*last.ckpt \(No space left on device\); free space"):
+    with pytest.raises(
+        UsageError, match=r"cannot write the checkpoint .*last.ckpt \(No space left on device\); free space"
+    ):
         io.save_checkpoint({"state_dict": {"w": torch.zeros(3)}}, path)
     monkeypatch.undo()
     assert path.read_bytes() == before and sorted(p.name for p in path.parent.iterdir()) == ["last.ckpt"]

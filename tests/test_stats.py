@@ -39,10 +39,18 @@ def test_a_difference_within_the_noise_is_not_resolved():
     assert abs(p.difference.mean) < 1e-12 and abs(p.p - 1.0) < 1e-9 and not p.resolved
 
 
-@pytest.mark.parametrize("a, b, expected_p, resolved", [
-    ({0: 0.75, 1: 0.5}, {0: 0.5, 1: 0.25}, 0.0, True),  # the same shift on every seed (exact in binary): no noise left
-    ({0: 0.9, 1: 0.8}, {0: 0.9, 1: 0.8}, 1.0, False),  # identical
-])
+@pytest.mark.parametrize(
+    "a, b, expected_p, resolved",
+    [
+        (
+            {0: 0.75, 1: 0.5},
+            {0: 0.5, 1: 0.25},
+            0.0,
+            True,
+        ),  # the same shift on every seed (exact in binary): no noise left
+        ({0: 0.9, 1: 0.8}, {0: 0.9, 1: 0.8}, 1.0, False),  # identical
+    ],
+)
 def test_no_spread_in_the_differences(a, b, expected_p, resolved):
     p = stats.paired(a, b)
     assert p.p == expected_p and p.resolved is resolved and p.difference.half_width == 0.0

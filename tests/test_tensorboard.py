@@ -66,8 +66,12 @@ def test_tensorboard_serves_what_we_logged(logged_run):
 def test_snapshot_script_writes_pngs(logged_run, tmp_path):
     if find_chromium() is None:
         pytest.skip("no chromium on this machine (apt-get install chromium); the snapshot script needs it")
-    subprocess.run([sys.executable, "scripts/tensorboard_snapshots.py", "--logdir", str(logged_run), "--out", str(tmp_path)],
-                   cwd=ROOT, check=True, timeout=600)
+    subprocess.run(
+        [sys.executable, "scripts/tensorboard_snapshots.py", "--logdir", str(logged_run), "--out", str(tmp_path)],
+        cwd=ROOT,
+        check=True,
+        timeout=600,
+    )
     for name in ("scalars", "hparams", "images"):
         png = tmp_path / f"{name}.png"
         assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 10_000

@@ -9,4 +9,13 @@ from src.callbacks.predictions import PredictionWriter
 from src.callbacks.progress import ProgressBar
 from src.callbacks.report import TestReport
 
-__all__ = ["ModelCheckpoint", "GradNorms", "HParamsSummary", "CheckpointOnInterrupt", "PredictionWriter", "ProgressBar", "StopOnNonFiniteLoss", "TestReport"]
+__all__ = [
+    "ModelCheckpoint",
+    "GradNorms",
+    "HParamsSummary",
+    "CheckpointOnInterrupt",
+    "PredictionWriter",
+    "ProgressBar",
+    "StopOnNonFiniteLoss",
+    "TestReport",
+]

@@ -22,7 +22,9 @@ class StopOnNonFiniteLoss(Callback):
 
     def __init__(self, every: int | None = None):  # steps between reads; default 1 on a CPU, 50 on an accelerator
         self.every = every
-        self.first_bad: torch.Tensor | None = None  # [2] on the loss's device: (step, loss) of the first bad step, step -1 if none
+        self.first_bad: torch.Tensor | None = (
+            None  # [2] on the loss's device: (step, loss) of the first bad step, step -1 if none
+        )
 
     def on_train_batch_end(self, trainer: Trainer, pl_module: LightningModule, outputs, batch, batch_idx: int) -> None:
         loss = outputs["loss"] if isinstance(outputs, dict) else outputs
@@ -37,7 +39,9 @@ class StopOnNonFiniteLoss(Callback):
         if self.first_bad is None or self.first_bad.device != loss.device:
             self.first_bad = torch.full((2,), -1.0, device=loss.device)  # a fill kernel: no copy from the host
         new = (~torch.isfinite(loss.detach())) & (self.first_bad[0] < 0)  # without a sync: a device-side select
-        here = torch.stack([torch.full((), float(step), device=loss.device), loss.detach().float()])  # a fill kernel, no copy
+        here = torch.stack(
+            [torch.full((), float(step), device=loss.device), loss.detach().float()]
+        )  # a fill kernel, no copy
         self.first_bad = torch.where(new, here, self.first_bad)
         if (step + 1) % every == 0:
             self._check(trainer)
@@ -57,5 +61,7 @@ class StopOnNonFiniteLoss(Callback):
 
     @staticmethod
     def _stop(trainer: Trainer, step: int, loss: float) -> None:
-        raise UsageError(f"the training loss became {loss} at epoch {trainer.current_epoch}, step {step}: lower the "
-                         "learning rate (the best checkpoint so far is kept)")
+        raise UsageError(
+            f"the training loss became {loss} at epoch {trainer.current_epoch}, step {step}: lower the "
+            "learning rate (the best checkpoint so far is kept)"
+        )

@@ -13,4 +13,6 @@ class GradNorms(Callback):
     def on_before_optimizer_step(self, trainer, pl_module, optimizer) -> None:
         if trainer.global_step % trainer.log_every_n_steps == 0:
             norms = grad_norm(pl_module.net, norm_type=2)  # {"grad_2.0_norm/<name>": tensor, ..., "..._total": tensor}
-            pl_module.log_dict({k.replace("grad_2.0_norm", "grad_norm"): v for k, v in norms.items() if "bias" not in k})
+            pl_module.log_dict(
+                {k.replace("grad_2.0_norm", "grad_norm"): v for k, v in norms.items() if "bias" not in k}
+            )

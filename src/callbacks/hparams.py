@@ -10,11 +10,23 @@ from lightning.pytorch.loggers import TensorBoardLogger
 from src.config_checks import import_class
 
 METRIC = "val/acc_best"
-DATA_KEYS = ("batch_size", "val_size", "normalize", "augment", "crop_pad", "seed", "val_on_test")  # data settings that change results
+DATA_KEYS = (
+    "batch_size",
+    "val_size",
+    "normalize",
+    "augment",
+    "crop_pad",
+    "seed",
+    "val_on_test",
+)  # data settings that change results
 ALWAYS = ("hidden", "channels", "activation", "batch_size")  # shown even at their defaults: what tells runs apart
 # Trainer settings that change what a run trains, with Lightning's defaults; max_epochs is always shown.
-TRAINER_DEFAULTS = {"precision": "32-true", "accumulate_grad_batches": 1, "limit_train_batches": 1.0,
-                    "gradient_clip_val": None}
+TRAINER_DEFAULTS = {
+    "precision": "32-true",
+    "accumulate_grad_batches": 1,
+    "limit_train_batches": 1.0,
+    "gradient_clip_val": None,
+}
 
 
 def _defaults(class_path: str) -> dict:
@@ -96,5 +108,8 @@ class HParamsSummary(Callback):
     def params(pl_module: LightningModule, trainer: Trainer) -> dict:
         # ImageClassifier keeps eval_flip out of its hparams (an evaluation may set it), so it is read off the module.
         scoring = {"eval_flip": pl_module.eval_flip} if hasattr(pl_module, "eval_flip") else {}
-        return {**table(dict(pl_module.hparams), trainer.datamodule, trainer), **scoring,
-                "num_params": sum(p.numel() for p in pl_module.parameters())}
+        return {
+            **table(dict(pl_module.hparams), trainer.datamodule, trainer),
+            **scoring,
+            "num_params": sum(p.numel() for p in pl_module.parameters()),
+        }

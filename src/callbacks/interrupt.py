@@ -30,7 +30,11 @@ class CheckpointOnInterrupt(Callback):
         where = f"at epoch {trainer.current_epoch}, step {trainer.global_step}"
         if not trainer.training:  # the sanity check or a validation
             last = trainer.checkpoint_callback.last_model_path
-            then = f"{RESUME} (from {last})" if last and Path(last).is_file() else "nothing saved yet: run the command again"
+            then = (
+                f"{RESUME} (from {last})"
+                if last and Path(last).is_file()
+                else "nothing saved yet: run the command again"
+            )
             rank_zero_info(f"interrupted during validation {where}; {then}")
             return
         path = Path(trainer.checkpoint_callback.dirpath) / INTERRUPTED

@@ -52,6 +52,13 @@ def write_csv(path: Path, rows: list[tuple[int, int, list[float]]], classes: lis
         for index, label, probs in rows:
             top = torch.tensor(probs).topk(min(3, len(probs)))
             best = int(top.indices[0])
-            writer.writerow([index, files[index].name if files else "", classes[label] if label >= 0 else "",
-                             classes[best], f"{probs[best]:.6f}",
-                             "; ".join(f"{classes[int(i)]} ({p:.4f})" for p, i in zip(top.values.tolist(), top.indices))])
+            writer.writerow(
+                [
+                    index,
+                    files[index].name if files else "",
+                    classes[label] if label >= 0 else "",
+                    classes[best],
+                    f"{probs[best]:.6f}",
+                    "; ".join(f"{classes[int(i)]} ({p:.4f})" for p, i in zip(top.values.tolist(), top.indices)),
+                ]
+            )

@@ -33,6 +33,8 @@ class ProgressBar(TQDMProgressBar):
     def on_train_epoch_end(self, trainer, pl_module) -> None:
         super().on_train_epoch_end(trainer, pl_module)
         if not self.is_enabled and not trainer.sanity_checking:
-            numbers = ", ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}"
-                                for k, v in self.get_metrics(trainer, pl_module).items())
+            numbers = ", ".join(
+                f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}"
+                for k, v in self.get_metrics(trainer, pl_module).items()
+            )
             rank_zero_info(f"{run_name(trainer)} epoch {trainer.current_epoch}: {numbers}".strip())

@@ -42,8 +42,9 @@ def data_folder(datamodule) -> Path | None:
 
 
 class RunRecorder(Callback):
-    def __init__(self, run: Run, evaluation: str | None = None, checkpoint: str | None = None,
-                 args: list[str] | None = None):  # args: the command's, after `python -m src.cli` (None: sys.argv's)
+    def __init__(
+        self, run: Run, evaluation: str | None = None, checkpoint: str | None = None, args: list[str] | None = None
+    ):  # args: the command's, after `python -m src.cli` (None: sys.argv's)
         self.run, self.evaluation, self.checkpoint = run, evaluation, checkpoint  # evaluation: e.g. "test_0"
         self.args = args
         self.record: dict = {}
@@ -54,9 +55,12 @@ class RunRecorder(Callback):
         if trainer.is_global_zero:  # seed: what seed_everything set (Lightning's documented variable)
             device = trainer.strategy.root_device
             seed = os.environ.get("PL_GLOBAL_SEED")
-            self.provenance = provenance.collect(provenance.command("src.cli", self.args), data_folder(trainer.datamodule),
-                                                 None if seed is None else int(seed),
-                                                 torch.cuda.get_device_name(device) if device.type == "cuda" else None)
+            self.provenance = provenance.collect(
+                provenance.command("src.cli", self.args),
+                data_folder(trainer.datamodule),
+                None if seed is None else int(seed),
+                torch.cuda.get_device_name(device) if device.type == "cuda" else None,
+            )
 
     # --- fit -------------------------------------------------------------------------------------------------------
     def on_train_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
@@ -66,10 +70,18 @@ class RunRecorder(Callback):
         step = trainer.global_step
         earlier = [*old.get("earlier_provenance", []), old["provenance"]] if old.get("provenance") else []
         self.record = {
-            "status": "running", "num_params": sum(p.numel() for p in pl_module.parameters()),
-            "provenance": self.provenance, **({"earlier_provenance": earlier} if earlier else {}),
-            "wall_s": old.get("wall_s", 0.0), "best": old.get("best"), "last": old.get("last", {}),
-            **{key: [r for r in old.get(key, []) if r["step"] <= step] for key in ("validations", "epoch_ends", "train_steps")}}
+            "status": "running",
+            "num_params": sum(p.numel() for p in pl_module.parameters()),
+            "provenance": self.provenance,
+            **({"earlier_provenance": earlier} if earlier else {}),
+            "wall_s": old.get("wall_s", 0.0),
+            "best": old.get("best"),
+            "last": old.get("last", {}),
+            **{
+                key: [r for r in old.get(key, []) if r["step"] <= step]
+                for key in ("validations", "epoch_ends", "train_steps")
+            },
+        }
         self.started, self.start_step = time.monotonic(), step
 
     def on_train_batch_end(self, trainer: Trainer, pl_module, outputs, batch, batch_idx: int) -> None:
@@ -118,11 +130,19 @@ class RunRecorder(Callback):
             best = self.record.get("best") or {}
             if Path(best.get("path", "")).name != Path(callback.best_model_path).name:  # a new best: remember when
                 best = {"epoch": trainer.current_epoch, "step": trainer.global_step}
-            self.record["best"] = {**best, "path": f"checkpoints/{Path(callback.best_model_path).name}",  # in the run
-                                   "monitor": callback.monitor, "score": None if score is None else float(score)}
+            self.record["best"] = {
+                **best,
+                "path": f"checkpoints/{Path(callback.best_model_path).name}",  # in the run
+                "monitor": callback.monitor,
+                "score": None if score is None else float(score),
+            }
         now = time.monotonic()
-        self.record.update(status=status, epochs=len(self.record["epoch_ends"]),
-                           steps=trainer.global_step, wall_s=round(self.record["wall_s"] + now - self.started, 3))
+        self.record.update(
+            status=status,
+            epochs=len(self.record["epoch_ends"]),
+            steps=trainer.global_step,
+            wall_s=round(self.record["wall_s"] + now - self.started, 3),
+        )
         self.started = now
         if trainer.is_global_zero:
             self.run.write_metrics(self.record)
@@ -133,6 +153,12 @@ class RunRecorder(Callback):
 
     def _evaluated(self, trainer: Trainer, stage: str) -> None:
         if trainer.is_global_zero and self.evaluation is not None:
-            self.run.write_metrics({"stage": stage, "checkpoint": self.checkpoint,
-                                    "metrics": scalars(trainer.callback_metrics), "provenance": self.provenance},
-                                   self.evaluation)
+            self.run.write_metrics(
+                {
+                    "stage": stage,
+                    "checkpoint": self.checkpoint,
+                    "metrics": scalars(trainer.callback_metrics),
+                    "provenance": self.provenance,
+                },
+                self.evaluation,
+            )

@@ -10,8 +10,12 @@ from lightning.pytorch.loggers import TensorBoardLogger
 from lightning.pytorch.utilities.rank_zero import rank_zero_info
 from torch import nn
 from torchmetrics import MetricCollection
-from torchmetrics.classification import (MulticlassConfusionMatrix, MulticlassF1Score, MulticlassPrecision,
-                                         MulticlassRecall)
+from torchmetrics.classification import (
+    MulticlassConfusionMatrix,
+    MulticlassF1Score,
+    MulticlassPrecision,
+    MulticlassRecall,
+)
 from torchvision.io import write_png
 from torchvision.utils import make_grid
 
@@ -19,8 +23,16 @@ from torchvision.utils import make_grid
 def per_class_rows(precision, recall, f1, confmat, classes) -> list[dict]:
     """One row per class: precision, recall, F1 and support (the class's count in the test set)."""
     support = confmat.sum(dim=1)
-    return [{"class": name, "precision": round(float(precision[i]), 4), "recall": round(float(recall[i]), 4),
-             "f1": round(float(f1[i]), 4), "support": int(support[i])} for i, name in enumerate(classes)]
+    return [
+        {
+            "class": name,
+            "precision": round(float(precision[i]), 4),
+            "recall": round(float(recall[i]), 4),
+            "f1": round(float(f1[i]), 4),
+            "support": int(support[i]),
+        }
+        for i, name in enumerate(classes)
+    ]
 
 
 def markdown_table(rows: list[dict]) -> str:
@@ -39,8 +51,14 @@ def misclassified_figure(images: torch.Tensor, captions: list[str], ncol: int = 
     fig, ax = plt.subplots(figsize=(grid.shape[2] / 40, grid.shape[1] / 40))
     ax.imshow(grid.permute(1, 2, 0).numpy())
     for k, caption in enumerate(captions):
-        ax.text((k % ncol) * (w + pad) + pad + w / 2, (k // ncol) * (h + pad) + pad - 1, caption, ha="center",
-                va="bottom", fontsize=7)
+        ax.text(
+            (k % ncol) * (w + pad) + pad + w / 2,
+            (k // ncol) * (h + pad) + pad - 1,
+            caption,
+            ha="center",
+            va="bottom",
+            fontsize=7,
+        )
     ax.axis("off")
     fig.subplots_adjust(0, 0, 1, 1)
     return fig
@@ -87,9 +105,14 @@ class TestReport(Callback):
 
     def on_test_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
         n = len(trainer.datamodule.classes)
-        self.metrics = MetricCollection({
-            "precision": MulticlassPrecision(n, average=None), "recall": MulticlassRecall(n, average=None),
-            "f1": MulticlassF1Score(n, average=None), "confmat": MulticlassConfusionMatrix(n)}).to(pl_module.device)
+        self.metrics = MetricCollection(
+            {
+                "precision": MulticlassPrecision(n, average=None),
+                "recall": MulticlassRecall(n, average=None),
+                "f1": MulticlassF1Score(n, average=None),
+                "confmat": MulticlassConfusionMatrix(n),
+            }
+        ).to(pl_module.device)
         self.wrong: list[tuple[torch.Tensor, int, int]] = []
 
     def on_test_batch_end(self, trainer, pl_module, outputs, batch, batch_idx, dataloader_idx=0) -> None:
@@ -115,24 +138,38 @@ class TestReport(Callback):
         (out / "per_class.md").write_text(table + "\n")
         confmat = values["confmat"].cpu()
         with open(out / "confusion_matrix.csv", "w", newline="") as f:
-            csv.writer(f).writerows([["true \\ predicted", *classes]] + [[c, *map(int, r)] for c, r in zip(classes, confmat)])
+            csv.writer(f).writerows(
+                [["true \\ predicted", *classes]] + [[c, *map(int, r)] for c, r in zip(classes, confmat)]
+            )
         filters = first_layer_filters(pl_module.net, tuple(trainer.datamodule.in_shape))
         self.pictures(trainer, out, table, confmat, classes, filters)
-        rank_zero_info(f"test report: {out} (per-class table, confusion matrix, misclassified images, "
-                       + ("filters)" if filters is not None else "no filters: the net has no first Linear or Conv2d to draw)"))
+        rank_zero_info(
+            f"test report: {out} (per-class table, confusion matrix, misclassified images, "
+            + ("filters)" if filters is not None else "no filters: the net has no first Linear or Conv2d to draw)")
+        )
 
     def pictures(self, trainer, out: Path, table: str, confmat, classes, filters: torch.Tensor | None) -> None:
         """confusion_matrix.png (torchmetrics' own plot), misclassified.png (matplotlib) and filters.png (torchvision's
         grid, each filter scaled to [0, 1] on its own), as files and in TensorBoard."""
-        images = {"confusion_matrix": rendered(MulticlassConfusionMatrix(len(classes)).plot(confmat, labels=list(classes))[0])}
+        images = {
+            "confusion_matrix": rendered(MulticlassConfusionMatrix(len(classes)).plot(confmat, labels=list(classes))[0])
+        }
         if self.wrong:
             x = torch.stack([w[0] for w in self.wrong])  # the images as the model takes them: [N, C, H, W] in [0, 1]
-            images["misclassified"] = rendered(misclassified_figure(x, [f"{classes[t]} -> {classes[p]}"
-                                                                        for _, t, p in self.wrong]))
+            images["misclassified"] = rendered(
+                misclassified_figure(x, [f"{classes[t]} -> {classes[p]}" for _, t, p in self.wrong])
+            )
         if filters is not None:
-            grid = make_grid(filters[: self.max_filters].detach().float().cpu(), nrow=8, normalize=True, scale_each=True,
-                             pad_value=1.0)
-            images["filters"] = grid.repeat_interleave(4, dim=1).repeat_interleave(4, dim=2).mul(255).round().byte()  # 4x
+            grid = make_grid(
+                filters[: self.max_filters].detach().float().cpu(),
+                nrow=8,
+                normalize=True,
+                scale_each=True,
+                pad_value=1.0,
+            )
+            images["filters"] = (
+                grid.repeat_interleave(4, dim=1).repeat_interleave(4, dim=2).mul(255).round().byte()
+            )  # 4x
         for name, image in images.items():
             write_png(image, str(out / f"{name}.png"))
         for writer in [lg.experiment for lg in trainer.loggers if isinstance(lg, TensorBoardLogger)]:

@@ -5,5 +5,12 @@ from src.data.cifar10 import CIFAR10DataModule
 from src.data.folder import ImageFolderDataModule
 from src.data.mnist import FashionMNISTDataModule, MNISTDataModule
 
-__all__ = ["DATA_DIR_ENV", "ImageDataModule", "default_data_dir", "MNISTDataModule", "FashionMNISTDataModule", "CIFAR10DataModule",
-           "ImageFolderDataModule"]
+__all__ = [
+    "DATA_DIR_ENV",
+    "ImageDataModule",
+    "default_data_dir",
+    "MNISTDataModule",
+    "FashionMNISTDataModule",
+    "CIFAR10DataModule",
+    "ImageFolderDataModule",
+]

@@ -11,7 +11,7 @@ def random_crop_flip(x: torch.Tensor, pad: int, generator: torch.Generator) -> t
     """
     n, c, h, w = x.shape
     padded = x.new_zeros(n, c, h + 2 * pad, w + 2 * pad)  # [N, C, H+2p, W+2p]
-    padded[:, :, pad:pad + h, pad:pad + w] = x
+    padded[:, :, pad : pad + h, pad : pad + w] = x
     dy, dx = torch.randint(0, 2 * pad + 1, (2, n, 1), device=x.device, generator=generator)
     flip = torch.rand(n, 1, device=x.device, generator=generator) < 0.5
     cols = dx + torch.arange(w, device=x.device)  # [N, W]

@@ -62,7 +62,8 @@ class ImageDataModule(LightningDataModule):
         download: bool = True,  # fetch the data set with torchvision if its folder is not in data_dir
         seed: int = 0,  # seeds the train/val split, the per-epoch shuffles and the augmentation
         on_device: bool = True,  # hold the decoded splits on the training device (GPU) instead of in RAM
-        predict_path: str | None = None,  # `predict` on these PNG/JPEG files (a file or a folder) instead of the test split
+        predict_path: str
+        | None = None,  # `predict` on these PNG/JPEG files (a file or a folder) instead of the test split
         val_on_test: bool = False,  # validate on the official test images and train on the whole train set (seed 004's
         # protocol); val_size is then unused, and val/acc is a test score: never tune or pick checkpoints by it
         shuffle: bool = True,  # reshuffle the training images every epoch; false: every epoch in the file's order (seed
@@ -70,14 +71,24 @@ class ImageDataModule(LightningDataModule):
     ):
         super().__init__()
         if batch_size <= 0 or eval_batch_size <= 0:
-            raise UsageError(f"batch sizes must be positive, got batch_size={batch_size}, eval_batch_size={eval_batch_size}")
+            raise UsageError(
+                f"batch sizes must be positive, got batch_size={batch_size}, eval_batch_size={eval_batch_size}"
+            )
         if crop_pad < 0:
             raise UsageError(f"crop_pad must be 0 (flips only) or a positive number of pixels, got {crop_pad}")
         if val_size <= 0 and not val_on_test:
-            raise UsageError(f"val_size must be positive (early stopping and checkpointing watch val/acc), got {val_size}")
+            raise UsageError(
+                f"val_size must be positive (early stopping and checkpointing watch val/acc), got {val_size}"
+            )
         self.data_dir = Path(data_dir if data_dir is not None else default_data_dir())
         self.batch_size, self.eval_batch_size, self.val_size = batch_size, eval_batch_size, val_size
-        self.normalize, self.augment, self.download, self.seed, self.on_device = normalize, augment, download, seed, on_device
+        self.normalize, self.augment, self.download, self.seed, self.on_device = (
+            normalize,
+            augment,
+            download,
+            seed,
+            on_device,
+        )
         self.predict_path = Path(predict_path) if predict_path is not None else None
         self.val_on_test, self.crop_pad, self.shuffle = val_on_test, crop_pad, shuffle
         self.splits: dict[str, InMemoryDataset] = {}
@@ -105,12 +116,16 @@ class ImageDataModule(LightningDataModule):
         if not self.download or (self.folder.is_dir() and any(self.folder.iterdir())):
             return  # an empty folder is what a failed download used to leave behind: try again
         if self.dataset_cls is None:
-            raise UsageError(f"{type(self).__name__}'s files are not in {self.folder}, and it has no download: put them "
-                             f"there, or point --data.init_args.data_dir (or {DATA_DIR_ENV}) at the folder holding them")
+            raise UsageError(
+                f"{type(self).__name__}'s files are not in {self.folder}, and it has no download: put them "
+                f"there, or point --data.init_args.data_dir (or {DATA_DIR_ENV}) at the folder holding them"
+            )
         existing = next(p for p in [self.data_dir, *self.data_dir.parents] if p.exists())
         if not os.access(existing, os.W_OK):
-            raise UsageError(f"cannot download into {self.data_dir}: {existing} is not writable; "
-                             f"set {DATA_DIR_ENV} or --data.init_args.data_dir to a writable directory")
+            raise UsageError(
+                f"cannot download into {self.data_dir}: {existing} is not writable; "
+                f"set {DATA_DIR_ENV} or --data.init_args.data_dir to a writable directory"
+            )
         self.data_dir.mkdir(parents=True, exist_ok=True)
         tmp = Path(tempfile.mkdtemp(prefix=".download-", dir=self.data_dir))
         try:
@@ -122,8 +137,10 @@ class ImageDataModule(LightningDataModule):
             (tmp / self.folder.relative_to(self.data_dir)).rename(self.folder)
         except (OSError, RuntimeError) as err:  # URLError is an OSError
             reason = " ".join(str(err).split())[:300]  # torchvision's message spans lines; keep the error on one
-            raise UsageError(f"could not download {self.dataset_cls.__name__} into {self.data_dir}: check the network, or "
-                             f"set {DATA_DIR_ENV} to a folder that already holds it ({reason})") from err
+            raise UsageError(
+                f"could not download {self.dataset_cls.__name__} into {self.data_dir}: check the network, or "
+                f"set {DATA_DIR_ENV} to a folder that already holds it ({reason})"
+            ) from err
         finally:
             shutil.rmtree(tmp, ignore_errors=True)
             for folder in [self.data_dir, *self.data_dir.parents][: len(self.data_dir.parts) - len(existing.parts)]:
@@ -141,12 +158,16 @@ class ImageDataModule(LightningDataModule):
             raise UsageError(f"val_size={self.val_size} leaves no training images: the train set has {len(labels)}")
         # The split depends on the seed alone, so every rank and every rerun carve the same val set.
         order = torch.randperm(len(labels), generator=torch.Generator().manual_seed(self.seed))
-        train_idx, val_idx = (order, None) if self.val_on_test else (order[self.val_size:], order[: self.val_size])
+        train_idx, val_idx = (order, None) if self.val_on_test else (order[self.val_size :], order[: self.val_size])
         train_idx = train_idx if self.shuffle else train_idx.sort().values  # unshuffled: the file's order
         channels, train_images = images.shape[1], images[train_idx]  # gathered once: the statistics and the split
-        self.mean, self.std = channel_stats(train_images) if self.normalize else (torch.zeros(channels), torch.ones(channels))
+        self.mean, self.std = (
+            channel_stats(train_images) if self.normalize else (torch.zeros(channels), torch.ones(channels))
+        )
         test_images, test_labels = self.read_split(train=False)
-        device = self.trainer.strategy.root_device if (self.trainer is not None and self.on_device) else torch.device("cpu")
+        device = (
+            self.trainer.strategy.root_device if (self.trainer is not None and self.on_device) else torch.device("cpu")
+        )
         test = self._to_dataset(test_images, test_labels, device)
         self.splits = {
             "train": self._to_dataset(train_images, labels[train_idx], device),
@@ -163,9 +184,12 @@ class ImageDataModule(LightningDataModule):
             labels = torch.full((len(images),), -1, dtype=torch.long)
         else:
             images, labels = self.read_split(train=False)
-        device = self.trainer.strategy.root_device if (self.trainer is not None and self.on_device) else torch.device("cpu")
-        self.splits["predict"] = InMemoryDataset(images.to(device).float() / (255.0 if images.dtype == torch.uint8 else 1.0),
-                                                 labels.to(device))
+        device = (
+            self.trainer.strategy.root_device if (self.trainer is not None and self.on_device) else torch.device("cpu")
+        )
+        self.splits["predict"] = InMemoryDataset(
+            images.to(device).float() / (255.0 if images.dtype == torch.uint8 else 1.0), labels.to(device)
+        )
 
     def inference_meta(self) -> dict:
         """What a trained model needs to classify a user's images without this data module (saved in its checkpoints;
@@ -183,9 +207,12 @@ class ImageDataModule(LightningDataModule):
     def train_dataloader(self) -> DataLoader:
         rank, world = self._rank_and_world()
         # Lightning calls set_epoch on this sampler every epoch: the order is a function of (seed, epoch).
-        sampler = DistributedSampler(self.splits["train"], num_replicas=world, rank=rank, shuffle=self.shuffle,
-                                     seed=self.seed)
-        loader = ResumableLoader(self.splits["train"], batch_size=self.batch_size, sampler=sampler, collate_fn=keep_batch)
+        sampler = DistributedSampler(
+            self.splits["train"], num_replicas=world, rank=rank, shuffle=self.shuffle, seed=self.seed
+        )
+        loader = ResumableLoader(
+            self.splits["train"], batch_size=self.batch_size, sampler=sampler, collate_fn=keep_batch
+        )
         loader.done = self._batches_done
         return loader
 

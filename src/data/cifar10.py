@@ -25,12 +25,16 @@ class CIFAR10DataModule(ImageDataModule):
     def read_split(self, train: bool) -> tuple[torch.Tensor, torch.Tensor]:
         folder = self.folder
         if not folder.is_dir():
-            raise UsageError(f"CIFAR-10 not found: {folder} does not exist; set {DATA_DIR_ENV} or --data.init_args.data_dir to "
-                             "the folder that holds cifar-10-batches-py, or pass --data.init_args.download true")
+            raise UsageError(
+                f"CIFAR-10 not found: {folder} does not exist; set {DATA_DIR_ENV} or --data.init_args.data_dir to "
+                "the folder that holds cifar-10-batches-py, or pass --data.init_args.download true"
+            )
         try:
             ds = self.dataset_cls(str(self.data_dir), train=train, download=False)  # checks every file's md5
         except (RuntimeError, pickle.UnpicklingError, EOFError, KeyError, ValueError) as err:
-            raise UsageError(f"CIFAR-10 files in {folder} are missing or corrupt ({err}); delete the folder and "
-                             "pass --data.init_args.download true") from err
+            raise UsageError(
+                f"CIFAR-10 files in {folder} are missing or corrupt ({err}); delete the folder and "
+                "pass --data.init_args.download true"
+            ) from err
         images = torch.from_numpy(ds.data).permute(0, 3, 1, 2).contiguous()  # [N, 32, 32, 3] -> [N, 3, 32, 32]
         return images, torch.tensor(ds.targets, dtype=torch.long)

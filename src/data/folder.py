@@ -15,7 +15,7 @@ from typing import Literal
 import torch
 
 from src.data.base import ImageDataModule
-from src.data.folder_cache import cache_home, cached, cache_key
+from src.data.folder_cache import cache_home, cache_key, cached
 from src.data.folder_decode import decode_all, image_size_of
 from src.errors import UsageError
 
@@ -62,14 +62,16 @@ class ImageFolderDataModule(ImageDataModule):
     def __init__(
         self,
         root: str,  # holds train/ (and optionally test/), each with one folder per class
-        image_size: list[int] | None = None,  # [H, W] every image is resized to; None: the first image's size, and all must agree
+        image_size: list[int]
+        | None = None,  # [H, W] every image is resized to; None: the first image's size, and all must agree
         channels: Literal[1, 3] = 3,  # 1: grey (ITU-R 601 luma), 3: RGB; images of the other kind are converted
         extensions: list[str] = list(EXTENSIONS),  # which files are images (case-insensitive); others are ignored
         val_size: float = 0.1,  # below 1: that fraction of train/ (after any carved test split) validates; else a count
         test_size: float = 0.1,  # without test/: this fraction of each class is carved from train/ as the test split
         skip_bad: bool = False,  # skip unreadable or oversized images (and say how many) instead of stopping
         max_pixels: int = 50_000_000,  # larger images are refused before decoding (decompression bombs, huge scans)
-        cache_dir: str | None = None,  # decoded tensors go here; None: $XDG_CACHE_HOME (or ~/.cache)/lightning-mnist-template
+        cache_dir: str
+        | None = None,  # decoded tensors go here; None: $XDG_CACHE_HOME (or ~/.cache)/lightning-mnist-template
         workers: int | None = None,  # decoding processes; None: one per CPU core
         **kwargs,  # ImageDataModule's: batch_size, eval_batch_size, normalize, augment, crop_pad, seed, on_device, ...
     ):
@@ -78,15 +80,20 @@ class ImageFolderDataModule(ImageDataModule):
         self.workers = workers or os.cpu_count() or 1
         self.cache_dir = Path(cache_dir) if cache_dir else cache_home("image-folders")
         if self.cache_dir.resolve().is_relative_to(self.root.resolve()):
-            raise UsageError(f"cache_dir {self.cache_dir} is inside root {self.root}, which is never written to: "
-                             "pass a cache_dir elsewhere")
+            raise UsageError(
+                f"cache_dir {self.cache_dir} is inside root {self.root}, which is never written to: "
+                "pass a cache_dir elsewhere"
+            )
         if not 0 < test_size < 1:
             raise UsageError(f"test_size must be a fraction between 0 and 1, got {test_size}")
         self.test_size = test_size
         self._decoded: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}  # the last decode: cache key -> (images, keep)
         # Each split as files, labels and signatures (path relative to root, size, mtime: what the cache is keyed by).
-        (self.files, self.labels, self.signatures), (self.test_files, self.test_labels, self.test_signatures), \
-            self.classes = self._scan()
+        (
+            (self.files, self.labels, self.signatures),
+            (self.test_files, self.test_labels, self.test_signatures),
+            self.classes,
+        ) = self._scan()
         first = self.files[0]
         size = tuple(image_size) if image_size else image_size_of(first)
         if len(size) != 2 or min(size) <= 0:
@@ -102,8 +109,10 @@ class ImageFolderDataModule(ImageDataModule):
         layouts are one line."""
         train, test = self.root / "train", self.root / "test"
         if not train.is_dir():
-            raise UsageError(f"{train} does not exist: put your images in {self.root}/train/<class>/<image> (and "
-                             f"optionally {self.root}/test/<class>/<image>), or pass --data.init_args.root")
+            raise UsageError(
+                f"{train} does not exist: put your images in {self.root}/train/<class>/<image> (and "
+                f"optionally {self.root}/test/<class>/<image>), or pass --data.init_args.root"
+            )
         folders = class_folders(train)
         if not folders:
             raise UsageError(f"{train} holds no class folders: put each class's images in {train}/<class name>/")
@@ -112,8 +121,10 @@ class ImageFolderDataModule(ImageDataModule):
         if test.is_dir():
             unknown = [f for f in class_folders(test) if f.name not in classes]
             if unknown:
-                raise UsageError(f"{unknown[0]} is a class that {train} does not have; test/ may only hold classes of "
-                                 f"train/ ({', '.join(classes)})")
+                raise UsageError(
+                    f"{unknown[0]} is a class that {train} does not have; test/ may only hold classes of "
+                    f"train/ ({', '.join(classes)})"
+                )
             test_split = self._class_files(class_folders(test), classes)
         return self._class_files(folders, classes), test_split, classes
 
@@ -122,8 +133,10 @@ class ImageFolderDataModule(ImageDataModule):
         for folder in folders:
             images = list_images(folder, self.extensions, self.root)
             if not images:
-                raise UsageError(f"{folder} holds no images ({', '.join(self.extensions)}): add some, or remove the "
-                                 "folder if it is not a class")
+                raise UsageError(
+                    f"{folder} holds no images ({', '.join(self.extensions)}): add some, or remove the "
+                    "folder if it is not a class"
+                )
             files += [path for path, _ in images]  # strings: a Path per file costs more than the cached load
             signatures += [signature for _, signature in images]
             labels += [classes.index(folder.name)] * len(images)
@@ -148,17 +161,31 @@ class ImageFolderDataModule(ImageDataModule):
         pick = rest if train else carved
         return images[pick], labels[pick]
 
-    def _decode(self, files: list[str], labels: list[int], signatures: list[str]) -> tuple[torch.Tensor, torch.Tensor, list[str]]:
+    def _decode(
+        self, files: list[str], labels: list[int], signatures: list[str]
+    ) -> tuple[torch.Tensor, torch.Tensor, list[str]]:
         """-> uint8 [N, C, H, W], labels [N] and signatures of the files kept: from the cache, else decoded (once per
         process: without test/, both splits come from train/'s one decode)."""
         key = cache_key(signatures, (self.image_size, self.fixed_size, self.channels, self.skip_bad, self.max_pixels))
         if key not in self._decoded:
-            self._decoded = {key: cached(self.cache_dir, key, lambda: decode_all(
-                files, self.channels, self.image_size, self.fixed_size, self.skip_bad, self.max_pixels, self.workers))}
+            self._decoded = {
+                key: cached(
+                    self.cache_dir,
+                    key,
+                    lambda: decode_all(
+                        files,
+                        self.channels,
+                        self.image_size,
+                        self.fixed_size,
+                        self.skip_bad,
+                        self.max_pixels,
+                        self.workers,
+                    ),
+                )
+            }
         images, keep = self._decoded[key]
         return images, torch.tensor(labels, dtype=torch.long)[keep], [s for s, k in zip(signatures, keep.tolist()) if k]
 
     def state_dict(self) -> dict:
         """Saved in every checkpoint by Lightning: which images the carved test split holds (relative to root)."""
         return {"carved_test": getattr(self, "carved_test", [])}
-

@@ -10,8 +10,8 @@ import json
 import os
 import sys
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import torch
 
@@ -29,7 +29,9 @@ def cache_key(signatures: list[str], settings) -> str:
     return digest.hexdigest()[:32]
 
 
-def cached(cache_dir: Path, key: str, make: Callable[[], tuple[torch.Tensor, torch.Tensor]]) -> tuple[torch.Tensor, torch.Tensor]:
+def cached(
+    cache_dir: Path, key: str, make: Callable[[], tuple[torch.Tensor, torch.Tensor]]
+) -> tuple[torch.Tensor, torch.Tensor]:
     """(images, keep) from cache_dir/<key>.pt, or from make() and then saved there (written to a temporary file in
     the same folder and renamed into place: a reader never sees half a file)."""
     path = cache_dir / f"{key}.pt"
@@ -50,6 +52,9 @@ def cached(cache_dir: Path, key: str, make: Callable[[], tuple[torch.Tensor, tor
     except OSError as err:  # read-only, full: no cache this time, and no temporary file left behind
         if tmp is not None:
             Path(tmp).unlink(missing_ok=True)
-        print(f"note: could not cache the decoded images in {cache_dir} ({err.strerror}); set "
-              "--data.init_args.cache_dir to a writable folder to skip decoding next time", file=sys.stderr)
+        print(
+            f"note: could not cache the decoded images in {cache_dir} ({err.strerror}); set "
+            "--data.init_args.cache_dir to a writable folder to skip decoding next time",
+            file=sys.stderr,
+        )
     return images, keep

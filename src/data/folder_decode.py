@@ -26,8 +26,10 @@ def image_size_of(path: str) -> tuple[int, int]:
         with Image.open(path) as img:
             return img.height, img.width
     except (UnidentifiedImageError, OSError, ValueError) as err:
-        raise UsageError(f"cannot read the image {path} ({type(err).__name__}); remove or replace it, or set "
-                         "--data.init_args.image_size [H, W] and --data.init_args.skip_bad true") from err
+        raise UsageError(
+            f"cannot read the image {path} ({type(err).__name__}); remove or replace it, or set "
+            "--data.init_args.image_size [H, W] and --data.init_args.skip_bad true"
+        ) from err
 
 
 def decode_one(path: str, channels: int, size: tuple[int, int], fixed: bool, max_pixels: int) -> np.ndarray | str:
@@ -37,8 +39,10 @@ def decode_one(path: str, channels: int, size: tuple[int, int], fixed: bool, max
     if isinstance(img, str):
         return img
     if not fixed and (img.height, img.width) != tuple(size):
-        raise UsageError(f"{path} is {img.height}x{img.width} (HxW) but the first image is {size[0]}x{size[1]}: "
-                         "set --data.init_args.image_size [H, W] to resize them all")
+        raise UsageError(
+            f"{path} is {img.height}x{img.width} (HxW) but the first image is {size[0]}x{size[1]}: "
+            "set --data.init_args.image_size [H, W] to resize them all"
+        )
     x = np.asarray(resized(img, size), dtype=np.uint8)
     return x[None] if x.ndim == 2 else x.transpose(2, 0, 1)  # [H, W] or [H, W, 3] -> [C, H, W]
 
@@ -56,13 +60,15 @@ def decode_chunk(args) -> tuple[np.ndarray, list[tuple[int, str]]]:
     return np.stack(good) if good else np.zeros((0, channels, *size), np.uint8), bad
 
 
-def decode_all(files: list[str], channels: int, size: tuple[int, int], fixed: bool, skip_bad: bool, max_pixels: int,
-               workers: int) -> tuple[torch.Tensor, torch.Tensor]:
+def decode_all(
+    files: list[str], channels: int, size: tuple[int, int], fixed: bool, skip_bad: bool, max_pixels: int, workers: int
+) -> tuple[torch.Tensor, torch.Tensor]:
     """-> (uint8 [N_good, C, H, W], bool [N]: which files were kept). A bad file stops it (naming the file) unless
     skip_bad, which skips it and says how many were skipped. A progress bar appears when it takes over a second."""
-    chunks = [(files[i:i + CHUNK], channels, size, fixed, max_pixels) for i in range(0, len(files), CHUNK)]
-    bar = tqdm(total=len(files), desc=f"decoding {len(files):,} images", unit="img", delay=1.0, file=sys.stderr,
-               disable=None)  # disable=None: no bar where stderr is not a terminal (a log file)
+    chunks = [(files[i : i + CHUNK], channels, size, fixed, max_pixels) for i in range(0, len(files), CHUNK)]
+    bar = tqdm(
+        total=len(files), desc=f"decoding {len(files):,} images", unit="img", delay=1.0, file=sys.stderr, disable=None
+    )  # disable=None: no bar where stderr is not a terminal (a log file)
     parallel = len(files) >= SERIAL and workers > 1
     # fork: the children need only PIL and numpy, and start without importing anything again
     context = multiprocessing.get_context("fork" if "fork" in multiprocessing.get_all_start_methods() else None)
@@ -80,13 +86,20 @@ def decode_all(files: list[str], channels: int, size: tuple[int, int], fixed: bo
     bad = [(n * CHUNK + i, reason) for n, (_, b) in enumerate(parts) for i, reason in b]
     if bad and not skip_bad:
         index, reason = bad[0]
-        raise UsageError(f"cannot use the image {files[index]} ({reason}); remove or replace it, or pass "
-                         f"--data.init_args.skip_bad true to skip such files ({len(bad)} of {len(files):,} here)")
+        raise UsageError(
+            f"cannot use the image {files[index]} ({reason}); remove or replace it, or pass "
+            f"--data.init_args.skip_bad true to skip such files ({len(bad)} of {len(files):,} here)"
+        )
     for index, reason in bad:
         keep[index] = False
     if bad:
-        print(f"skipped {len(bad)} of {len(files):,} images that could not be used (the first: {files[bad[0][0]]}, "
-              f"{bad[0][1]})", file=sys.stderr)
+        print(
+            f"skipped {len(bad)} of {len(files):,} images that could not be used (the first: {files[bad[0][0]]}, "
+            f"{bad[0][1]})",
+            file=sys.stderr,
+        )
     if not keep.any():
-        raise UsageError(f"none of the {len(files):,} images could be used (the first: {files[bad[0][0]]}, {bad[0][1]})")
+        raise UsageError(
+            f"none of the {len(files):,} images could be used (the first: {files[bad[0][0]]}, {bad[0][1]})"
+        )
     return torch.from_numpy(np.concatenate([p for p, _ in parts])), keep

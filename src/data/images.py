@@ -64,7 +64,9 @@ def prepare(images, in_shape, dark_background: bool) -> torch.Tensor:
         x = resize(to_unit_range(images, c), (h, w))
     else:  # one image, or a list of images that may differ in size: each on its own
         items = [images] if isinstance(images, torch.Tensor) else list(images)
-        x = torch.cat([resize(to_unit_range(i[None] if isinstance(i, torch.Tensor) else [i], c), (h, w)) for i in items])
+        x = torch.cat(
+            [resize(to_unit_range(i[None] if isinstance(i, torch.Tensor) else [i], c), (h, w)) for i in items]
+        )
     if dark_background:
         x = torch.where(light_borders(x).view(-1, 1, 1, 1), 1.0 - x, x)
     return x
@@ -80,7 +82,9 @@ def resized(img: Image.Image, size: tuple[int, int]) -> Image.Image:
 
 def light_borders(x: torch.Tensor) -> torch.Tensor:
     """Whether each image's outermost pixels are mostly light: x float [N, C, H, W] in [0, 1] -> bool [N]."""
-    border = torch.cat([x[:, :, 0].flatten(1), x[:, :, -1].flatten(1), x[:, :, :, 0].flatten(1), x[:, :, :, -1].flatten(1)], 1)
+    border = torch.cat(
+        [x[:, :, 0].flatten(1), x[:, :, -1].flatten(1), x[:, :, :, 0].flatten(1), x[:, :, :, -1].flatten(1)], 1
+    )
     return border.float().mean(dim=1) > 0.5
 
 
@@ -106,8 +110,10 @@ def to_unit_range(images, channels: int) -> torch.Tensor:
         return (x * torch.tensor([0.299, 0.587, 0.114], device=x.device).view(1, 3, 1, 1)).sum(dim=1, keepdim=True)
     if (x.shape[1], channels) == (1, 3):
         return x.expand(-1, 3, -1, -1)
-    raise UsageError(f"images have {images.shape[1]} channels but the model takes {channels}: pass grey (1), RGB (3) "
-                     "or RGBA (4) images")
+    raise UsageError(
+        f"images have {images.shape[1]} channels but the model takes {channels}: pass grey (1), RGB (3) "
+        "or RGBA (4) images"
+    )
 
 
 def resize(x: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:

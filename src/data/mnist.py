@@ -25,8 +25,10 @@ def check_idx_file(path: Path) -> None:
         dims = [int.from_bytes(f.read(4), "big") for _ in range(ndim)]
     expected = 4 + 4 * ndim + _IDX_ITEM_BYTES[header[2]] * torch.Size(dims).numel()
     if size != expected:
-        raise UsageError(f"{path} has {size:,} bytes but its header {dims} needs {expected:,}: the file is truncated or "
-                         "corrupt; delete it and download the data set again (--data.init_args.download true)")
+        raise UsageError(
+            f"{path} has {size:,} bytes but its header {dims} needs {expected:,}: the file is truncated or "
+            "corrupt; delete it and download the data set again (--data.init_args.download true)"
+        )
 
 
 class MNISTDataModule(ImageDataModule):
@@ -48,21 +50,31 @@ class MNISTDataModule(ImageDataModule):
         files = [folder / n for n in names if n.startswith(prefix)]
         missing = [f.name for f in files if not f.is_file()]
         if missing:
-            raise UsageError(f"{self.dataset_cls.__name__} not found in {folder} (missing {', '.join(missing)}): set "
-                             f"{DATA_DIR_ENV} or --data.init_args.data_dir to the folder that holds "
-                             f"{self.dataset_cls.__name__}/raw, or pass --data.init_args.download true")
+            raise UsageError(
+                f"{self.dataset_cls.__name__} not found in {folder} (missing {', '.join(missing)}): set "
+                f"{DATA_DIR_ENV} or --data.init_args.data_dir to the folder that holds "
+                f"{self.dataset_cls.__name__}/raw, or pass --data.init_args.download true"
+            )
         for f in files:
             check_idx_file(f)
         ds = self.dataset_cls(str(self.data_dir), train=train, download=False)
         if len(ds.data) != len(ds.targets):
-            raise UsageError(f"{folder}: {len(ds.data)} images but {len(ds.targets)} labels; download the data set again")
-        if tuple(ds.data.shape[1:]) != self.in_shape[1:]:  # a whole file of other images: would train on scrambled pixels
-            raise UsageError(f"{files[0]} holds {tuple(ds.data.shape[1:])} images, not {self.dataset_cls.__name__}'s "
-                             f"{self.in_shape[1:]}; download the data set again (--data.init_args.download true)")
+            raise UsageError(
+                f"{folder}: {len(ds.data)} images but {len(ds.targets)} labels; download the data set again"
+            )
+        if (
+            tuple(ds.data.shape[1:]) != self.in_shape[1:]
+        ):  # a whole file of other images: would train on scrambled pixels
+            raise UsageError(
+                f"{files[0]} holds {tuple(ds.data.shape[1:])} images, not {self.dataset_cls.__name__}'s "
+                f"{self.in_shape[1:]}; download the data set again (--data.init_args.download true)"
+            )
         labels, n = ds.targets.long(), len(ds.classes)  # the file's own classes (a subclass may map them to others)
         if len(labels) and not 0 <= int(labels.min()) <= int(labels.max()) < n:
-            raise UsageError(f"{folder}: a label is {int(labels.max())}, but {self.dataset_cls.__name__} has "
-                             f"{n} classes (0-{n - 1}); download the data set again")
+            raise UsageError(
+                f"{folder}: a label is {int(labels.max())}, but {self.dataset_cls.__name__} has "
+                f"{n} classes (0-{n - 1}); download the data set again"
+            )
         return ds.data.unsqueeze(1), labels  # [N, 1, 28, 28] uint8, [N] int64
 
 

@@ -29,7 +29,11 @@ class ManualCNN(nn.Module):
 
     def __init__(
         self,
-        in_shape: tuple[int, int, int] = (1, 28, 28),  # one image, channels first; the command line takes the data module's
+        in_shape: tuple[int, int, int] = (
+            1,
+            28,
+            28,
+        ),  # one image, channels first; the command line takes the data module's
         num_classes: int = 10,
         channels: list[int] = [16, 16],  # output channels of each conv block
         kernel_size: int = 5,  # odd, so that 'same' padding keeps H and W until each pool
@@ -50,7 +54,7 @@ class ManualCNN(nn.Module):
         self.params = nn.ParameterDict()
         c_in, h, w = in_shape
         for l, c_out in enumerate(channels, start=1):
-            W, b = init_weights((c_out, c_in, kernel_size, kernel_size), c_in * kernel_size ** 2, init)
+            W, b = init_weights((c_out, c_in, kernel_size, kernel_size), c_in * kernel_size**2, init)
             self.params[f"W{l}"] = nn.Parameter(W, requires_grad=False)
             if batchnorm:
                 self.params[f"gamma{l}"] = nn.Parameter(torch.ones(c_out), requires_grad=False)
@@ -70,8 +74,14 @@ class ManualCNN(nn.Module):
         h, conv = Conv2d.forward(x, p[f"W{l}"], None if self.batchnorm else p[f"b{l}"], self.pad)
         bn = None
         if self.batchnorm:  # batch statistics (and moving averages) in training mode, running averages in eval
-            h, bn = BatchNorm2d.forward(h, p[f"gamma{l}"], p[f"beta{l}"], getattr(self, f"running_mean{l}"),
-                                        getattr(self, f"running_var{l}"), self.training)
+            h, bn = BatchNorm2d.forward(
+                h,
+                p[f"gamma{l}"],
+                p[f"beta{l}"],
+                getattr(self, f"running_mean{l}"),
+                getattr(self, f"running_var{l}"),
+                self.training,
+            )
         h, act = self.activation.forward(h)
         h, pool = MaxPool2d.forward(h)
         return h, (conv, bn, act, pool)
@@ -128,12 +138,18 @@ class ManualCNN(nn.Module):
         _, loss, grads = self.forward_backward(X, y)
         return loss, grads
 
-
     def to_module(self) -> SmallCNN:
         """The same network as a SmallCNN (autograd, oneDNN/cuDNN kernels) holding copies of these weights and
         running statistics: the twin the tests compare gradients against, and a traceable module for export."""
-        net = SmallCNN(self.in_shape, self.num_classes, tuple(self.channels), self.kernel_size, self.batchnorm,
-                       self.activation_name, channels_last=False).to(self.params["W1"].dtype)
+        net = SmallCNN(
+            self.in_shape,
+            self.num_classes,
+            tuple(self.channels),
+            self.kernel_size,
+            self.batchnorm,
+            self.activation_name,
+            channels_last=False,
+        ).to(self.params["W1"].dtype)
         convs = [m for m in net.layers if isinstance(m, nn.Conv2d)]
         norms = [m for m in net.layers if isinstance(m, nn.BatchNorm2d)]
         p = self.params

@@ -9,7 +9,6 @@ so a manual net and an nn.Module net can share weights without transposes.
 
 import torch
 
-
 CHUNK = 16  # images per im2col block; see Conv2d
 
 
@@ -54,7 +53,7 @@ def patch_blocks(xp: torch.Tensor, k: int):
         yield 0, n, patches_t(xp, k).T
         return
     for i in range(0, n, CHUNK):
-        yield i, min(i + CHUNK, n), patches(xp[i:i + CHUNK], k)
+        yield i, min(i + CHUNK, n), patches(xp[i : i + CHUNK], k)
 
 
 class Conv2d:
@@ -85,7 +84,7 @@ class Conv2d:
         out = torch.empty(n * h_out * w_out, f, dtype=x.dtype, device=x.device)  # [N*L, F]
         rows = h_out * w_out
         for i, j, cols in patch_blocks(xp, k):
-            block = out[i * rows:j * rows]
+            block = out[i * rows : j * rows]
             torch.mm(cols, W_cols.T, out=block) if b is None else torch.addmm(b, cols, W_cols.T, out=block)
         return out.view(n, h_out, w_out, f).permute(0, 3, 1, 2), (xp, W, pad, b is not None)
 
@@ -130,12 +129,12 @@ class Conv2d:
         h, w, q = hp - 2 * pad, wp - 2 * pad, k - 1 - pad
         dp = padded(dout, q)  # [N, H+2q, W+2q, F]
         Wt_cols = W.flip(2, 3).permute(1, 2, 3, 0).reshape(c, k * k * f)  # [C, kkF] in (a, b, f) order
-        x = xp[:, pad:pad + h, pad:pad + w, :]  # [N, H, W, C], the unpadded input (a view)
+        x = xp[:, pad : pad + h, pad : pad + w, :]  # [N, H, W, C], the unpadded input (a view)
         dx = torch.empty(n * h * w, c, dtype=dout.dtype, device=dout.device)  # [N*H*W, C]
         dWt = torch.zeros(k * k * f, c, dtype=dout.dtype, device=dout.device)  # [kkF, C] in (a, b, f) order
         rows = h * w
         for i, j, cols in patch_blocks(dp, k):
-            torch.mm(cols, Wt_cols.T, out=dx[i * rows:j * rows])
+            torch.mm(cols, Wt_cols.T, out=dx[i * rows : j * rows])
             dWt.addmm_(cols.T, x[i:j].reshape(-1, c))
         dW = dWt.view(k, k, f, c).flip(0, 1).permute(2, 3, 0, 1).contiguous()
         return dx.view(n, h, w, c).permute(0, 3, 1, 2), dW
@@ -180,7 +179,11 @@ def windows(x: torch.Tensor) -> tuple[torch.Tensor, ...]:
 
 def dout_format(t: torch.Tensor) -> torch.memory_format:
     """Keep a gradient in the memory layout its layer's output had (channels-last inside ManualCNN)."""
-    return torch.channels_last if t.dim() == 4 and t.is_contiguous(memory_format=torch.channels_last) else torch.contiguous_format
+    return (
+        torch.channels_last
+        if t.dim() == 4 and t.is_contiguous(memory_format=torch.channels_last)
+        else torch.contiguous_format
+    )
 
 
 class Flatten:

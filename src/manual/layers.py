@@ -98,7 +98,13 @@ class ImprovedSigmoid:
         return dout * (ImprovedSigmoid.A * ImprovedSigmoid.B) * (1 - t * t), {}
 
 
-ACTIVATIONS = {"relu": ReLU, "leaky_relu": LeakyReLU, "sigmoid": Sigmoid, "tanh": Tanh, "improved_sigmoid": ImprovedSigmoid}
+ACTIVATIONS = {
+    "relu": ReLU,
+    "leaky_relu": LeakyReLU,
+    "sigmoid": Sigmoid,
+    "tanh": Tanh,
+    "improved_sigmoid": ImprovedSigmoid,
+}
 
 
 def softmax_cross_entropy(z, y):

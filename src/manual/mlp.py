@@ -1,6 +1,7 @@
 """ManualMLP: a multi-layer perceptron whose gradients are written out by hand (layers.py)."""
 
 import math
+
 import torch
 from torch import nn
 
@@ -32,8 +33,10 @@ class ManualMLP(nn.Module):
         super().__init__()
         sizes = [math.prod(in_shape), *hidden, num_classes]
         if any(s <= 0 for s in sizes):
-            raise ValueError(f"in_shape, hidden widths and num_classes must be positive, got {tuple(in_shape)}, "
-                             f"{list(hidden)}, {num_classes}")
+            raise ValueError(
+                f"in_shape, hidden widths and num_classes must be positive, got {tuple(in_shape)}, "
+                f"{list(hidden)}, {num_classes}"
+            )
         if activation not in ACTIVATIONS:
             raise ValueError(f"unknown activation {activation!r}; choose one of {', '.join(ACTIVATIONS)}")
         self.in_shape, self.num_classes, self.sizes = tuple(in_shape), num_classes, sizes
@@ -51,7 +54,9 @@ class ManualMLP(nn.Module):
     def _flatten(self, X: torch.Tensor) -> torch.Tensor:
         X = X.reshape(len(X), -1)  # images [N, C, H, W] -> [N, D]
         if X.shape[1] != self.sizes[0]:
-            raise ValueError(f"ManualMLP expects {self.sizes[0]} input features (in_shape {self.in_shape}) but got {X.shape[1]}")
+            raise ValueError(
+                f"ManualMLP expects {self.sizes[0]} input features (in_shape {self.in_shape}) but got {X.shape[1]}"
+            )
         return X
 
     @torch.no_grad()
@@ -99,8 +104,12 @@ class ManualMLP(nn.Module):
     def to_module(self) -> MLP:
         """The same network as an nn.Module MLP (nn.Linear stores W^T) holding copies of these weights: the twin
         autograd is compared against, and a traceable module for export."""
-        net = MLP(in_shape=self.in_shape, hidden=self.sizes[1:-1], num_classes=self.num_classes,
-                  activation=self.activation_name).to(self.params["W1"].dtype)
+        net = MLP(
+            in_shape=self.in_shape,
+            hidden=self.sizes[1:-1],
+            num_classes=self.num_classes,
+            activation=self.activation_name,
+        ).to(self.params["W1"].dtype)
         linears = [m for m in net.layers if isinstance(m, nn.Linear)]
         with torch.no_grad():
             for l, linear in enumerate(linears, start=1):
@@ -109,8 +118,9 @@ class ManualMLP(nn.Module):
         return net
 
 
-
-def init_weights(shape: tuple[int, ...], fan_in: int, init: str, std: float = 1e-4) -> tuple[torch.Tensor, torch.Tensor]:
+def init_weights(
+    shape: tuple[int, ...], fan_in: int, init: str, std: float = 1e-4
+) -> tuple[torch.Tensor, torch.Tensor]:
     """A weight of `shape` and a bias of its output size, drawn from torch's global generator with the laws of the
     nn.Module nets (src.models.mlp.init_linear_): default is PyTorch's U[-1/sqrt(fan_in), 1/sqrt(fan_in)] for both
     (nn.Linear's and nn.Conv2d's), lecun_normal is N(0, 1/fan_in) and a zero bias, uniform is U[-1, 1] for both,

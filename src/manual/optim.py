@@ -16,8 +16,10 @@ class ManualSGD(torch.optim.Optimizer):
 
     def __init__(self, params, lr: float = 0.02, momentum: float = 0.9, dampening: float = 0.0):
         if lr <= 0 or not 0 <= momentum < 1 or not 0 <= dampening < 1:
-            raise ValueError(f"need lr > 0, 0 <= momentum < 1 and 0 <= dampening < 1, got lr={lr}, momentum={momentum}, "
-                             f"dampening={dampening}")
+            raise ValueError(
+                f"need lr > 0, 0 <= momentum < 1 and 0 <= dampening < 1, got lr={lr}, momentum={momentum}, "
+                f"dampening={dampening}"
+            )
         super().__init__(params, {"lr": lr, "momentum": momentum, "dampening": dampening})
 
     def __setstate__(self, state):

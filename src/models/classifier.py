@@ -60,7 +60,12 @@ class ImageClassifier(LightningModule):
         super().__init__()
         if not 0.0 <= label_smoothing < 1.0:
             raise ValueError(f"label_smoothing must be in [0, 1), got {label_smoothing}")
-        self.net, self.optimizer, self.scheduler, self.scheduler_interval = net, optimizer, scheduler, scheduler_interval
+        self.net, self.optimizer, self.scheduler, self.scheduler_interval = (
+            net,
+            optimizer,
+            scheduler,
+            scheduler_interval,
+        )
         self.label_smoothing, self.eval_flip = label_smoothing, eval_flip
         self.normalize = Normalize()
         with warnings.catch_warnings():
@@ -88,12 +93,16 @@ class ImageClassifier(LightningModule):
         data = self.trainer.datamodule
         shape, expected = tuple(getattr(data, "in_shape", ())), getattr(self.net, "in_shape", None)
         if shape and expected is not None and shape != tuple(expected):
-            raise UsageError(f"the net expects images of shape {tuple(self.net.in_shape)} but the data module gives "
-                             f"{shape}: build the net with in_shape {list(shape)}")
+            raise UsageError(
+                f"the net expects images of shape {tuple(self.net.in_shape)} but the data module gives "
+                f"{shape}: build the net with in_shape {list(shape)}"
+            )
         classes, outputs = getattr(data, "num_classes", None), getattr(self.net, "num_classes", None)
         if classes is not None and outputs is not None and classes != outputs:
-            raise UsageError(f"the net has {outputs} outputs but the data set has {classes} classes: build the net "
-                             f"with num_classes {classes}")
+            raise UsageError(
+                f"the net has {outputs} outputs but the data set has {classes} classes: build the net "
+                f"with num_classes {classes}"
+            )
         if getattr(data, "mean", None) is not None:  # not in predict, which reads no train split: the checkpoint's stay
             self.normalize.set(data.mean, data.std)
             self.inference = data.inference_meta()
@@ -125,12 +134,16 @@ class ImageClassifier(LightningModule):
         for key, value in state.items():
             if key not in ours or ours[key].shape != value.shape:
                 here = f"{list(ours[key].shape)} here" if key in ours else "absent here"
-                raise UsageError(f"the checkpoint does not fit this model: {key} is {list(value.shape)} in the checkpoint "
-                                 f"but {here}; use the config the checkpoint was trained with (its run's config.yaml)")
+                raise UsageError(
+                    f"the checkpoint does not fit this model: {key} is {list(value.shape)} in the checkpoint "
+                    f"but {here}; use the config the checkpoint was trained with (its run's config.yaml)"
+                )
         missing = sorted(set(ours) - set(state))
         if missing:
-            raise UsageError(f"the checkpoint does not fit this model: it lacks {missing[0]}; use the config the "
-                             "checkpoint was trained with (its run's config.yaml)")
+            raise UsageError(
+                f"the checkpoint does not fit this model: it lacks {missing[0]}; use the config the "
+                "checkpoint was trained with (its run's config.yaml)"
+            )
         self._check_same_data(checkpoint.get("inference"))
         self.inference = checkpoint.get("inference")  # None in checkpoints written before it was saved
 
@@ -143,9 +156,11 @@ class ImageClassifier(LightningModule):
             return
         for key in ("classes", "in_shape"):
             if list(serving[key]) != list(trained_on[key]):
-                raise UsageError(f"the checkpoint was trained on other data ({key} {_brief(trained_on[key])}) than this "
-                                 f"config's data module serves ({_brief(serving[key])}); use the config it was trained "
-                                 "with (its run's config.yaml)")
+                raise UsageError(
+                    f"the checkpoint was trained on other data ({key} {_brief(trained_on[key])}) than this "
+                    f"config's data module serves ({_brief(serving[key])}); use the config it was trained "
+                    "with (its run's config.yaml)"
+                )
 
     def on_train_start(self) -> None:
         """A schedule over the whole run (OneCycleLR) restored from a checkpoint keeps the length it was planned
@@ -155,9 +170,11 @@ class ImageClassifier(LightningModule):
         planned = getattr(schedulers[0] if isinstance(schedulers, list) else schedulers, "total_steps", None)
         needed = int(self.trainer.estimated_stepping_batches)
         if planned is not None and needed > planned:
-            raise UsageError(f"this run's learning-rate schedule was planned for {planned} steps (its first fit) and cannot go on to "
-                             f"{needed}: start a new run with the longer schedule (leave out --ckpt_path), or resume "
-                             "with the run's own max_epochs")
+            raise UsageError(
+                f"this run's learning-rate schedule was planned for {planned} steps (its first fit) and cannot go on to "
+                f"{needed}: start a new run with the longer schedule (leave out --ckpt_path), or resume "
+                "with the run's own max_epochs"
+            )
 
     @torch.no_grad()
     def predict_images(self, images) -> torch.Tensor:
@@ -165,9 +182,11 @@ class ImageClassifier(LightningModule):
         [0, 1], or a list of PIL images of any sizes, brought to the model's input as `predict` brings files
         (src/data/images.py: prepare). Runs in eval mode, whatever mode the module is in."""
         if self.inference is None:
-            raise UsageError("this model carries no input description (a checkpoint written before it was saved, or a "
-                             "model never set up with a data module): retrain it, or prepare the images yourself and "
-                             "call model(x)")
+            raise UsageError(
+                "this model carries no input description (a checkpoint written before it was saved, or a "
+                "model never set up with a data module): retrain it, or prepare the images yourself and "
+                "call model(x)"
+            )
         x = prepare(images, self.inference["in_shape"], self.inference.get("dark_background", False)).to(self.device)
         training = self.training
         self.eval()

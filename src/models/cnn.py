@@ -28,7 +28,11 @@ class SmallCNN(nn.Module):
 
     def __init__(
         self,
-        in_shape: tuple[int, int, int] = (1, 28, 28),  # one image, channels first; the command line takes the data module's
+        in_shape: tuple[int, int, int] = (
+            1,
+            28,
+            28,
+        ),  # one image, channels first; the command line takes the data module's
         num_classes: int = 10,
         channels: tuple[int, ...] = (16, 16),  # output channels of each conv block
         kernel_size: int = 5,  # odd, so that 'same' padding keeps H and W until each pool
@@ -39,8 +43,11 @@ class SmallCNN(nn.Module):
         blocks: list[ConvBlock] | None = None,  # replaces channels and kernel_size: conv blocks, input side first
     ):
         super().__init__()
-        blocks = [b if isinstance(b, ConvBlock) else ConvBlock(**b) for b in blocks] if blocks else \
-            [ConvBlock([c], kernel_size) for c in channels]
+        blocks = (
+            [b if isinstance(b, ConvBlock) else ConvBlock(**b) for b in blocks]
+            if blocks
+            else [ConvBlock([c], kernel_size) for c in channels]
+        )
         if any(b.kernel_size % 2 != 1 for b in blocks):
             raise ValueError(f"kernel sizes must be odd for 'same' padding, got {[b.kernel_size for b in blocks]}")
         if any(c <= 0 for b in blocks for c in b.channels) or any(h <= 0 for h in hidden):
@@ -50,8 +57,12 @@ class SmallCNN(nn.Module):
         layers: list[nn.Module] = []
         for block in blocks:
             for c_out in block.channels:
-                layers.append(nn.Conv2d(c_in, c_out, block.kernel_size, padding=block.kernel_size // 2, bias=not batchnorm))
-                layers += [nn.BatchNorm2d(c_out), make_activation(activation)] if batchnorm else [make_activation(activation)]
+                layers.append(
+                    nn.Conv2d(c_in, c_out, block.kernel_size, padding=block.kernel_size // 2, bias=not batchnorm)
+                )
+                layers += (
+                    [nn.BatchNorm2d(c_out), make_activation(activation)] if batchnorm else [make_activation(activation)]
+                )
                 c_in = c_out
             if block.pool:
                 layers.append(nn.MaxPool2d(2))
@@ -69,4 +80,3 @@ class SmallCNN(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         return self.layers(x)
-

@@ -26,19 +26,30 @@ from src.errors import ArgumentParser, UsageError, one_line_exit
 
 
 def parse(argv):
-    parser = ArgumentParser(prog="python -m src.sweep", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter,
-                    allow_abbrev=False)
+    parser = ArgumentParser(
+        prog="python -m src.sweep",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        allow_abbrev=False,
+    )
     parser.add_argument("file", type=Path, help="the sweep file, e.g. configs/sweeps/tricks.yaml")
     parser.add_argument("--workers", type=int, default=1, help="trials at once on this machine")
     parser.add_argument("--threads", type=int, default=None, help="torch threads per trial (default: cores / workers)")
-    parser.add_argument("--storage", default=None, help="database URL or journal:PATH (default: SQLite in the sweep folder)")
+    parser.add_argument(
+        "--storage", default=None, help="database URL or journal:PATH (default: SQLite in the sweep folder)"
+    )
     parser.add_argument("--trials", type=int, default=None, help="overrides the file's trials (tpe / random)")
     parser.add_argument("--report-only", action="store_true", help="rebuild the report without training")
     parser.add_argument("--save-dir", type=Path, default=Path("lightning_logs/sweeps"), help="where sweeps live")
     parser.add_argument("--out", type=Path, default=None, help="where the report goes (default: the sweep's folder)")
-    parser.add_argument("--stale-after", type=int, default=None, metavar="SECONDS",
-                        help="a running trial without a heartbeat for this long belongs to a dead sweep: it is failed "
-                             "and run again, once (default 120)")
+    parser.add_argument(
+        "--stale-after",
+        type=int,
+        default=None,
+        metavar="SECONDS",
+        help="a running trial without a heartbeat for this long belongs to a dead sweep: it is failed "
+        "and run again, once (default 120)",
+    )
     parser.add_argument("--name", default=None, help="the study's name (default: the file's); needed with overrides")
     parser.add_argument("--seeds", type=int, nargs="+", default=None, help="instead of the file's seeds")
     args, rest = parser.parse_known_args(argv)
@@ -54,8 +65,10 @@ def overrides(rest: list[str], parser) -> dict:
     while i < len(rest):
         key, _, value = rest[i].partition("=")
         if not key.startswith("--") or "." not in key:
-            parser.error(f"unrecognized argument {rest[i]!r}: after the file, give options of this command or dotted "
-                         "CLI keys with a value, e.g. --trainer.max_epochs 1")
+            parser.error(
+                f"unrecognized argument {rest[i]!r}: after the file, give options of this command or dotted "
+                "CLI keys with a value, e.g. --trainer.max_epochs 1"
+            )
         if not _:
             if i + 1 == len(rest):
                 parser.error(f"{key} needs a value, e.g. {key} 1")
@@ -70,8 +83,10 @@ def apply_command_line(sweep, args: argparse.Namespace) -> None:
     if args.trials is not None:
         sweep.trials = args.trials
     if (args.overrides or args.seeds) and args.name in (None, sweep.name):
-        raise UsageError(f"overrides or --seeds change the sweep, which must not mix with the study {sweep.name!r}: "
-                         f"add --name {sweep.name}_quick (or any new name)")
+        raise UsageError(
+            f"overrides or --seeds change the sweep, which must not mix with the study {sweep.name!r}: "
+            f"add --name {sweep.name}_quick (or any new name)"
+        )
     if args.name is not None:
         sweep.name = args.name
     sweep.overrides = {**sweep.overrides, **args.overrides}
@@ -88,8 +103,11 @@ def heartbeat(stale_after: int | None) -> dict:
         return {}
     from src.sweep.study import HEARTBEAT
 
-    return {"heartbeat_interval": min(HEARTBEAT, max(1, stale_after // 2)), "grace_period": stale_after,
-            "heartbeat_stale_trial_callback": optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry=1)}
+    return {
+        "heartbeat_interval": min(HEARTBEAT, max(1, stale_after // 2)),
+        "grace_period": stale_after,
+        "heartbeat_stale_trial_callback": optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry=1),
+    }
 
 
 def sqlite_storage(url: str, stale_after: int | None):
@@ -137,8 +155,10 @@ def open_storage(url: str | None, folder: Path, stale_after: int | None = None):
             return optuna.storages.JournalStorage(JournalFileBackend(url.removeprefix("journal:")))
         return rdb_storage(url, **heartbeat(stale_after))
     except Exception as err:  # a driver error, a refused connection, a bad URL, a folder that cannot be written
-        raise UsageError(f"cannot open the storage {url or folder / 'optuna.db'} ({type(err).__name__}: "
-                         f"{' '.join(str(err).split())[:200]}); pass a reachable --storage URL or journal:PATH") from err
+        raise UsageError(
+            f"cannot open the storage {url or folder / 'optuna.db'} ({type(err).__name__}: "
+            f"{' '.join(str(err).split())[:200]}); pass a reachable --storage URL or journal:PATH"
+        ) from err
 
 
 def validate(sweep) -> None:
@@ -210,8 +230,15 @@ def sweep_command(args: argparse.Namespace) -> None:
     if not args.report_only:
         threads = args.threads or max(1, (os.cpu_count() or 1) // args.workers)
         stop_on_signals()
-        run(study, sweep, folder, args.workers, threads, args.stale_after,
-            args.storage or f"sqlite:///{folder / 'optuna.db'}")
+        run(
+            study,
+            sweep,
+            folder,
+            args.workers,
+            threads,
+            args.stale_after,
+            args.storage or f"sqlite:///{folder / 'optuna.db'}",
+        )
         from src.sweep.trials import STOPPING
 
         if STOPPING.is_set():  # stopped after the last trial had started: no report, exit as stopped
@@ -224,8 +251,10 @@ def sweep_command(args: argparse.Namespace) -> None:
     from src.sweep.study import failed_here
 
     if failed := ([] if args.report_only else failed_here(study)):
-        raise TrialsFailed(f"{len(failed)} run(s) of this sweep failed; the same command runs them again: see "
-                           f"{', '.join(failed[:3])}{' ...' if len(failed) > 3 else ''}")
+        raise TrialsFailed(
+            f"{len(failed)} run(s) of this sweep failed; the same command runs them again: see "
+            f"{', '.join(failed[:3])}{' ...' if len(failed) > 3 else ''}"
+        )
 
 
 class TrialsFailed(Exception):

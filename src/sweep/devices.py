@@ -27,8 +27,10 @@ def assign(workers: int, gpus: list[str]) -> list[str | None]:
 def sharing(workers: int, gpus: list[str]) -> str | None:
     if not gpus or workers <= len(gpus):
         return None
-    return (f"note: {workers} workers on {len(gpus)} GPU(s): workers share GPUs round-robin (each trial still sees one); "
-            f"--workers {len(gpus)} gives each its own")
+    return (
+        f"note: {workers} workers on {len(gpus)} GPU(s): workers share GPUs round-robin (each trial still sees one); "
+        f"--workers {len(gpus)} gives each its own"
+    )
 
 
 class Devices:

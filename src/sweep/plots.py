@@ -68,8 +68,14 @@ def curves(epochs: dict[str, list[dict]], folder: Path) -> list[str]:
     if not acc.lines:
         plt.close(fig)
         return []
-    acc.set(xlabel="optimizer step", ylabel="accuracy (fraction)", title="accuracy at each epoch's end (band: min-max over seeds)")
-    loss.set(xlabel="optimizer step", ylabel="cross-entropy (nats)", title="loss (train: the epoch's mean)", yscale="log")
+    acc.set(
+        xlabel="optimizer step",
+        ylabel="accuracy (fraction)",
+        title="accuracy at each epoch's end (band: min-max over seeds)",
+    )
+    loss.set(
+        xlabel="optimizer step", ylabel="cross-entropy (nats)", title="loss (train: the epoch's mean)", yscale="log"
+    )
     for ax in (acc, loss):
         ax.grid(True, alpha=0.3)
         ax.legend(fontsize=6, ncol=2)
@@ -88,9 +94,14 @@ def objective(table: list[dict], sweep, folder: Path) -> list[str]:
         fig, ax = plt.subplots(figsize=(6.5, 4.2))
         for i, (rest, rs) in enumerate(series.items()):
             shift = 0.08 * (i - (len(series) - 1) / 2)  # side by side, so that the error bars do not hide each other
-            ax.errorbar([xs.index(r[key]) + shift for r in rs], [r["objective_mean"] for r in rs],
-                        yerr=[0 if math.isnan(r["objective_ci95"]) else r["objective_ci95"] for r in rs], fmt="o-",
-                        capsize=4, label=", ".join(f"{c}={v}" for c, v in zip(others, rest)) or "mean, 95 % interval")
+            ax.errorbar(
+                [xs.index(r[key]) + shift for r in rs],
+                [r["objective_mean"] for r in rs],
+                yerr=[0 if math.isnan(r["objective_ci95"]) else r["objective_ci95"] for r in rs],
+                fmt="o-",
+                capsize=4,
+                label=", ".join(f"{c}={v}" for c, v in zip(others, rest)) or "mean, 95 % interval",
+            )
         ax.set_xticks(range(len(xs)), xs, rotation=20, fontsize=7)
         ax.set(xlabel=key, ylabel=f"{sweep.metric} (fraction)", title=f"{sweep.name}: {sweep.metric} against {key}")
         ax.grid(True, alpha=0.3)
@@ -104,16 +115,26 @@ def grad_norms(epochs: dict[str, list[dict]], folder: Path) -> list[str]:
     fig, ax = plt.subplots(figsize=(7, 4.2))
     for key, rows in epochs.items():
         # input layer first: by the module indices in the names (layers.2.weight before layers.10.weight)
-        names = sorted({k for r in rows for k in r if k.startswith("grad_norm_") and isinstance(r[k], float)},
-                       key=lambda n: [int(i) for i in re.findall(r"\d+", n)])
+        names = sorted(
+            {k for r in rows for k in r if k.startswith("grad_norm_") and isinstance(r[k], float)},
+            key=lambda n: [int(i) for i in re.findall(r"\d+", n)],
+        )
         if names:
-            ax.plot(range(1, len(names) + 1), [statistics.median(r[n] for r in rows if isinstance(r.get(n), float))
-                                               for n in names], "o-", label=point_name(json.loads(key)))
+            ax.plot(
+                range(1, len(names) + 1),
+                [statistics.median(r[n] for r in rows if isinstance(r.get(n), float)) for n in names],
+                "o-",
+                label=point_name(json.loads(key)),
+            )
     if not ax.lines:
         plt.close(fig)
         return []
-    ax.set(xlabel="weight layer (1 = next to the input)", ylabel="gradient 2-norm (median over epochs and seeds)",
-           yscale="log", title="gradient norm per layer")
+    ax.set(
+        xlabel="weight layer (1 = next to the input)",
+        ylabel="gradient 2-norm (median over epochs and seeds)",
+        yscale="log",
+        title="gradient norm per layer",
+    )
     ax.grid(True, alpha=0.3, which="both")
     ax.legend(fontsize=7)
     return [save(fig, folder / "grad_norms.png")]
@@ -132,8 +153,13 @@ def pareto(table: list[dict], sweep, folder: Path) -> list[str]:
     front = sorted((r for r in table if r["pareto"]), key=lambda r: r[x])
     ax.plot([r[x] for r in front], [r["objective_mean"] for r in front], "o-", color="C3", label="Pareto front")
     for r in front:
-        ax.annotate(", ".join(f"{column(k)}={r[column(k)]}" for k in sweep.params), (r[x], r["objective_mean"]),
-                    fontsize=7, xytext=(4, -10), textcoords="offset points")
+        ax.annotate(
+            ", ".join(f"{column(k)}={r[column(k)]}" for k in sweep.params),
+            (r[x], r["objective_mean"]),
+            fontsize=7,
+            xytext=(4, -10),
+            textcoords="offset points",
+        )
     ax.set(xlabel=f"{second} ({direction})", ylabel=f"{first} (mean over seeds)", title=f"{sweep.name}: trade-off")
     ax.grid(True, alpha=0.3)
     ax.legend(fontsize=7)
@@ -142,5 +168,9 @@ def pareto(table: list[dict], sweep, folder: Path) -> list[str]:
 
 def draw(epochs: dict[str, list[dict]], table: list[dict], sweep, folder: Path) -> list[str]:
     """-> the names of the pictures drawn, in the order results.md shows them."""
-    return [*curves(epochs, folder), *objective(table, sweep, folder), *grad_norms(epochs, folder),
-            *pareto(table, sweep, folder)]
+    return [
+        *curves(epochs, folder),
+        *objective(table, sweep, folder),
+        *grad_norms(epochs, folder),
+        *pareto(table, sweep, folder),
+    ]

@@ -12,9 +12,12 @@ last reported value (Optuna's rule) and its run kept.
 import optuna
 from lightning.pytorch import Callback, LightningModule, Trainer
 
-PRUNERS = {"median": optuna.pruners.MedianPruner, "successive_halving": optuna.pruners.SuccessiveHalvingPruner,
-           "hyperband": optuna.pruners.HyperbandPruner,
-           "threshold": optuna.pruners.ThresholdPruner}  # e.g. {name: threshold, lower: 0.2}: stop what is at chance
+PRUNERS = {
+    "median": optuna.pruners.MedianPruner,
+    "successive_halving": optuna.pruners.SuccessiveHalvingPruner,
+    "hyperband": optuna.pruners.HyperbandPruner,
+    "threshold": optuna.pruners.ThresholdPruner,
+}  # e.g. {name: threshold, lower: 0.2}: stop what is at chance
 
 
 def make_pruner(spec: dict | None) -> optuna.pruners.BasePruner:

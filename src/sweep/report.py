@@ -56,14 +56,31 @@ def record(study: optuna.Study, sweep, folder: Path) -> int:
             environments[made.get("key", UNRECORDED)] = made.get("environment")
             git = (made.get("environment") or {}).get("git", {})
             state = {"state": trial.state.name.lower()} if sweep.pruner else {}  # complete | pruned (stopped early)
-            runs.append({**labels, "seed": run["seed"], **state, "params": numbers["num_params"],
-                         **{name: numbers[name] for name in METRICS}, "epochs": numbers["epochs"],
-                         "wall_s": round(run["wall"], 1),
-                         **{target_column(m): numbers["last"].get(m) for m, _ in sweep.targets[1:] if m not in COLUMNS},
-                         "provenance": made.get("key", UNRECORDED),
-                         "commit": git.get("commit"), "dirty": git.get("dirty"), "command": made.get("command")})
-            epochs += [{**labels, "seed": run["seed"], **{k.replace("/", "_"): v for k, v in end.items()},
-                        "epoch": end["epoch"] + 1} for end in numbers["epoch_ends"]]  # epoch: how many are done
+            runs.append(
+                {
+                    **labels,
+                    "seed": run["seed"],
+                    **state,
+                    "params": numbers["num_params"],
+                    **{name: numbers[name] for name in METRICS},
+                    "epochs": numbers["epochs"],
+                    "wall_s": round(run["wall"], 1),
+                    **{target_column(m): numbers["last"].get(m) for m, _ in sweep.targets[1:] if m not in COLUMNS},
+                    "provenance": made.get("key", UNRECORDED),
+                    "commit": git.get("commit"),
+                    "dirty": git.get("dirty"),
+                    "command": made.get("command"),
+                }
+            )
+            epochs += [
+                {
+                    **labels,
+                    "seed": run["seed"],
+                    **{k.replace("/", "_"): v for k, v in end.items()},
+                    "epoch": end["epoch"] + 1,
+                }
+                for end in numbers["epoch_ends"]
+            ]  # epoch: how many are done
     if not runs:
         return 0
     order = {json.dumps(v): i for i, v in enumerate(sweep.grid())} if sweep.sampler == "grid" else {}
@@ -135,8 +152,10 @@ def rows(points: dict[str, list[dict]], sweep) -> list[dict]:
         if "state" in runs[0]:
             row["pruned"] = sum(r["state"] == "pruned" for r in runs)
         table.append(row)
-    best = max(range(len(table)), key=lambda i: sign * table[i]["objective_mean"]
-               if math.isfinite(table[i]["objective_mean"]) else -math.inf)
+    best = max(
+        range(len(table)),
+        key=lambda i: sign * table[i]["objective_mean"] if math.isfinite(table[i]["objective_mean"]) else -math.inf,
+    )
     runs_of = list(points.values())
     for i, row in enumerate(table):
         pair(row, runs_of[i], runs_of[best], "best")
@@ -177,29 +196,51 @@ def difference(row: dict, name: str, to: str = "best") -> str:
     if math.isnan(row[f"{name}_vs_{to}_p"]):
         return f"{100 * row[f'{name}_vs_{to}']:+.2f} % (one shared seed: no test)"
     verdict = "resolved" if row[f"{name}_vs_{to}_resolved"] else f"not resolved with {row[f'vs_{to}_seeds']} seeds"
-    return (f"{100 * row[f'{name}_vs_{to}']:+.2f} ± {100 * row[f'{name}_vs_{to}_ci95']:.2f} %, "
-            f"p = {row[f'{name}_vs_{to}_p']:.2g}, {verdict}")
+    return (
+        f"{100 * row[f'{name}_vs_{to}']:+.2f} ± {100 * row[f'{name}_vs_{to}_ci95']:.2f} %, "
+        f"p = {row[f'{name}_vs_{to}_p']:.2g}, {verdict}"
+    )
 
 
 def markdown(table: list[dict], sweep) -> str:
     keys = keys_of(sweep)
-    lines = [f"| {' | '.join(keys)} | params | best val acc | test acc ({sweep.test_ckpt} ckpt) | epochs | wall s | seeds |",
-             "|" + "---|" * (len(keys) + 6)]
-    lines += [f"| {' | '.join(str(r[k]) for k in keys)} | {r['params']:,} | "
-              f"{percent(r['val_acc_best_mean'], r['val_acc_best_std'], r['val_acc_best_ci95'])} | "
-              f"{percent(r['test_acc_mean'], r['test_acc_std'], r['test_acc_ci95'])} | {r['epochs']:.1f} | "
-              f"{r['wall_s']:.0f} | {r['seeds']}{' (pruned)' if r.get('pruned') else ''} |" for r in table]
-    lines += ["", f"Paired by seed against the best point (by mean {sweep.metric}): the mean difference ± the half-width "
-              "of its 95 % Student-t interval, and a two-sided paired t-test; resolved: the interval excludes 0.", "",
-              f"| {' | '.join(keys)} | {sweep.metric} − best | test acc − best |", "|" + "---|" * (len(keys) + 2)]
-    lines += [f"| {' | '.join(str(r[k]) for k in keys)} | {difference(r, 'objective')} | {difference(r, 'test_acc')} |"
-              for r in table]
+    lines = [
+        f"| {' | '.join(keys)} | params | best val acc | test acc ({sweep.test_ckpt} ckpt) | epochs | wall s | seeds |",
+        "|" + "---|" * (len(keys) + 6),
+    ]
+    lines += [
+        f"| {' | '.join(str(r[k]) for k in keys)} | {r['params']:,} | "
+        f"{percent(r['val_acc_best_mean'], r['val_acc_best_std'], r['val_acc_best_ci95'])} | "
+        f"{percent(r['test_acc_mean'], r['test_acc_std'], r['test_acc_ci95'])} | {r['epochs']:.1f} | "
+        f"{r['wall_s']:.0f} | {r['seeds']}{' (pruned)' if r.get('pruned') else ''} |"
+        for r in table
+    ]
+    lines += [
+        "",
+        f"Paired by seed against the best point (by mean {sweep.metric}): the mean difference ± the half-width "
+        "of its 95 % Student-t interval, and a two-sided paired t-test; resolved: the interval excludes 0.",
+        "",
+        f"| {' | '.join(keys)} | {sweep.metric} − best | test acc − best |",
+        "|" + "---|" * (len(keys) + 2),
+    ]
+    lines += [
+        f"| {' | '.join(str(r[k]) for k in keys)} | {difference(r, 'objective')} | {difference(r, 'test_acc')} |"
+        for r in table
+    ]
     if sweep.reference:
         ref = ", ".join(f"{k} = {v}" for k, v in sweep.reference.items())
-        lines += ["", f"Paired by seed against the same point with {ref}, as above:", "",
-                  f"| {' | '.join(keys)} | {sweep.metric} − reference | test acc − reference |", "|" + "---|" * (len(keys) + 2)]
-        lines += [f"| {' | '.join(str(r[k]) for k in keys)} | {difference(r, 'objective', 'ref')} | "
-                  f"{difference(r, 'test_acc', 'ref')} |" for r in table]
+        lines += [
+            "",
+            f"Paired by seed against the same point with {ref}, as above:",
+            "",
+            f"| {' | '.join(keys)} | {sweep.metric} − reference | test acc − reference |",
+            "|" + "---|" * (len(keys) + 2),
+        ]
+        lines += [
+            f"| {' | '.join(str(r[k]) for k in keys)} | {difference(r, 'objective', 'ref')} | "
+            f"{difference(r, 'test_acc', 'ref')} |"
+            for r in table
+        ]
     if sweep.trade_offs:
         goals = ", ".join(f"{m} ({d})" for m, d in sweep.targets)
         front = [", ".join(str(r[k]) for k in keys) for r in table if r["pareto"]]
@@ -212,12 +253,22 @@ def write_best(points: dict[str, list[dict]], table: list[dict], sweep, folder: 
     key, row = next((k, r) for k, r in zip(points, table) if r["best"])
     values = json.loads(key)
     command = shlex.join(["python", "-m", "src.cli", "fit", *fit_args(sweep, values, sweep.seeds[0])])
-    best = {"point": dict(label(k, v) for k, v in values.items()), "values": values,
-            sweep.metric: {"mean": row["objective_mean"], "std": row["objective_std"], "ci95": row["objective_ci95"],
-                           "seeds": [r["seed"] for r in points[key]]}, "command": command}
+    best = {
+        "point": dict(label(k, v) for k, v in values.items()),
+        "values": values,
+        sweep.metric: {
+            "mean": row["objective_mean"],
+            "std": row["objective_std"],
+            "ci95": row["objective_ci95"],
+            "seeds": [r["seed"] for r in points[key]],
+        },
+        "command": command,
+    }
     (folder / "best.yaml").write_text(yaml.safe_dump(best, sort_keys=False, width=1000))
-    return f"best: {point_name(values)} ({sweep.metric} {row['objective_mean']:.4f} ± {row['objective_std']:.4f}): " \
-           f"{folder / 'best.yaml'}"
+    return (
+        f"best: {point_name(values)} ({sweep.metric} {row['objective_mean']:.4f} ± {row['objective_std']:.4f}): "
+        f"{folder / 'best.yaml'}"
+    )
 
 
 def build(sweep, folder: Path) -> str:
@@ -231,8 +282,8 @@ def build(sweep, folder: Path) -> str:
     (folder / "results.md").write_text(
         f"# Sweep {sweep.name}\n\nobjective: {sweep.metric} ({sweep.direction}); mean ± std (± half-width of the 95 % "
         f"Student-t interval of the mean) over seeds {sweep.seeds}; rebuilt from {PER_SEED} by the sweep's command "
-        f"with --report-only\n\n{text}\n"
-        + "".join(f"\n![{name[:-4]}]({name})\n" for name in pictures))
+        f"with --report-only\n\n{text}\n" + "".join(f"\n![{name[:-4]}]({name})\n" for name in pictures)
+    )
     return f"{text}\n{write_best(points, table, sweep, folder)}\nreport: {folder / 'results.md'}"
 
 

@@ -1,28 +1,28 @@
 """A sweep file: which configs, which keys to vary and how, over which seeds, judged by which metric.
 
-    base: configs/mnist_mlp.yaml            # one or a list of --config files
-    overrides: {trainer.max_epochs: 5}      # fixed dotted CLI keys for every trial
-    params:                                 # dotted CLI keys -> a list (grid) or a distribution
-      model.init_args.net.init_args.hidden: [[32], [64], [128]]
-      model.init_args.optimizer.init_args.lr: {low: 1.0e-4, high: 1.0e-1, log: true}
-      net:                                  # a key without a dot is a group: each value sets several keys at once
-        - {name: mlp, config: configs/mnist_mlp.yaml}                 # name: the value's label in names and tables
-        - {name: cnn, config: configs/mnist_cnn.yaml, model.init_args.net.init_args.batchnorm: false}
-    seeds: [0, 1, 2]                        # each point repeated: seed_everything and the data module's seed
-    sampler: grid                           # grid (lists only) | tpe | random
-    trials: 20                              # for tpe / random: how many points
-    objective: {metric: val/acc_best, direction: maximize}  # or a list: the first, then trade-offs against it, e.g.
-                                            # [{metric: val/acc_best, direction: maximize},
-                                            #  {metric: num_params, direction: minimize}]: the report's Pareto front
-                                            # (num_params, wall_s, or any metric the run logs)
-    test_ckpt: best                         # which checkpoint each trial tests: best (by val/acc) | last (the last epoch's)
-    pruner: {name: median, n_warmup_steps: 2}  # tpe / random only: stop hopeless trials (median | successive_halving |
-                                            # hyperband | threshold, with the pruner's arguments; steps count the fit's
-                                            # validations)
-    reference: {trick: 1-baseline}          # the report also pairs each point with the one that differs from it only
-                                            # in these columns' values (an ablation against its baseline)
-    extends: tricks.yaml                    # another sweep file (relative to this one): its keys, then this file's on
-                                            # top (overrides merged key by key), e.g. the same study on other data
+base: configs/mnist_mlp.yaml            # one or a list of --config files
+overrides: {trainer.max_epochs: 5}      # fixed dotted CLI keys for every trial
+params:                                 # dotted CLI keys -> a list (grid) or a distribution
+  model.init_args.net.init_args.hidden: [[32], [64], [128]]
+  model.init_args.optimizer.init_args.lr: {low: 1.0e-4, high: 1.0e-1, log: true}
+  net:                                  # a key without a dot is a group: each value sets several keys at once
+    - {name: mlp, config: configs/mnist_mlp.yaml}                 # name: the value's label in names and tables
+    - {name: cnn, config: configs/mnist_cnn.yaml, model.init_args.net.init_args.batchnorm: false}
+seeds: [0, 1, 2]                        # each point repeated: seed_everything and the data module's seed
+sampler: grid                           # grid (lists only) | tpe | random
+trials: 20                              # for tpe / random: how many points
+objective: {metric: val/acc_best, direction: maximize}  # or a list: the first, then trade-offs against it, e.g.
+                                        # [{metric: val/acc_best, direction: maximize},
+                                        #  {metric: num_params, direction: minimize}]: the report's Pareto front
+                                        # (num_params, wall_s, or any metric the run logs)
+test_ckpt: best                         # which checkpoint each trial tests: best (by val/acc) | last (the last epoch's)
+pruner: {name: median, n_warmup_steps: 2}  # tpe / random only: stop hopeless trials (median | successive_halving |
+                                        # hyperband | threshold, with the pruner's arguments; steps count the fit's
+                                        # validations)
+reference: {trick: 1-baseline}          # the report also pairs each point with the one that differs from it only
+                                        # in these columns' values (an ablation against its baseline)
+extends: tricks.yaml                    # another sweep file (relative to this one): its keys, then this file's on
+                                        # top (overrides merged key by key), e.g. the same study on other data
 """
 
 import itertools
@@ -35,8 +35,19 @@ import yaml
 from src.errors import UsageError
 
 SAMPLERS = ("grid", "tpe", "random")
-KEYS = {"base", "overrides", "params", "seeds", "sampler", "trials", "objective", "test_ckpt", "extends", "pruner",
-        "reference"}
+KEYS = {
+    "base",
+    "overrides",
+    "params",
+    "seeds",
+    "sampler",
+    "trials",
+    "objective",
+    "test_ckpt",
+    "extends",
+    "pruner",
+    "reference",
+}
 
 
 @dataclass
@@ -53,7 +64,9 @@ class Sweep:
     test_ckpt: str = "best"  # the checkpoint each trial's test command evaluates: best | last
     pruner: dict | None = None  # {name, the pruner's arguments} (src/sweep/prune.py); None: every trial runs to its end
     trade_offs: list[dict] = field(default_factory=list)  # further objectives [{metric, direction}]: a Pareto front
-    reference: dict = field(default_factory=dict)  # {column: value label}: the report's second comparison (not the study's)
+    reference: dict = field(
+        default_factory=dict
+    )  # {column: value label}: the report's second comparison (not the study's)
 
     @property
     def targets(self) -> list[tuple[str, str]]:
@@ -90,10 +103,26 @@ class Sweep:
 
     def space(self) -> str:
         """What identifies the search: a sweep of the same name must not change it (see src.sweep.__main__)."""
-        last = {"test_ckpt": self.test_ckpt} if self.test_ckpt != "best" else {}  # studies from before the key: unchanged
-        extra = {**({"pruner": self.pruner} if self.pruner else {}), **({"trade_offs": self.trade_offs} if self.trade_offs else {})}
-        return json.dumps({"base": self.base, "overrides": self.overrides, "params": self.params, "seeds": self.seeds,
-                           "sampler": self.sampler, "metric": self.metric, **last, **extra}, sort_keys=True)
+        last = (
+            {"test_ckpt": self.test_ckpt} if self.test_ckpt != "best" else {}
+        )  # studies from before the key: unchanged
+        extra = {
+            **({"pruner": self.pruner} if self.pruner else {}),
+            **({"trade_offs": self.trade_offs} if self.trade_offs else {}),
+        }
+        return json.dumps(
+            {
+                "base": self.base,
+                "overrides": self.overrides,
+                "params": self.params,
+                "seeds": self.seeds,
+                "sampler": self.sampler,
+                "metric": self.metric,
+                **last,
+                **extra,
+            },
+            sort_keys=True,
+        )
 
 
 def is_group(key: str) -> bool:
@@ -147,18 +176,33 @@ def load(path: Path) -> Sweep:
     base = spec.get("base", [])
     base = [base] if isinstance(base, str) else base
     if not isinstance(base, list) or not all(isinstance(b, str) for b in base):
-        raise UsageError(f"{path}: base must name the --config file(s) to start from, e.g. base: configs/mnist_mlp.yaml")
+        raise UsageError(
+            f"{path}: base must name the --config file(s) to start from, e.g. base: configs/mnist_mlp.yaml"
+        )
     objective = spec.get("objective") or {}
     objective, *trade_offs = objective if isinstance(objective, list) and objective else [objective]
-    if not isinstance(objective, dict) or not all(isinstance(t, dict) and {"metric", "direction"} <= set(t)
-                                                  for t in trade_offs):
-        raise UsageError(f"{path}: objective is {{metric, direction}} or a list of them, e.g. [{{metric: val/acc_best, "
-                         "direction: maximize}, {metric: num_params, direction: minimize}]")
-    sweep = Sweep(name=path.stem, base=base, params=spec.get("params") or {}, overrides=spec.get("overrides") or {},
-                  seeds=list(spec.get("seeds", [0])), sampler=spec.get("sampler", "grid"), trials=int(spec.get("trials", 20)),
-                  metric=objective.get("metric", "val/acc_best"), direction=objective.get("direction", "maximize"),
-                  test_ckpt=spec.get("test_ckpt", "best"), pruner=spec.get("pruner"), trade_offs=trade_offs,
-                  reference={str(k): str(v) for k, v in (spec.get("reference") or {}).items()})
+    if not isinstance(objective, dict) or not all(
+        isinstance(t, dict) and {"metric", "direction"} <= set(t) for t in trade_offs
+    ):
+        raise UsageError(
+            f"{path}: objective is {{metric, direction}} or a list of them, e.g. [{{metric: val/acc_best, "
+            "direction: maximize}, {metric: num_params, direction: minimize}]"
+        )
+    sweep = Sweep(
+        name=path.stem,
+        base=base,
+        params=spec.get("params") or {},
+        overrides=spec.get("overrides") or {},
+        seeds=list(spec.get("seeds", [0])),
+        sampler=spec.get("sampler", "grid"),
+        trials=int(spec.get("trials", 20)),
+        metric=objective.get("metric", "val/acc_best"),
+        direction=objective.get("direction", "maximize"),
+        test_ckpt=spec.get("test_ckpt", "best"),
+        pruner=spec.get("pruner"),
+        trade_offs=trade_offs,
+        reference={str(k): str(v) for k, v in (spec.get("reference") or {}).items()},
+    )
     check(sweep, path)
     return sweep
 
@@ -182,8 +226,10 @@ def check(sweep: Sweep, path: Path) -> None:
             check_group(key, values, path)
         elif isinstance(values, dict):
             if sweep.sampler == "grid":
-                raise UsageError(f"{path}: {key} is a distribution, which sampler: grid cannot enumerate; give it a list "
-                                 "of values, or use sampler: tpe or random")
+                raise UsageError(
+                    f"{path}: {key} is a distribution, which sampler: grid cannot enumerate; give it a list "
+                    "of values, or use sampler: tpe or random"
+                )
             if not {"low", "high"} <= set(values) or not set(values) <= {"low", "high", "log", "step"}:
                 raise UsageError(f"{path}: {key} must be a list of values or {{low, high[, log][, step]}}")
         elif not isinstance(values, list) or not values:
@@ -193,21 +239,26 @@ def check(sweep: Sweep, path: Path) -> None:
     for name, value in sweep.reference.items():
         labels = {column(k): [label(k, v)[1] for v in vs] for k, vs in sweep.params.items() if isinstance(vs, list)}
         if sweep.sampler != "grid" or value not in labels.get(name, []):
-            raise UsageError(f"{path}: reference {name}: {value} is not a value of a swept column of a grid; give one "
-                             f"of {', '.join(f'{c}: {vs[0]}' for c, vs in labels.items())}")
+            raise UsageError(
+                f"{path}: reference {name}: {value} is not a value of a swept column of a grid; give one "
+                f"of {', '.join(f'{c}: {vs[0]}' for c, vs in labels.items())}"
+            )
     if sweep.sampler != "grid" and sweep.trials <= 0:
         raise UsageError(f"{path}: trials must be positive for sampler: {sweep.sampler}")
     if not sweep.base and not any(is_group(k) and all("config" in v for v in vs) for k, vs in sweep.params.items()):
-        raise UsageError(f"{path}: no config to start from: add base: configs/<name>.yaml, or a config to every value "
-                         "of a group")
+        raise UsageError(
+            f"{path}: no config to start from: add base: configs/<name>.yaml, or a config to every value of a group"
+        )
 
 
 def check_pruner(sweep: Sweep, path: Path) -> None:
     from src.sweep.prune import PRUNERS
 
     if sweep.sampler == "grid":
-        raise UsageError(f"{path}: a grid runs every point to compare them all, so it takes no pruner; use sampler: "
-                         "tpe or random, or remove pruner")
+        raise UsageError(
+            f"{path}: a grid runs every point to compare them all, so it takes no pruner; use sampler: "
+            "tpe or random, or remove pruner"
+        )
     if not isinstance(sweep.pruner, dict) or sweep.pruner.get("name") not in PRUNERS:
         raise UsageError(f"{path}: pruner needs a name, one of {', '.join(PRUNERS)}, e.g. pruner: {{name: median}}")
     try:
@@ -219,12 +270,16 @@ def check_pruner(sweep: Sweep, path: Path) -> None:
 def check_group(key: str, values, path: Path) -> None:
     example = f"{key}: [{{name: a, config: configs/mnist_mlp.yaml, trainer.max_epochs: 3}}, ...]"
     if not isinstance(values, list) or not values or not all(isinstance(v, dict) and "name" in v for v in values):
-        raise UsageError(f"{path}: {key} has no dot, so it is a group: give it a list of named settings, e.g. {example}")
+        raise UsageError(
+            f"{path}: {key} has no dot, so it is a group: give it a list of named settings, e.g. {example}"
+        )
     for value in values:
         odd = [k for k in value if k not in ("name", "config") and is_group(k)]
         if odd:
-            raise UsageError(f"{path}: {key} {value['name']!r} sets {odd[0]!r}, which is neither config nor a dotted "
-                             f"CLI key, e.g. {example}")
+            raise UsageError(
+                f"{path}: {key} {value['name']!r} sets {odd[0]!r}, which is neither config nor a dotted "
+                f"CLI key, e.g. {example}"
+            )
     names = [str(v["name"]) for v in values]
     if len(set(names)) != len(names):
         raise UsageError(f"{path}: {key} repeats a name ({', '.join(names)}): each value needs its own")

@@ -47,16 +47,27 @@ logging.getLogger("optuna.study._optimize").addFilter(NoTracebacks())  # the log
 
 
 def open_study(sweep, storage, folder: Path) -> optuna.Study:
-    sampler = {"grid": optuna.samplers.RandomSampler, "random": optuna.samplers.RandomSampler,
-               "tpe": optuna.samplers.TPESampler}[sweep.sampler](seed=0)
-    study = optuna.create_study(study_name=sweep.name, storage=storage, load_if_exists=True, sampler=sampler,
-                                directions=[direction for _, direction in sweep.targets], pruner=make_pruner(sweep.pruner))
+    sampler = {
+        "grid": optuna.samplers.RandomSampler,
+        "random": optuna.samplers.RandomSampler,
+        "tpe": optuna.samplers.TPESampler,
+    }[sweep.sampler](seed=0)
+    study = optuna.create_study(
+        study_name=sweep.name,
+        storage=storage,
+        load_if_exists=True,
+        sampler=sampler,
+        directions=[direction for _, direction in sweep.targets],
+        pruner=make_pruner(sweep.pruner),
+    )
     space = study.user_attrs.get("space")
     if space is None:
         study.set_user_attr("space", sweep.space())
     elif space != sweep.space():
-        raise UsageError(f"a sweep named {sweep.name!r} with a different search space already exists in {folder}: "
-                         "copy the sweep file under a new name for a new sweep, or delete that folder to start over")
+        raise UsageError(
+            f"a sweep named {sweep.name!r} with a different search space already exists in {folder}: "
+            "copy the sweep file under a new name for a new sweep, or delete that folder to start over"
+        )
     return study
 
 
@@ -119,9 +130,13 @@ def suggest(trial: optuna.Trial, sweep) -> dict:
         if isinstance(spec, list):
             values[key] = json.loads(trial.suggest_categorical(key, [json.dumps(v) for v in spec]))
         elif all(isinstance(spec[k], int) for k in ("low", "high")) and isinstance(spec.get("step", 1), int):
-            values[key] = trial.suggest_int(key, spec["low"], spec["high"], step=spec.get("step", 1), log=spec.get("log", False))
+            values[key] = trial.suggest_int(
+                key, spec["low"], spec["high"], step=spec.get("step", 1), log=spec.get("log", False)
+            )
         else:
-            values[key] = trial.suggest_float(key, spec["low"], spec["high"], step=spec.get("step"), log=spec.get("log", False))
+            values[key] = trial.suggest_float(
+                key, spec["low"], spec["high"], step=spec.get("step"), log=spec.get("log", False)
+            )
     return values
 
 
@@ -145,8 +160,17 @@ def objective(sweep, folder: Path, threads: int, devices: Devices, storage_url: 
         if own_heartbeat(trial.study):
             threading.Thread(target=heartbeat, args=(trial, done), daemon=True).start()
         # the first seed's fit reports to the pruner (one curve per trial); a pruned trial runs no further seeds
-        report = {"storage": storage_url, "study": sweep.name, "trial": trial.number, "metric": sweep.metric,
-                  "pruner": sweep.pruner} if sweep.pruner else None
+        report = (
+            {
+                "storage": storage_url,
+                "study": sweep.name,
+                "trial": trial.number,
+                "metric": sweep.metric,
+                "pruner": sweep.pruner,
+            }
+            if sweep.pruner
+            else None
+        )
         runs, pruned = [], None
         try:
             with devices.take() as device:
@@ -177,11 +201,18 @@ def worker() -> str:
 
 def failed_here(study: optuna.Study) -> list[str]:
     """The logs of the runs that failed in the trials this sweep command ran (its host and process id)."""
-    return [r["log"] for t in study.get_trials(deepcopy=False, states=(TrialState.FAIL,))
-            if t.user_attrs.get("worker") == worker() for r in t.user_attrs.get("runs", []) if not r["ok"]]
+    return [
+        r["log"]
+        for t in study.get_trials(deepcopy=False, states=(TrialState.FAIL,))
+        if t.user_attrs.get("worker") == worker()
+        for r in t.user_attrs.get("runs", [])
+        if not r["ok"]
+    ]
 
 
-def run(study: optuna.Study, sweep, folder: Path, workers: int, threads: int, stale_after: float, storage_url: str) -> None:
+def run(
+    study: optuna.Study, sweep, folder: Path, workers: int, threads: int, stale_after: float, storage_url: str
+) -> None:
     """The trials still missing; then, while another command's trials are running (or were, until it died), waits:
     each finishes, or goes stale after stale_after seconds and is failed and run here. The report that follows has
     every seed of every point, never a point silently short of one."""
@@ -194,8 +225,11 @@ def run(study: optuna.Study, sweep, folder: Path, workers: int, threads: int, st
             return
         if not told:
             told = True
-            print(f"waiting for {len(others)} trial(s) another sweep command is running; a trial whose command died is "
-                  f"failed and run here after {stale_after:g} s without its heartbeat (--stale-after)", file=sys.stderr)
+            print(
+                f"waiting for {len(others)} trial(s) another sweep command is running; a trial whose command died is "
+                f"failed and run here after {stale_after:g} s without its heartbeat (--stale-after)",
+                file=sys.stderr,
+            )
         time.sleep(POLL)
 
 
@@ -205,7 +239,9 @@ def _optimize(study: optuna.Study, sweep, folder: Path, workers: int, threads: i
     if sweep.sampler == "grid":
         if enqueue_missing(study, sweep) == 0:
             return
-        callbacks.append(lambda s, t: s.stop() if not s.get_trials(deepcopy=False, states=(TrialState.WAITING,)) else None)
+        callbacks.append(
+            lambda s, t: s.stop() if not s.get_trials(deepcopy=False, states=(TrialState.WAITING,)) else None
+        )
     else:
         done = (TrialState.COMPLETE, TrialState.PRUNED)  # a pruned trial counts: a resume does not redo it
         # this command runs at most the trials still missing, failed ones included (the next command runs those
@@ -217,5 +253,10 @@ def _optimize(study: optuna.Study, sweep, folder: Path, workers: int, threads: i
     gpus = visible_gpus()
     if note := sharing(workers, gpus):
         print(note, file=sys.stderr)
-    study.optimize(objective(sweep, folder, threads, Devices(workers, gpus), storage_url), n_trials=missing,
-                   n_jobs=workers, callbacks=callbacks, catch=(RuntimeError,))
+    study.optimize(
+        objective(sweep, folder, threads, Devices(workers, gpus), storage_url),
+        n_trials=missing,
+        n_jobs=workers,
+        callbacks=callbacks,
+        catch=(RuntimeError,),
+    )

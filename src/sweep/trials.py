@@ -15,7 +15,9 @@ from src import forked
 from src.runs import Run, safe_name
 from src.sweep.spec import point_name
 
-LIVE: set[multiprocessing.process.BaseProcess] = set()  # the trial processes running now: ended when the sweep is stopped
+LIVE: set[multiprocessing.process.BaseProcess] = (
+    set()
+)  # the trial processes running now: ended when the sweep is stopped
 STOPPING = threading.Event()  # the sweep is being stopped: no trial starts, trials cut short leave no run behind
 _LOCK = threading.Lock()
 
@@ -34,9 +36,14 @@ def fit_args(sweep, values: dict, seed: int) -> list[str]:
     """The arguments after `fit` (or `test`) shared by a trial's two commands: config files first, so that the
     fixed overrides and the point's keys win over what they set."""
     configs, keys = sweep.settings(values)
-    return [*(arg for config in configs for arg in ("--config", config)),
-            *(arg for key, value in {**sweep.overrides, **keys}.items() for arg in (f"--{key}", as_arg(value))),
-            "--seed_everything", str(seed), "--data.init_args.seed", str(seed)]
+    return [
+        *(arg for config in configs for arg in ("--config", config)),
+        *(arg for key, value in {**sweep.overrides, **keys}.items() for arg in (f"--{key}", as_arg(value))),
+        "--seed_everything",
+        str(seed),
+        "--data.init_args.seed",
+        str(seed),
+    ]
 
 
 def _run(commands: list[list[str]], env: dict, log: Path, report: dict | None = None) -> int:
@@ -65,16 +72,23 @@ def trial_env(threads: int, device: str | None) -> dict[str, str]:
     return {**env, "CUDA_VISIBLE_DEVICES": device} if device is not None else env
 
 
-def run_trial(sweep, values: dict, seed: int, save_dir: Path, threads: int, device: str | None = None,
-              report: dict | None = None) -> dict:
+def run_trial(
+    sweep, values: dict, seed: int, save_dir: Path, threads: int, device: str | None = None, report: dict | None = None
+) -> dict:
     """-> {"run": the run folder, "ok": both commands succeeded, "wall": seconds, "log": the commands' output}.
     report: where the fit reports to the pruner (src/sweep/prune.py), or None."""
     name = trial_name(values, seed)
     # The run's folder is claimed here, before the fit starts (an exclusive mkdir, src/runs.py): two workers running
     # the same point and seed at once (a random sampler drawing it twice) get two folders and two logs.
     run = Run.claim(save_dir / name)
-    logger = ["--trainer.logger.init_args.save_dir", str(save_dir), "--trainer.logger.init_args.name", name,
-              "--trainer.enable_progress_bar", "false"]
+    logger = [
+        "--trainer.logger.init_args.save_dir",
+        str(save_dir),
+        "--trainer.logger.init_args.name",
+        name,
+        "--trainer.enable_progress_bar",
+        "false",
+    ]
     env = trial_env(threads, device)
     # The log lies beside the run, not in it: a fit that fails before its first step removes its run folder, and the
     # log says why.
@@ -82,8 +96,10 @@ def run_trial(sweep, values: dict, seed: int, save_dir: Path, threads: int, devi
     start = time.time()
     args = [*fit_args(sweep, values, seed), *logger]
     try:
-        commands = [["fit", *args, "--trainer.logger.init_args.version", run.name],
-                    ["test", *args, "--ckpt_path", f"{run.name}:{sweep.test_ckpt}"]]  # this run's, not the newest
+        commands = [
+            ["fit", *args, "--trainer.logger.init_args.version", run.name],
+            ["test", *args, "--ckpt_path", f"{run.name}:{sweep.test_ckpt}"],
+        ]  # this run's, not the newest
         ok = _run(commands, env, log, report) == 0
     except BaseException:
         ok = False
@@ -92,8 +108,15 @@ def run_trial(sweep, values: dict, seed: int, save_dir: Path, threads: int, devi
         shutil.rmtree(run.folder, ignore_errors=True)
         raise KeyboardInterrupt
     made = run.folder.is_dir()
-    return {"run": str(run.folder) if made else "", "ok": ok and made, "wall": time.time() - start, "start": start,
-            "end": time.time(), "log": str(log), "device": device}
+    return {
+        "run": str(run.folder) if made else "",
+        "ok": ok and made,
+        "wall": time.time() - start,
+        "start": start,
+        "end": time.time(),
+        "log": str(log),
+        "device": device,
+    }
 
 
 def run_numbers(folder: Path, metric: str) -> dict:
@@ -104,10 +127,16 @@ def run_numbers(folder: Path, metric: str) -> dict:
     fit, tests = run.metrics(), run.evaluations("test")
     test = run.metrics(tests[-1]).get("metrics", {}) if tests else {}
     nan = float("nan")
-    return {"objective": fit.get("last", {}).get(metric, nan),
-            "val_acc_best": max((v["val/acc"] for v in fit.get("validations", []) if "val/acc" in v), default=nan),
-            "test_acc": test.get("test/acc", nan), "epochs": fit.get("epochs", 0), "num_params": fit.get("num_params", 0),
-            "provenance": fit.get("provenance") or {}, "epoch_ends": fit.get("epoch_ends", []), "last": fit.get("last", {})}
+    return {
+        "objective": fit.get("last", {}).get(metric, nan),
+        "val_acc_best": max((v["val/acc"] for v in fit.get("validations", []) if "val/acc" in v), default=nan),
+        "test_acc": test.get("test/acc", nan),
+        "epochs": fit.get("epochs", 0),
+        "num_params": fit.get("num_params", 0),
+        "provenance": fit.get("provenance") or {},
+        "epoch_ends": fit.get("epoch_ends", []),
+        "last": fit.get("last", {}),
+    }
 
 
 def target(numbers: dict, run: dict, metric: str) -> float:

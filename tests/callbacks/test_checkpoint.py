@@ -11,11 +11,33 @@ def test_last_ckpt_is_the_last_epoch_when_val_acc_never_improves(tmp_path, monke
     """lr 0 and no batchnorm: the weights never change, so val/acc is the same after every epoch and only epoch 0's
     checkpoint is ever the best; last.ckpt must still be epoch 2's, as --ckpt_path last and seed 004's protocol need."""
     monkeypatch.chdir(ROOT)
-    main(["fit", "--config", "configs/fashion_mnist_seed004.yaml", "--data", "src.data.MNISTDataModule",
-          "--data.init_args.data_dir", str(mnist_root), "--data.init_args.val_on_test", "false",
-          "--model.init_args.optimizer.init_args.lr", "0.0", "--trainer.max_epochs", "3", "--trainer.min_epochs", "3",
-          "--trainer.limit_train_batches", "5", "--trainer.limit_val_batches", "2", "--trainer.enable_progress_bar", "false",
-          "--trainer.logger.init_args.save_dir", str(tmp_path)])
+    main(
+        [
+            "fit",
+            "--config",
+            "configs/fashion_mnist_seed004.yaml",
+            "--data",
+            "src.data.MNISTDataModule",
+            "--data.init_args.data_dir",
+            str(mnist_root),
+            "--data.init_args.val_on_test",
+            "false",
+            "--model.init_args.optimizer.init_args.lr",
+            "0.0",
+            "--trainer.max_epochs",
+            "3",
+            "--trainer.min_epochs",
+            "3",
+            "--trainer.limit_train_batches",
+            "5",
+            "--trainer.limit_val_batches",
+            "2",
+            "--trainer.enable_progress_bar",
+            "false",
+            "--trainer.logger.init_args.save_dir",
+            str(tmp_path),
+        ]
+    )
     run = only_run(tmp_path / "fashion_mnist_seed004")
     last = torch.load(run / "checkpoints" / "last.ckpt", weights_only=True)
     best = torch.load(Run(run).best_checkpoint(), weights_only=True)

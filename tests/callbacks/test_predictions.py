@@ -24,8 +24,10 @@ def test_end_of_fit_names_the_run_the_best_checkpoint_and_what_to_run_next(short
     val_acc = read_scalars(run)["val/acc"][-1][1]
     assert f"run:   {run}" in stdout
     assert f"best:  {best} (epoch 0, val/acc {val_acc:.4f})" in stdout
-    assert (f"test:  python -m src.cli test --config configs/mnist_mlp.yaml --trainer.logger.init_args.save_dir "
-            f"{save_dir} --ckpt_path best") in stdout
+    assert (
+        f"test:  python -m src.cli test --config configs/mnist_mlp.yaml --trainer.logger.init_args.save_dir "
+        f"{save_dir} --ckpt_path best"
+    ) in stdout
 
 
 def test_predict_csv_scores_like_test_and_user_images_like_tensors(short_mlp_run, tmp_path):
@@ -33,7 +35,9 @@ def test_predict_csv_scores_like_test_and_user_images_like_tensors(short_mlp_run
     of those images as PNG files -- every other one RGB, every third twice the size -- predicted from a folder:
     the same classes as from the tensors."""
     save_dir, run, _ = short_mlp_run
-    proc = run_cli("predict", "--config", "configs/mnist_mlp.yaml", "--ckpt_path", "best", *logs(save_dir), data_dir=REAL_DATA)
+    proc = run_cli(
+        "predict", "--config", "configs/mnist_mlp.yaml", "--ckpt_path", "best", *logs(save_dir), data_dir=REAL_DATA
+    )
     table = rows(run / "predict_0" / "predictions.csv")
     assert f"predictions: {run / 'predict_0' / 'predictions.csv'} (10000 images)" in proc.stderr
     assert [int(r["index"]) for r in table] == list(range(10_000))
@@ -50,8 +54,17 @@ def test_predict_csv_scores_like_test_and_user_images_like_tensors(short_mlp_run
         img = img.convert("RGB") if i % 2 else img
         img = img.resize((56, 56), Image.NEAREST) if i % 3 == 0 else img
         img.save(folder / f"digit_{i:02d}.png")
-    run_cli("predict", "--config", "configs/mnist_mlp.yaml", "--ckpt_path", "best", *logs(save_dir),
-            "--data.init_args.predict_path", str(folder), data_dir=REAL_DATA)
+    run_cli(
+        "predict",
+        "--config",
+        "configs/mnist_mlp.yaml",
+        "--ckpt_path",
+        "best",
+        *logs(save_dir),
+        "--data.init_args.predict_path",
+        str(folder),
+        data_dir=REAL_DATA,
+    )
     mine = rows(run / "predict_1" / "predictions.csv")
     assert [r["file"] for r in mine] == [f"digit_{i:02d}.png" for i in range(20)]
     assert [r["predicted"] for r in mine] == [r["predicted"] for r in table[:20]]
@@ -81,11 +94,22 @@ def test_predict_bad_input_is_one_line_and_writes_nothing(short_mlp_run, tmp_pat
     broken = tmp_path / "broken"
     broken.mkdir()
     (broken / "0.png").write_bytes(b"\x89PNG not really")
-    cases = {(): "predict needs a trained model: add --ckpt_path best, last or a .ckpt file",
-             ("--ckpt_path", "best", "--data.init_args.predict_path", str(empty)): f"no PNG or JPEG images in {empty}",
-             ("--ckpt_path", "best", "--data.init_args.predict_path", str(broken)): f"cannot read the image {broken / '0.png'}"}
+    cases = {
+        (): "predict needs a trained model: add --ckpt_path best, last or a .ckpt file",
+        ("--ckpt_path", "best", "--data.init_args.predict_path", str(empty)): f"no PNG or JPEG images in {empty}",
+        (
+            "--ckpt_path",
+            "best",
+            "--data.init_args.predict_path",
+            str(broken),
+        ): f"cannot read the image {broken / '0.png'}",
+    }
     for args, message in cases.items():
-        proc = run_cli("predict", "--config", "configs/mnist_mlp.yaml", *logs(save_dir), *args, data_dir=REAL_DATA, check=False)
-        assert proc.returncode == 2 and proc.stderr.strip().splitlines()[-1].startswith(f"error: {message}"), proc.stderr
+        proc = run_cli(
+            "predict", "--config", "configs/mnist_mlp.yaml", *logs(save_dir), *args, data_dir=REAL_DATA, check=False
+        )
+        assert proc.returncode == 2 and proc.stderr.strip().splitlines()[-1].startswith(f"error: {message}"), (
+            proc.stderr
+        )
         assert "Traceback" not in proc.stderr
     assert sorted(p.name for p in run.iterdir()) == before

@@ -1,5 +1,10 @@
 import torch
-from torchmetrics.classification import MulticlassConfusionMatrix, MulticlassF1Score, MulticlassPrecision, MulticlassRecall
+from torchmetrics.classification import (
+    MulticlassConfusionMatrix,
+    MulticlassF1Score,
+    MulticlassPrecision,
+    MulticlassRecall,
+)
 
 from src.callbacks.report import first_layer_filters, markdown_table, misclassified_figure, per_class_rows, rendered
 from src.manual import ManualCNN, ManualMLP
@@ -12,8 +17,13 @@ PRED = torch.tensor([0, 0, 1, 2, 1, 1, 0, 2, 2, 2])
 
 def test_per_class_numbers_match_a_hand_count():
     args = (PRED, TARGET)
-    rows = per_class_rows(MulticlassPrecision(3, average=None)(*args), MulticlassRecall(3, average=None)(*args),
-                          MulticlassF1Score(3, average=None)(*args), MulticlassConfusionMatrix(3)(*args), ("a", "b", "c"))
+    rows = per_class_rows(
+        MulticlassPrecision(3, average=None)(*args),
+        MulticlassRecall(3, average=None)(*args),
+        MulticlassF1Score(3, average=None)(*args),
+        MulticlassConfusionMatrix(3)(*args),
+        ("a", "b", "c"),
+    )
     # class a: predicted 3 times (2 right) -> P 2/3; 4 true (2 found) -> R 1/2; F1 = 2PR/(P+R) = 4/7
     # class b: predicted 3 times (2 right) -> P 2/3; 3 true (2 found) -> R 2/3; F1 2/3
     # class c: predicted 4 times (3 right) -> P 3/4; 3 true (3 found) -> R 1;   F1 6/7
@@ -44,7 +54,7 @@ def test_misclassified_figure_has_one_captioned_tile_per_image():
     assert [t.get_text() for t in ax.texts] == [f"{i} -> {9 - i}" for i in range(10)]
     grid = torch.from_numpy(ax.images[0].get_array().data).float()  # [H', W', 3]: 2 rows of 8 tiles, 12 px padding
     assert grid.shape == (2 * (28 + 12) + 12, 8 * (28 + 12) + 12, 3)
-    assert torch.allclose(grid[12:40, 3 * 40 + 12:3 * 40 + 40, 0], images[3, 0])  # tile 3 where it belongs
+    assert torch.allclose(grid[12:40, 3 * 40 + 12 : 3 * 40 + 40, 0], images[3, 0])  # tile 3 where it belongs
     x, y = ax.texts[3].get_position()
     assert 3 * 40 + 12 < x < 3 * 40 + 40 and y <= 12  # its caption centred above it
     image = rendered(fig)

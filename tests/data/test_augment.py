@@ -13,7 +13,7 @@ def test_crop_flip_matches_per_image_reference():
     flip = torch.rand(16, 1, generator=g) < 0.5
     for i in range(16):
         padded = torch.stack([F.pad(x[i, c], (2, 2, 2, 2), value=0.0) for c in range(3)])
-        crop = padded[:, dy[i, 0]:dy[i, 0] + 8, dx[i, 0]:dx[i, 0] + 8]
+        crop = padded[:, dy[i, 0] : dy[i, 0] + 8, dx[i, 0] : dx[i, 0] + 8]
         expected = crop.flip(2) if flip[i, 0] else crop
         assert torch.equal(out[i], expected), i
     assert flip.any() and not flip.all() and (dy != 2).any()  # the draw exercised both branches

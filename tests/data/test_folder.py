@@ -8,8 +8,7 @@ import pytest
 import torch
 from PIL import Image
 
-from src.data import FashionMNISTDataModule, ImageFolderDataModule
-from src.data import folder
+from src.data import FashionMNISTDataModule, ImageFolderDataModule, folder
 from src.errors import UsageError
 from tests.conftest import only_run, read_scalars, run_cli, write_idx, write_image_folder
 
@@ -41,8 +40,9 @@ def fashion_folder(tmp_path_factory):
 
 
 def test_folder_and_idx_modules_hold_the_same_tensors(fashion_folder, tmp_path):
-    folder = ImageFolderDataModule(root=str(fashion_folder / "images"), channels=1, val_size=500, seed=3,
-                                   cache_dir=str(tmp_path / "cache"))
+    folder = ImageFolderDataModule(
+        root=str(fashion_folder / "images"), channels=1, val_size=500, seed=3, cache_dir=str(tmp_path / "cache")
+    )
     idx = FashionMNISTDataModule(data_dir=str(fashion_folder / "idx"), val_size=500, seed=3)
     for dm in (folder, idx):
         dm.setup("fit")
@@ -59,10 +59,22 @@ def test_the_same_recipe_scores_the_same_through_both_modules(fashion_folder, tm
     so the test accuracy is equal exactly, and it is a real one (the 1,000 real test images)."""
     common = ["--trainer.max_epochs", "3", "--data.init_args.val_size", "500"]
     scores = []
-    for name, data in (("folder", ["--data", "src.data.ImageFolderDataModule", "--data.init_args.root",
-                                   str(fashion_folder / "images"), "--data.init_args.channels", "1",
-                                   "--data.init_args.cache_dir", str(tmp_path / "cache")]),
-                       ("idx", ["--data.init_args.data_dir", str(fashion_folder / "idx")])):
+    for name, data in (
+        (
+            "folder",
+            [
+                "--data",
+                "src.data.ImageFolderDataModule",
+                "--data.init_args.root",
+                str(fashion_folder / "images"),
+                "--data.init_args.channels",
+                "1",
+                "--data.init_args.cache_dir",
+                str(tmp_path / "cache"),
+            ],
+        ),
+        ("idx", ["--data.init_args.data_dir", str(fashion_folder / "idx")]),
+    ):
         logs = ["--trainer.logger.init_args.save_dir", str(tmp_path / name)]
         args = ["--config", "configs/fashion_mnist_mlp.yaml", *data, *common, *logs]
         run_cli("fit", *args)
@@ -90,8 +102,12 @@ def test_a_second_setup_reads_the_cache_not_the_files(fashion_folder, tmp_path, 
 
 def test_a_changed_file_is_decoded_again(tmp_path):
     rng = np.random.default_rng(0)
-    write_image_folder(tmp_path / "d", "train", rng.integers(0, 256, (6, 8, 8), dtype=np.uint8), [0, 0, 0, 1, 1, 1], ["a", "b"])
-    make = lambda: ImageFolderDataModule(root=str(tmp_path / "d"), channels=1, cache_dir=str(tmp_path / "c"), val_size=1)  # noqa: E731
+    write_image_folder(
+        tmp_path / "d", "train", rng.integers(0, 256, (6, 8, 8), dtype=np.uint8), [0, 0, 0, 1, 1, 1], ["a", "b"]
+    )
+    make = lambda: ImageFolderDataModule(
+        root=str(tmp_path / "d"), channels=1, cache_dir=str(tmp_path / "c"), val_size=1
+    )  # noqa: E731
     before = make()
     before.setup("fit")
     Image.fromarray(np.full((8, 8), 255, np.uint8)).save(tmp_path / "d" / "train" / "a" / "00000.png")  # same name
@@ -105,9 +121,15 @@ def test_a_changed_file_is_decoded_again(tmp_path):
 def test_without_test_folder_a_stratified_test_split_is_carved_and_recorded(tmp_path):
     rng = np.random.default_rng(1)
     labels = [0] * 40 + [1] * 20
-    write_image_folder(tmp_path / "d", "train", rng.integers(0, 256, (60, 6, 6), dtype=np.uint8), labels, ["cat", "dog"])
-    dms = [ImageFolderDataModule(root=str(tmp_path / "d"), channels=1, test_size=0.25, val_size=5, seed=s,
-                                 cache_dir=str(tmp_path / "c")) for s in (0, 0, 1)]
+    write_image_folder(
+        tmp_path / "d", "train", rng.integers(0, 256, (60, 6, 6), dtype=np.uint8), labels, ["cat", "dog"]
+    )
+    dms = [
+        ImageFolderDataModule(
+            root=str(tmp_path / "d"), channels=1, test_size=0.25, val_size=5, seed=s, cache_dir=str(tmp_path / "c")
+        )
+        for s in (0, 0, 1)
+    ]
     for dm in dms:
         dm.setup("fit")
     test = dms[0].splits["test"].labels
@@ -129,15 +151,33 @@ def test_rgb_images_of_an_odd_size_train_the_small_cnn(tmp_path):
     write_image_folder(tmp_path / "d", "train", images[:240], labels[:240], ["red", "green", "blue"])
     write_image_folder(tmp_path / "d", "test", images[240:], labels[240:], ["red", "green", "blue"])
     logs = ["--trainer.logger.init_args.save_dir", str(tmp_path / "logs")]
-    args = ["--config", "configs/folder_cnn.yaml", "--data.init_args.root", str(tmp_path / "d"), "--data.init_args.image_size",
-            "[32, 32]", "--data.init_args.val_size", "40", "--data.init_args.batch_size", "32", "--trainer.max_epochs", "3",
-            "--data.init_args.cache_dir", str(tmp_path / "c"), *logs]
+    args = [
+        "--config",
+        "configs/folder_cnn.yaml",
+        "--data.init_args.root",
+        str(tmp_path / "d"),
+        "--data.init_args.image_size",
+        "[32, 32]",
+        "--data.init_args.val_size",
+        "40",
+        "--data.init_args.batch_size",
+        "32",
+        "--trainer.max_epochs",
+        "3",
+        "--data.init_args.cache_dir",
+        str(tmp_path / "c"),
+        *logs,
+    ]
     run_cli("fit", *args)
     run_cli("test", *args, "--ckpt_path", "best")
     run = only_run(tmp_path / "logs" / "folder_cnn")
     assert read_scalars(next(run.glob("test_*")))["test/acc"][-1][1] >= 0.95
     checkpoint = torch.load(run / "checkpoints" / "last.ckpt", weights_only=True)
-    assert checkpoint["inference"]["in_shape"] == [3, 32, 32] and checkpoint["inference"]["classes"] == ["blue", "green", "red"]
+    assert checkpoint["inference"]["in_shape"] == [3, 32, 32] and checkpoint["inference"]["classes"] == [
+        "blue",
+        "green",
+        "red",
+    ]
 
 
 def bad_folder(root: Path, case: str) -> list[str]:
@@ -162,9 +202,14 @@ def bad_folder(root: Path, case: str) -> list[str]:
     return []
 
 
-MESSAGES = {"no class folders": "holds no class folders", "empty class": "holds no images",
-            "unknown test class": "zebra is a class that", "corrupt file": "broken.png",
-            "too large": "more than max_pixels=50", "mixed sizes": "set --data.init_args.image_size"}
+MESSAGES = {
+    "no class folders": "holds no class folders",
+    "empty class": "holds no images",
+    "unknown test class": "zebra is a class that",
+    "corrupt file": "broken.png",
+    "too large": "more than max_pixels=50",
+    "mixed sizes": "set --data.init_args.image_size",
+}
 
 
 @pytest.mark.parametrize("case", list(MESSAGES))
@@ -172,9 +217,25 @@ def test_bad_folders_are_one_line_exit_2_and_left_unchanged(case, tmp_path):
     root = tmp_path / "d"
     extra = bad_folder(root, case)
     before = listing(root)
-    proc = run_cli("fit", "--config", "configs/folder_mlp.yaml", "--data.init_args.root", str(root), "--data.init_args.channels",
-                   "1", "--data.init_args.val_size", "1", "--data.init_args.cache_dir", str(tmp_path / "c"),
-                   "--trainer.logger.init_args.save_dir", str(tmp_path / "logs"), "--trainer.max_epochs", "1", *extra, check=False)
+    proc = run_cli(
+        "fit",
+        "--config",
+        "configs/folder_mlp.yaml",
+        "--data.init_args.root",
+        str(root),
+        "--data.init_args.channels",
+        "1",
+        "--data.init_args.val_size",
+        "1",
+        "--data.init_args.cache_dir",
+        str(tmp_path / "c"),
+        "--trainer.logger.init_args.save_dir",
+        str(tmp_path / "logs"),
+        "--trainer.max_epochs",
+        "1",
+        *extra,
+        check=False,
+    )
     lines = proc.stderr.strip().splitlines()
     assert proc.returncode == 2 and lines[-1].startswith("error: ") and MESSAGES[case] in lines[-1], proc.stderr[-2000:]
     assert "Traceback" not in proc.stderr and listing(root) == before
@@ -182,8 +243,9 @@ def test_bad_folders_are_one_line_exit_2_and_left_unchanged(case, tmp_path):
 
 def test_skip_bad_skips_and_counts(tmp_path, capsys):
     bad_folder(tmp_path / "d", "corrupt file")
-    dm = ImageFolderDataModule(root=str(tmp_path / "d"), channels=1, val_size=1, test_size=0.5, skip_bad=True,
-                               cache_dir=str(tmp_path / "c"))
+    dm = ImageFolderDataModule(
+        root=str(tmp_path / "d"), channels=1, val_size=1, test_size=0.5, skip_bad=True, cache_dir=str(tmp_path / "c")
+    )
     dm.setup("fit")
     assert sum(len(dm.splits[s]) for s in ("train", "val", "test")) == 4  # the broken file left out
     assert "skipped 1 of 5 images" in capsys.readouterr().err

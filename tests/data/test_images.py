@@ -53,8 +53,19 @@ def test_tensors_are_scaled_and_their_channels_mapped():
     u8 = torch.randint(0, 256, (2, 3, 8, 8), dtype=torch.uint8)
     assert torch.equal(to_unit_range(u8, 3), u8.float() / 255)
     grey = to_unit_range(u8, 1)
-    pil = torch.stack([torch.from_numpy(__import__("numpy").asarray(
-        Image.fromarray(img.permute(1, 2, 0).numpy()).convert("L"))) for img in u8]).unsqueeze(1).float() / 255
+    pil = (
+        torch.stack(
+            [
+                torch.from_numpy(
+                    __import__("numpy").asarray(Image.fromarray(img.permute(1, 2, 0).numpy()).convert("L"))
+                )
+                for img in u8
+            ]
+        )
+        .unsqueeze(1)
+        .float()
+        / 255
+    )
     assert grey.shape == (2, 1, 8, 8) and (grey - pil).abs().max() <= 1 / 255  # PIL's luma, up to its rounding
     assert to_unit_range(u8[:, :1], 3).shape == (2, 3, 8, 8)
     rgba = torch.cat([u8, torch.full((2, 1, 8, 8), 255, dtype=torch.uint8)], dim=1)

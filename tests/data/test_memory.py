@@ -18,7 +18,9 @@ def test_dataloader_serves_whole_batches_by_indexing():
     batches = list(DataLoader(ds, batch_size=4, collate_fn=keep_batch))
     assert [len(y) for _, y in batches] == [4, 4, 2]
     x, y = batches[1]
-    assert x.shape == (4, 1, 1, 1) and torch.equal(y, torch.tensor([4, 5, 6, 7])) and torch.equal(x.flatten(), y.float())
+    assert (
+        x.shape == (4, 1, 1, 1) and torch.equal(y, torch.tensor([4, 5, 6, 7])) and torch.equal(x.flatten(), y.float())
+    )
 
 
 def _rank_views(data_dir: Path, world: int = 2) -> list[MNISTDataModule]:

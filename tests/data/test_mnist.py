@@ -1,6 +1,6 @@
-import numpy as np
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
@@ -23,8 +23,13 @@ def test_generated_idx_files_give_exact_splits(tmp_path, cls):
     normalized = (train.images - dm.mean) / dm.std
     assert abs(normalized.mean().item()) < 1e-5 and abs(normalized.std(unbiased=False).item() - 1) < 1e-5
     # Train and val are disjoint and together the whole train file (matched on the raw pixels).
-    raw = torch.from_numpy(np.frombuffer((tmp_path / cls.dataset_cls.__name__ / "raw" / "train-images-idx3-ubyte")
-                                         .read_bytes()[16:], np.uint8).reshape(300, 784).copy())
+    raw = torch.from_numpy(
+        np.frombuffer(
+            (tmp_path / cls.dataset_cls.__name__ / "raw" / "train-images-idx3-ubyte").read_bytes()[16:], np.uint8
+        )
+        .reshape(300, 784)
+        .copy()
+    )
     pixels = lambda x: torch.round(x.reshape(len(x), -1) * 255).to(torch.uint8)  # noqa: E731
     seen = {bytes(r.numpy()) for r in pixels(train.images)} | {bytes(r.numpy()) for r in pixels(val.images)}
     assert len(seen) == 300 and seen == {bytes(r.numpy()) for r in raw}
@@ -63,7 +68,10 @@ def test_real_fashion_mnist_statistics_and_classes_match_published(fashion_root)
     assert abs(dm.mean.item() - 0.2860) < 1e-3 and abs(dm.std.item() - 0.3530) < 1e-3
     assert [len(dm.splits[s]) for s in ("train", "val", "test")] == [55000, 5000, 10000]
     train = torch.cat([dm.splits["train"].labels, dm.splits["val"].labels])
-    assert torch.bincount(train).tolist() == [6000] * 10 and torch.bincount(dm.splits["test"].labels).tolist() == [1000] * 10
+    assert (
+        torch.bincount(train).tolist() == [6000] * 10
+        and torch.bincount(dm.splits["test"].labels).tolist() == [1000] * 10
+    )
     assert dm.classes[0] == "T-shirt/top" and dm.classes[9] == "Ankle boot"
 
 
@@ -118,6 +126,7 @@ def test_data_dir_defaults_to_environment(monkeypatch, tmp_path):
 
 def test_present_folder_is_never_downloaded_again(tmp_path, monkeypatch):
     make_idx_dataset(tmp_path, "MNIST", n_train=20, n_test=10)
+
     def no_download(self):
         raise AssertionError("downloaded although the folder exists")
 

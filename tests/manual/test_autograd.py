@@ -20,7 +20,7 @@ def mnist_batch():
 
 def autograd_loss(net, x, y, reg: float):
     linears = [m for m in net.layers if isinstance(m, torch.nn.Linear)]
-    return F.cross_entropy(net(x), y) + reg * sum((m.weight ** 2).sum() for m in linears), linears
+    return F.cross_entropy(net(x), y) + reg * sum((m.weight**2).sum() for m in linears), linears
 
 
 @pytest.mark.parametrize("dtype,tol", [(torch.float64, 1e-10), (torch.float32, 1e-5)])
@@ -49,9 +49,15 @@ def test_momentum_steps_equal_torch_sgd(mnist_batch):
     net = manual.to_module()
     x, y = mnist_batch[0].double(), mnist_batch[1]
     linears = [m for m in net.layers if isinstance(m, torch.nn.Linear)]
-    reference = torch.optim.SGD([{"params": [m.weight for m in linears], "weight_decay": 2 * reg},
-                                 {"params": [m.bias for m in linears], "weight_decay": 0.0}],
-                                lr=lr, momentum=momentum, dampening=0.0)
+    reference = torch.optim.SGD(
+        [
+            {"params": [m.weight for m in linears], "weight_decay": 2 * reg},
+            {"params": [m.bias for m in linears], "weight_decay": 0.0},
+        ],
+        lr=lr,
+        momentum=momentum,
+        dampening=0.0,
+    )
     ours = ManualSGD(manual.parameters(), lr=lr, momentum=momentum)
     for step in range(3):  # the first step has no momentum yet; the later ones use it
         _, grads = manual.loss(x, y)

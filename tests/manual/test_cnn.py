@@ -13,6 +13,7 @@ from src.models import SmallCNN
 from tests.manual.test_autograd import mnist_batch  # noqa: F401  (the module-scoped real MNIST batch fixture)
 from tests.manual.test_gradients import max_relative_error
 
+
 def numeric_grad(f, t: torch.Tensor, H: float = 1e-5) -> torch.Tensor:
     """Centred differences (f(t + h e_i) - f(t - h e_i)) / 2h of the scalar function f, one entry of t at a time."""
     g, flat = torch.zeros_like(t), t.view(-1)
@@ -43,8 +44,9 @@ def weighted_sum(forward, R):
     return lambda: (forward()[0] * R).sum()
 
 
-@pytest.mark.parametrize("k,pad,shape", [(5, 2, (2, 3, 7, 6)), (3, 1, (2, 2, 6, 5)), (3, 0, (2, 2, 6, 6)),
-                                         (5, 2, (2, 1, 7, 6))])  # one channel: the transposed patches (patches_t)
+@pytest.mark.parametrize(
+    "k,pad,shape", [(5, 2, (2, 3, 7, 6)), (3, 1, (2, 2, 6, 5)), (3, 0, (2, 2, 6, 6)), (5, 2, (2, 1, 7, 6))]
+)  # one channel: the transposed patches (patches_t)
 def test_conv2d_against_finite_differences(k, pad, shape):
     g = torch.Generator().manual_seed(0)
     x, W, b = (torch.randn(s, generator=g, dtype=torch.float64) for s in (shape, (4, shape[1], k, k), (4,)))
@@ -100,7 +102,10 @@ def test_flatten_round_trip():
 def test_batchnorm_against_finite_differences(layer, shape, training):
     g = torch.Generator().manual_seed(0)
     x = 3 * torch.randn(shape, generator=g, dtype=torch.float64) + 1
-    gamma, beta = torch.rand(4, generator=g, dtype=torch.float64) + 0.5, torch.randn(4, generator=g, dtype=torch.float64)
+    gamma, beta = (
+        torch.rand(4, generator=g, dtype=torch.float64) + 0.5,
+        torch.randn(4, generator=g, dtype=torch.float64),
+    )
     stats = torch.randn(4, generator=g, dtype=torch.float64), torch.rand(4, generator=g, dtype=torch.float64) + 0.5
 
     def forward():  # fresh running buffers each call: the moving averages must not drift between evaluations
@@ -118,8 +123,15 @@ def tiny_cnn(batchnorm: bool, activation: str, seed: int) -> tuple[ManualCNN, to
     """A 2x8x8 -> [conv3x3-3, pool, conv3x3-4, pool] -> 3-class net, reg 0.005, with weights and 4 inputs drawn
     from one seeded generator (weights scaled up so that the loss is far from flat)."""
     g = torch.Generator().manual_seed(seed)
-    net = ManualCNN(in_shape=(2, 8, 8), num_classes=3, channels=[3, 4], kernel_size=3, batchnorm=batchnorm,
-                    activation=activation, reg=0.005).double()
+    net = ManualCNN(
+        in_shape=(2, 8, 8),
+        num_classes=3,
+        channels=[3, 4],
+        kernel_size=3,
+        batchnorm=batchnorm,
+        activation=activation,
+        reg=0.005,
+    ).double()
     for name, p in net.params.items():
         p.data = torch.randn(p.shape, generator=g, dtype=torch.float64) + (1.0 if name.startswith("gamma") else 0.0)
     return net, torch.randn(4, 2, 8, 8, generator=g, dtype=torch.float64), torch.tensor([0, 1, 2, 1])
@@ -149,8 +161,15 @@ def kink_margin(net: ManualCNN, X: torch.Tensor) -> float:
 # balances the two errors of centred differences, round-off ~1e-16 |L| / h and truncation ~h^2 |L's third derivative|:
 # the ReLU net without batchnorm is piecewise linear up to its softmax and starts at a large loss (43), so round-off
 # dominates (h = 1e-5 measured 1.3e-8 on one CPU, 1e-4 measures 4e-9); smooth activations curve: small steps.
-@pytest.mark.parametrize("batchnorm,activation,seed,h", [(False, "relu", 0, 1e-4), (True, "relu", 3, 3e-5),
-                                                         (False, "improved_sigmoid", 157, 1e-5), (True, "tanh", 4, 3e-5)])
+@pytest.mark.parametrize(
+    "batchnorm,activation,seed,h",
+    [
+        (False, "relu", 0, 1e-4),
+        (True, "relu", 3, 3e-5),
+        (False, "improved_sigmoid", 157, 1e-5),
+        (True, "tanh", 4, 3e-5),
+    ],
+)
 def test_manual_cnn_against_finite_differences(batchnorm, activation, seed, h):
     net, X, y = tiny_cnn(batchnorm, activation, seed)
     assert kink_margin(net, X) > 10 * h
@@ -165,7 +184,7 @@ def autograd_grads(net: SmallCNN, x, y, reg: float) -> tuple[torch.Tensor, dict]
     convs = [m for m in net.layers if isinstance(m, torch.nn.Conv2d)]
     norms = [m for m in net.layers if isinstance(m, torch.nn.BatchNorm2d)]
     weights = [c.weight for c in convs] + [net.layers[-1].weight]
-    loss = F.cross_entropy(net(x), y) + reg * sum((w ** 2).sum() for w in weights)
+    loss = F.cross_entropy(net(x), y) + reg * sum((w**2).sum() for w in weights)
     loss.backward()
     grads = {"W3": net.layers[-1].weight.grad.T, "b3": net.layers[-1].bias.grad}
     for l, conv in enumerate(convs, start=1):
@@ -236,6 +255,7 @@ def test_parameter_count_is_the_seeds():
 
 def test_trains_without_autograd(mnist_root, tmp_path, monkeypatch):
     """Twenty training steps through the CLI's classes with every autograd entry point made to fail."""
+
     def refuse(*args, **kwargs):
         raise AssertionError("autograd was called")
 
@@ -243,10 +263,26 @@ def test_trains_without_autograd(mnist_root, tmp_path, monkeypatch):
     monkeypatch.setattr(torch.autograd, "backward", refuse)
     monkeypatch.setattr(torch.autograd, "grad", refuse)
     from src.cli import main
-    cli = main(["--config", "configs/mnist_manual_cnn.yaml", "--trainer.logger.init_args.save_dir", str(tmp_path),
-                "--data.init_args.data_dir", str(mnist_root), "--trainer.limit_train_batches", "20",
-                "--trainer.limit_val_batches", "1", "--trainer.max_epochs", "1", "--trainer.enable_progress_bar", "false"],
-               run=False)
+
+    cli = main(
+        [
+            "--config",
+            "configs/mnist_manual_cnn.yaml",
+            "--trainer.logger.init_args.save_dir",
+            str(tmp_path),
+            "--data.init_args.data_dir",
+            str(mnist_root),
+            "--trainer.limit_train_batches",
+            "20",
+            "--trainer.limit_val_batches",
+            "1",
+            "--trainer.max_epochs",
+            "1",
+            "--trainer.enable_progress_bar",
+            "false",
+        ],
+        run=False,
+    )
     before = cli.model.net.params["W2"].clone()
     cli.trainer.fit(cli.model, cli.datamodule)
     assert cli.trainer.global_step == 20 and not torch.equal(before, cli.model.net.params["W2"])

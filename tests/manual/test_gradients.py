@@ -71,8 +71,10 @@ def random_net(activation: str, seed: int) -> tuple[ManualMLP, torch.Tensor, tor
 # Seeds chosen so that every gradient entry is >= 1e-2: centred differences in float64 carry an absolute error
 # of ~1e-10 (round-off of L / h plus the h^2 truncation term), so the 1e-8 relative criterion tests the code
 # only where gradients stand well above that floor; tiny entries would measure the finite differences instead.
-@pytest.mark.parametrize("activation,seed", [("sigmoid", 1139), ("tanh", 2782), ("improved_sigmoid", 2636),
-                                             ("leaky_relu", 2410), ("relu", 121)])
+@pytest.mark.parametrize(
+    "activation,seed",
+    [("sigmoid", 1139), ("tanh", 2782), ("improved_sigmoid", 2636), ("leaky_relu", 2410), ("relu", 121)],
+)
 def test_two_hidden_layers_against_finite_differences(activation, seed):
     net, X, y = random_net(activation, seed)
     _, analytic = net.loss(X, y)
@@ -136,4 +138,4 @@ def test_toy_problem_trains_with_the_exercises_minibatch_sgd():
         scheduler.step()
     final = net.loss(X, y)[0].item()
     print("toy loss after 100 mini-batch iterations:", round(final, 5))
-    assert final < 0.02 and scheduler.get_last_lr()[0] == pytest.approx(0.1 * 0.95 ** 100)
+    assert final < 0.02 and scheduler.get_last_lr()[0] == pytest.approx(0.1 * 0.95**100)

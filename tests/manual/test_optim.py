@@ -5,8 +5,11 @@ import torch
 
 from src.manual import ManualSGD
 
-GRADS = [torch.tensor([0.5, -1.0], dtype=torch.float64), torch.tensor([2.0, 0.25], dtype=torch.float64),
-         torch.tensor([-1.5, 3.0], dtype=torch.float64)]
+GRADS = [
+    torch.tensor([0.5, -1.0], dtype=torch.float64),
+    torch.tensor([2.0, 0.25], dtype=torch.float64),
+    torch.tensor([-1.5, 3.0], dtype=torch.float64),
+]
 
 
 def run(optimizer: ManualSGD, w: torch.Tensor, grads: list[torch.Tensor]) -> torch.Tensor:
@@ -38,7 +41,7 @@ def test_seed_003s_form_averages_a_constant_gradient():
         w = torch.zeros(1, dtype=torch.float64)
         optimizer = ManualSGD([w], lr=1.0, momentum=mu, dampening=dampening)
         run(optimizer, w, [torch.ones(1, dtype=torch.float64)] * steps)
-        assert optimizer.state[w]["delta"].item() == pytest.approx(limit * (1 - mu ** steps), rel=1e-12)
+        assert optimizer.state[w]["delta"].item() == pytest.approx(limit * (1 - mu**steps), rel=1e-12)
 
 
 def test_a_checkpoint_from_before_dampening_resumes_undamped():

@@ -14,7 +14,9 @@ def test_improved_sigmoid_fixed_points_and_gain():
     assert abs(f(torch.tensor(100.0)).item() - 1.7159) < 1e-6  # saturates at the constant
 
 
-@pytest.mark.parametrize("name,value", [("relu", 0.0), ("leaky_relu", -0.02), ("sigmoid", 0.11920292), ("tanh", -0.96402758)])
+@pytest.mark.parametrize(
+    "name,value", [("relu", 0.0), ("leaky_relu", -0.02), ("sigmoid", 0.11920292), ("tanh", -0.96402758)]
+)
 def test_named_activations(name, value):
     assert abs(make_activation(name)(torch.tensor([-2.0])).item() - value) < 1e-6
 

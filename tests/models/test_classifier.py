@@ -69,12 +69,21 @@ def test_one_cycle_gets_the_run_length_from_the_trainer():
     assert config["lr_scheduler"]["scheduler"].total_steps == 21 and config["lr_scheduler"]["interval"] == "step"
 
 
-@pytest.mark.parametrize("net, data, message", [
-    (MLP(hidden=[8]), SimpleNamespace(in_shape=(3, 32, 32), num_classes=10),
-     r"expects images of shape \(1, 28, 28\) but the data module gives \(3, 32, 32\).*in_shape \[3, 32, 32\]"),
-    (MLP(hidden=[8]), SimpleNamespace(in_shape=(1, 28, 28), num_classes=100),
-     r"the net has 10 outputs but the data set has 100 classes.*num_classes 100"),
-])
+@pytest.mark.parametrize(
+    "net, data, message",
+    [
+        (
+            MLP(hidden=[8]),
+            SimpleNamespace(in_shape=(3, 32, 32), num_classes=10),
+            r"expects images of shape \(1, 28, 28\) but the data module gives \(3, 32, 32\).*in_shape \[3, 32, 32\]",
+        ),
+        (
+            MLP(hidden=[8]),
+            SimpleNamespace(in_shape=(1, 28, 28), num_classes=100),
+            r"the net has 10 outputs but the data set has 100 classes.*num_classes 100",
+        ),
+    ],
+)
 def test_setup_names_a_net_that_does_not_fit_the_data(net, data, message):
     model = ImageClassifier(net)
     model._trainer = SimpleNamespace(datamodule=data)
@@ -87,13 +96,34 @@ def test_setup_names_a_net_that_does_not_fit_the_data(net, data, message):
 @pytest.mark.parametrize("config", ["mnist_mlp", "mnist_manual"])
 def test_train_loss_is_logged_on_exactly_the_steps_the_logger_writes(config, mnist_root, tmp_path, monkeypatch):
     monkeypatch.setenv("DATA_DIR", str(mnist_root))
-    main(["fit", "--config", f"configs/{config}.yaml", "--trainer.logger.init_args.save_dir", str(tmp_path),
-          "--trainer.max_epochs", "2", "--trainer.limit_train_batches", "12", "--trainer.limit_val_batches", "1",
-          "--trainer.log_every_n_steps", "5", "--trainer.enable_progress_bar", "false"])
+    main(
+        [
+            "fit",
+            "--config",
+            f"configs/{config}.yaml",
+            "--trainer.logger.init_args.save_dir",
+            str(tmp_path),
+            "--trainer.max_epochs",
+            "2",
+            "--trainer.limit_train_batches",
+            "12",
+            "--trainer.limit_val_batches",
+            "1",
+            "--trainer.log_every_n_steps",
+            "5",
+            "--trainer.enable_progress_bar",
+            "false",
+        ]
+    )
     scalars = read_scalars(only_run(tmp_path / config))
     # 24 optimizer steps (0..23); Lightning writes step scalars after steps 4, 9, 14, 19, across the epoch boundary.
     assert [step for step, _ in scalars["train/loss"]] == [4, 9, 14, 19]
-    assert [step for step, _ in scalars["lr-" + ("ManualSGD" if config == "mnist_manual" else "Adam")]] == [4, 9, 14, 19]
+    assert [step for step, _ in scalars["lr-" + ("ManualSGD" if config == "mnist_manual" else "Adam")]] == [
+        4,
+        9,
+        14,
+        19,
+    ]
 
 
 def test_a_checkpoint_from_before_inference_metadata_loads_and_predict_says_why_not():
@@ -113,8 +143,16 @@ def test_a_checkpoint_from_before_normalization_was_a_layer_keeps_its_statistics
     torch.manual_seed(0)
     trained = ImageClassifier(MLP(hidden=[8]))
     state = {k: v for k, v in trained.state_dict().items() if not k.startswith("normalize.")}
-    old = {"state_dict": state, "inference": {"mean": [0.1307], "std": [0.3081], "classes": list("0123456789"),
-                                              "in_shape": [1, 28, 28], "dark_background": True}}
+    old = {
+        "state_dict": state,
+        "inference": {
+            "mean": [0.1307],
+            "std": [0.3081],
+            "classes": list("0123456789"),
+            "in_shape": [1, 28, 28],
+            "dark_background": True,
+        },
+    }
     model = ImageClassifier(MLP(hidden=[8])).restore(old)
     x = torch.rand(4, 1, 28, 28)
     assert torch.allclose(model.eval()(x), trained.net.eval()((x - 0.1307) / 0.3081))
@@ -131,9 +169,20 @@ def test_eval_flip_set_on_the_command_line_scores_a_trained_checkpoint(short_mlp
     accuracy = {}
     for flip in ("false", "true"):
         logs = tmp_path / flip
-        run_cli("validate", "--config", "configs/mnist_mlp.yaml", "--ckpt_path", str(ckpt), "--model.init_args.eval_flip",
-                flip, "--trainer.logger.init_args.save_dir", str(logs), "--trainer.limit_val_batches", "4",
-                data_dir=REAL_DATA)
+        run_cli(
+            "validate",
+            "--config",
+            "configs/mnist_mlp.yaml",
+            "--ckpt_path",
+            str(ckpt),
+            "--model.init_args.eval_flip",
+            flip,
+            "--trainer.logger.init_args.save_dir",
+            str(logs),
+            "--trainer.limit_val_batches",
+            "4",
+            data_dir=REAL_DATA,
+        )
         (metrics,) = logs.glob("mnist_mlp/version_*/validate_*/metrics.json")
         accuracy[flip] = json.loads(metrics.read_text())["metrics"]["val/acc"]
     assert accuracy["false"] > 0.85 and accuracy["true"] < accuracy["false"] - 0.05, accuracy

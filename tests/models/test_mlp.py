@@ -20,7 +20,18 @@ def test_784_64_10_has_50890_parameters_and_right_shape():
 def test_layers_follow_the_options():
     net = MLP(in_shape=(3, 32, 32), hidden=[50, 25], activation="tanh", batchnorm=True, dropout=0.5)
     kinds = [type(m).__name__ for m in net.layers]
-    assert kinds == ["Flatten", "Linear", "BatchNorm1d", "Tanh", "Dropout", "Linear", "BatchNorm1d", "Tanh", "Dropout", "Linear"]
+    assert kinds == [
+        "Flatten",
+        "Linear",
+        "BatchNorm1d",
+        "Tanh",
+        "Dropout",
+        "Linear",
+        "BatchNorm1d",
+        "Tanh",
+        "Dropout",
+        "Linear",
+    ]
     assert net.layers[1].in_features == 3072 and net(torch.randn(4, 3, 32, 32)).shape == (4, 10)
     # Linear weights + biases, and BatchNorm's scale and shift: 3072*50+50 + 2*50 + 50*25+25 + 2*25 + 25*10+10
     assert _count(net) == 3072 * 50 + 50 + 100 + 50 * 25 + 25 + 50 + 25 * 10 + 10

@@ -46,7 +46,9 @@ def test_the_pareto_front_by_hand():
     from src.sweep.spec import Sweep
 
     sweep = Sweep(name="p", base=[], params={}, trade_offs=[{"metric": "num_params", "direction": "minimize"}])
-    table = [{"objective_mean": a, "params": p} for a, p in [(0.97, 100), (0.96, 200), (0.98, 300), (0.95, 50), (0.97, 100)]]
+    table = [
+        {"objective_mean": a, "params": p} for a, p in [(0.97, 100), (0.96, 200), (0.98, 300), (0.95, 50), (0.97, 100)]
+    ]
     assert pareto(table, sweep) == [True, False, True, True, True]
 
 
@@ -60,17 +62,39 @@ def test_an_ablation_is_paired_with_its_reference_point_of_the_same_net():
     from src.sweep.spec import Sweep
 
     nets, tricks = [{"name": "a"}, {"name": "b"}], [{"name": "off"}, {"name": "base"}]
-    sweep = Sweep(name="r", base=[], params={"net": nets, "trick": tricks}, seeds=[0, 1, 2], reference={"trick": "base"})
-    scores = {("a", "off"): [0.90, 0.91, 0.92], ("a", "base"): [0.99, 0.99, 0.99],
-              ("b", "off"): [0.93, 0.92, 0.95], ("b", "base"): [0.95, 0.96, 0.98]}
-    points = {json.dumps({"net": n, "trick": t}): [{"seed": s, "params": 1, "epochs": 1, "wall_s": 1.0, "objective": v,
-                                                     "val_acc_best": v, "test_acc": v - 0.01}
-                                                    for s, v in enumerate(scores[n["name"], t["name"]])]
-              for n in nets for t in tricks}
+    sweep = Sweep(
+        name="r", base=[], params={"net": nets, "trick": tricks}, seeds=[0, 1, 2], reference={"trick": "base"}
+    )
+    scores = {
+        ("a", "off"): [0.90, 0.91, 0.92],
+        ("a", "base"): [0.99, 0.99, 0.99],
+        ("b", "off"): [0.93, 0.92, 0.95],
+        ("b", "base"): [0.95, 0.96, 0.98],
+    }
+    points = {
+        json.dumps({"net": n, "trick": t}): [
+            {
+                "seed": s,
+                "params": 1,
+                "epochs": 1,
+                "wall_s": 1.0,
+                "objective": v,
+                "val_acc_best": v,
+                "test_acc": v - 0.01,
+            }
+            for s, v in enumerate(scores[n["name"], t["name"]])
+        ]
+        for n in nets
+        for t in tricks
+    }
     table = {(r["net"], r["trick"]): r for r in rows(points, sweep)}
     b_off = table["b", "off"]
-    assert b_off["objective_vs_ref"] == pytest.approx(-0.03) and b_off["objective_vs_ref_ci95"] == pytest.approx(0.0248, abs=1e-4)
+    assert b_off["objective_vs_ref"] == pytest.approx(-0.03) and b_off["objective_vs_ref_ci95"] == pytest.approx(
+        0.0248, abs=1e-4
+    )
     assert b_off["objective_vs_ref_resolved"] and b_off["vs_ref_seeds"] == 3 and not b_off["reference"]
-    assert table["a", "off"]["objective_vs_ref"] == pytest.approx(-0.08) and table["a", "off"]["objective_vs_ref_ci95"] == pytest.approx(0.0248, abs=1e-4)
+    assert table["a", "off"]["objective_vs_ref"] == pytest.approx(-0.08) and table["a", "off"][
+        "objective_vs_ref_ci95"
+    ] == pytest.approx(0.0248, abs=1e-4)
     assert table["b", "base"]["reference"] and table["b", "base"]["objective_vs_ref"] == 0.0
     assert table["a", "base"]["best"] and b_off["objective_vs_best"] == pytest.approx(-0.17 / 3)

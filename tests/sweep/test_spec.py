@@ -35,14 +35,26 @@ def test_keys_that_pick_classes_meet_every_value_of_the_others(tmp_path):
 
     tricks = load(ROOT / "configs" / "sweeps" / "tricks_seed002.yaml")
     assert tricks.checked_points() == tricks.grid()  # 2 nets x 6 tricks, all 12
-    sweep = sweep_file(tmp_path, "base: configs/mnist_mlp.yaml\nparams:\n"
-                       "  data.class_path: [src.data.MNISTDataModule, src.data.FashionMNISTDataModule]\n"
-                       "  data.init_args.batch_size: [32, 64, 128]\n  model.init_args.optimizer.init_args.lr: [0.1, 0.01]\n"
-                       "seeds: [0, 1, 2]\n")
-    points = [(p["data.class_path"].rsplit(".", 1)[1], p["data.init_args.batch_size"],
-               p["model.init_args.optimizer.init_args.lr"]) for p in sweep.checked_points()]
-    assert points == [(data, b, lr) for data in ("MNISTDataModule", "FashionMNISTDataModule")
-                      for b, lr in [(32, 0.1), (64, 0.1), (128, 0.1), (32, 0.01)]]
+    sweep = sweep_file(
+        tmp_path,
+        "base: configs/mnist_mlp.yaml\nparams:\n"
+        "  data.class_path: [src.data.MNISTDataModule, src.data.FashionMNISTDataModule]\n"
+        "  data.init_args.batch_size: [32, 64, 128]\n  model.init_args.optimizer.init_args.lr: [0.1, 0.01]\n"
+        "seeds: [0, 1, 2]\n",
+    )
+    points = [
+        (
+            p["data.class_path"].rsplit(".", 1)[1],
+            p["data.init_args.batch_size"],
+            p["model.init_args.optimizer.init_args.lr"],
+        )
+        for p in sweep.checked_points()
+    ]
+    assert points == [
+        (data, b, lr)
+        for data in ("MNISTDataModule", "FashionMNISTDataModule")
+        for b, lr in [(32, 0.1), (64, 0.1), (128, 0.1), (32, 0.01)]
+    ]
 
 
 @pytest.mark.parametrize("position", [1, 2])
@@ -53,11 +65,14 @@ def test_a_bad_value_anywhere_in_a_big_grid_is_refused_before_any_trial(tmp_path
     monkeypatch.chdir(ROOT)
     activations = ["relu", "sigmoid", "tanh"]
     activations[position] = "nope"
-    sweep = sweep_file(tmp_path, "base: configs/mnist_manual.yaml\nparams:\n"
-                       "  model.init_args.net.init_args.hidden: [[8], [16], [32]]\n"
-                       "  model.init_args.net.init_args.reg: [0.0, 0.001, 0.01]\n"
-                       "  data.init_args.batch_size: [32, 64, 128]\n"
-                       f"  model.init_args.net.init_args.activation: {activations}\nseeds: [0, 1, 2]\n")
+    sweep = sweep_file(
+        tmp_path,
+        "base: configs/mnist_manual.yaml\nparams:\n"
+        "  model.init_args.net.init_args.hidden: [[8], [16], [32]]\n"
+        "  model.init_args.net.init_args.reg: [0.0, 0.001, 0.01]\n"
+        "  data.init_args.batch_size: [32, 64, 128]\n"
+        f"  model.init_args.net.init_args.activation: {activations}\nseeds: [0, 1, 2]\n",
+    )
     assert len(sweep.grid()) == 81 and len(sweep.checked_points()) == 9
     with pytest.raises(SystemExit) as exit:
         validate(sweep)
@@ -67,6 +82,9 @@ def test_a_bad_value_anywhere_in_a_big_grid_is_refused_before_any_trial(tmp_path
 def test_a_reference_that_names_no_value_is_one_line(tmp_path):
     from src.errors import UsageError
 
-    with pytest.raises(UsageError, match="reference trick: 9-nope is not a value of a swept column of a grid; give one "
-                                         "of net: autograd, trick: 1-baseline"):
+    with pytest.raises(
+        UsageError,
+        match="reference trick: 9-nope is not a value of a swept column of a grid; give one "
+        "of net: autograd, trick: 1-baseline",
+    ):
         sweep_file(tmp_path, f"extends: {ROOT}/configs/sweeps/tricks.yaml\nreference: {{trick: 9-nope}}\n")

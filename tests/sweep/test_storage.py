@@ -1,4 +1,5 @@
 """The sweep's storage opened by several sweep commands at the same moment on a new SQLite file."""
+
 import importlib
 import multiprocessing
 import sqlite3

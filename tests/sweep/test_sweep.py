@@ -16,8 +16,11 @@ import pytest
 from tests.conftest import REAL_DATA, ROOT, Command, read_scalars
 
 TINY = "overrides: {trainer.max_epochs: 1, trainer.limit_train_batches: 4, trainer.limit_val_batches: 2, trainer.limit_test_batches: 2}\n"
-GRID = ("base: configs/mnist_mlp.yaml\n" + TINY +
-        "params:\n  model.init_args.net.init_args.hidden: [[16], [32]]\nseeds: [0, 1]\nsampler: grid\n")
+GRID = (
+    "base: configs/mnist_mlp.yaml\n"
+    + TINY
+    + "params:\n  model.init_args.net.init_args.hidden: [[16], [32]]\nseeds: [0, 1]\nsampler: grid\n"
+)
 
 
 def sweep(tmp_path: Path, text: str, *args: str, name: str = "grid", wait: bool = True, timeout: float = 900):
@@ -53,8 +56,12 @@ def test_a_grid_over_seeds_reports_what_its_runs_logged(grid_sweep):
     folder = tmp / "logs" / "grid"
     rows = table(folder)
     assert [r["hidden"] for r in rows] == ["[16]", "[32]"] and all(r["seeds"] == "2" for r in rows)
-    assert sorted(p.parent.name for p in fit_runs(folder)) == ["hidden=[16]_seed=0", "hidden=[16]_seed=1",
-                                                               "hidden=[32]_seed=0", "hidden=[32]_seed=1"]
+    assert sorted(p.parent.name for p in fit_runs(folder)) == [
+        "hidden=[16]_seed=0",
+        "hidden=[16]_seed=1",
+        "hidden=[32]_seed=0",
+        "hidden=[32]_seed=1",
+    ]
     for row in rows:  # mean and std over the two seeds, recomputed from each run's own event files
         runs = [next((folder / f"hidden={row['hidden']}_seed={s}").glob("version_*")) for s in (0, 1)]
         best = [read_scalars(r)["val/acc_best"][-1][1] for r in runs]
@@ -67,8 +74,9 @@ def test_a_grid_over_seeds_reports_what_its_runs_logged(grid_sweep):
     per_seed = list(csv.DictReader(open(folder / "results_per_seed.csv")))
     assert [(r["hidden"], r["seed"]) for r in per_seed] == [("[16]", "0"), ("[16]", "1"), ("[32]", "0"), ("[32]", "1")]
     epochs = list(csv.DictReader(open(folder / "epochs_per_seed.csv")))
-    assert [(r["hidden"], r["seed"], r["epoch"]) for r in epochs] == [(h, s, "1") for h, s in
-                                                                       [("[16]", "0"), ("[16]", "1"), ("[32]", "0"), ("[32]", "1")]]
+    assert [(r["hidden"], r["seed"], r["epoch"]) for r in epochs] == [
+        (h, s, "1") for h, s in [("[16]", "0"), ("[16]", "1"), ("[32]", "0"), ("[32]", "1")]
+    ]
     for row, epoch in zip(per_seed, epochs):  # each run's own numbers, not the means
         run = next((folder / f"hidden={row['hidden']}_seed={row['seed']}").glob("version_*"))
         fit, test = read_scalars(run), read_scalars(next(run.glob("test_*")))
@@ -99,8 +107,10 @@ def test_the_per_seed_rows_carry_provenance_and_rebuild_the_report_alone(grid_sw
         assert row["provenance"] in environments and len(row["commit"]) == 40 and row["dirty"] in ("True", "False")
         assert row["command"].startswith("python -m src.cli fit --config configs/mnist_mlp.yaml")
         assert f"--seed_everything {row['seed']}" in row["command"]
-    assert environments[per_seed[0]["provenance"]]["data"]["files"]["t10k-labels-idx1-ubyte"] == \
-        "27ae3e4e09519cfbb04c329615203637"  # real MNIST's test labels
+    assert (
+        environments[per_seed[0]["provenance"]]["data"]["files"]["t10k-labels-idx1-ubyte"]
+        == "27ae3e4e09519cfbb04c329615203637"
+    )  # real MNIST's test labels
     out = tmp_path / "committed"
     out.mkdir()
     for name in ("results_per_seed.csv", "epochs_per_seed.csv"):
@@ -169,8 +179,9 @@ def test_a_sigkilled_sweep_runs_its_lost_trial_again_once(tmp_path):
         except sqlite3.OperationalError:
             return False
 
-    while time.time() < deadline and not (db.exists() and last_one_running()
-                                          and len(list(tmp_path.glob("logs/grid/*/trial_version_*.log"))) == 4):
+    while time.time() < deadline and not (
+        db.exists() and last_one_running() and len(list(tmp_path.glob("logs/grid/*/trial_version_*.log"))) == 4
+    ):
         time.sleep(0.2)
     proc.send_signal(signal.SIGKILL)  # the trial's own process ends with its sweep (src/forked.py)
     proc.communicate(timeout=60)
@@ -212,7 +223,9 @@ def test_two_workers_run_trials_at_once(grid_sweep):
 
     db = grid_sweep[0] / "logs" / "grid" / "optuna.db"
     study = optuna.load_study(study_name="grid", storage=f"sqlite:///{db}")
-    spans = sorted((r["start"], r["end"]) for t in study.trials if t.state.name == "COMPLETE" for r in t.user_attrs["runs"])
+    spans = sorted(
+        (r["start"], r["end"]) for t in study.trials if t.state.name == "COMPLETE" for r in t.user_attrs["runs"]
+    )
     assert len(spans) == 4 and any(a[1] > b[0] for a, b in zip(spans, spans[1:]))  # some trials overlapped in time
 
 
@@ -224,8 +237,12 @@ def test_a_random_sampler_drawing_one_point_four_times_with_two_workers_runs_fou
 
     from src.runs import Run
 
-    text = (GRID.replace("[[16], [32]]", "[[16]]").replace("seeds: [0, 1]", "seeds: [0]")
-            .replace("sampler: grid", "sampler: random") + "trials: 4\n")
+    text = (
+        GRID.replace("[[16], [32]]", "[[16]]")
+        .replace("seeds: [0, 1]", "seeds: [0]")
+        .replace("sampler: grid", "sampler: random")
+        + "trials: 4\n"
+    )
     proc = sweep(tmp_path, text, "--workers", "2", name="same")
     assert proc.returncode == 0, proc.stderr[-3000:]
     folder = tmp_path / "logs" / "same"
@@ -244,7 +261,9 @@ def test_a_random_sampler_drawing_one_point_four_times_with_two_workers_runs_fou
 def bad(tmp_path, text, *args, name="bad") -> str:
     proc = sweep(tmp_path, text, *args, name=name)
     lines = proc.stderr.strip().splitlines()
-    assert proc.returncode == 2 and lines and lines[-1].startswith("error: ") and "Traceback" not in proc.stderr, proc.stderr
+    assert proc.returncode == 2 and lines and lines[-1].startswith("error: ") and "Traceback" not in proc.stderr, (
+        proc.stderr
+    )
     return lines[-1]
 
 
@@ -253,7 +272,8 @@ def test_command_line_overrides_make_a_quick_study_of_its_own_name(tmp_path):
     assert "add --name grid_quick" in bad(tmp_path, GRID, "--trainer.limit_train_batches", "2", name="grid")
     assert "add --name grid_quick" in bad(tmp_path, GRID, "--seeds", "0", name="grid")
     assert "unrecognized arguments: --trainer.limit_train_batchs" in bad(
-        tmp_path, GRID, "--name", "quick", "--trainer.limit_train_batchs", "2", name="grid")  # validated like the file's
+        tmp_path, GRID, "--name", "quick", "--trainer.limit_train_batchs", "2", name="grid"
+    )  # validated like the file's
     assert not (tmp_path / "logs" / "quick").exists()  # refused before any study was made
     proc = sweep(tmp_path, GRID, "--name", "quick", "--seeds", "0", "--trainer.limit_train_batches=2")
     assert proc.returncode == 0, proc.stderr[-3000:]
@@ -268,16 +288,22 @@ def test_command_line_overrides_make_a_quick_study_of_its_own_name(tmp_path):
 
 def test_bad_sweeps_are_one_line_before_any_trial(tmp_path):
     head = "base: configs/mnist_mlp.yaml\n" + TINY
-    assert "Option 'hiden' is not accepted" in bad(tmp_path, head + "params:\n  model.init_args.net.init_args.hiden: [[8]]\n")
+    assert "Option 'hiden' is not accepted" in bad(
+        tmp_path, head + "params:\n  model.init_args.net.init_args.hiden: [[8]]\n"
+    )
     assert "a distribution, which sampler: grid cannot enumerate" in bad(
-        tmp_path, head + "params:\n  model.init_args.optimizer.init_args.lr: {low: 0.001, high: 0.1, log: true}\n")
+        tmp_path, head + "params:\n  model.init_args.optimizer.init_args.lr: {low: 0.001, high: 0.1, log: true}\n"
+    )
     assert "has no values" in bad(tmp_path, head + "params:\n  model.init_args.net.init_args.hidden: []\n")
     assert "unknown sampler 'bayes'" in bad(tmp_path, head + "params:\n  trainer.max_epochs: [1]\nsampler: bayes\n")
     assert "--workers must be at least 1" in bad(tmp_path, GRID, "--workers", "0")
     assert "cannot open the storage" in bad(tmp_path, GRID, "--storage", "postgresql://nobody@127.0.0.1:1/none")
-    assert "so it is a group: give it a list of named settings" in bad(tmp_path, head + "params:\n  net: [configs/mnist_cnn.yaml]\n")
+    assert "so it is a group: give it a list of named settings" in bad(
+        tmp_path, head + "params:\n  net: [configs/mnist_cnn.yaml]\n"
+    )
     assert "sets 'hidden', which is neither config nor a dotted CLI key" in bad(
-        tmp_path, head + "params:\n  net: [{name: a, hidden: [8]}]\n")
+        tmp_path, head + "params:\n  net: [{name: a, hidden: [8]}]\n"
+    )
     assert not list((tmp_path / "logs").glob("*/*/version_*"))  # no trial ran
 
 
@@ -302,9 +328,11 @@ def test_a_sweep_can_test_the_last_checkpoint(tmp_path, monkeypatch):
 
 def test_a_sweep_under_csv_logger_runs_and_reports(tmp_path):
     """No TensorBoard: the trials' numbers come from each run's metrics.json, so any logger reports the same."""
-    text = ("base: configs/mnist_mlp.yaml\noverrides: {trainer.logger: lightning.pytorch.loggers.CSVLogger, "
-            "trainer.max_epochs: 1, trainer.limit_train_batches: 4, trainer.limit_val_batches: 2, "
-            "trainer.limit_test_batches: 2}\nparams:\n  model.init_args.net.init_args.hidden: [[16]]\nseeds: [0]\n")
+    text = (
+        "base: configs/mnist_mlp.yaml\noverrides: {trainer.logger: lightning.pytorch.loggers.CSVLogger, "
+        "trainer.max_epochs: 1, trainer.limit_train_batches: 4, trainer.limit_val_batches: 2, "
+        "trainer.limit_test_batches: 2}\nparams:\n  model.init_args.net.init_args.hidden: [[16]]\nseeds: [0]\n"
+    )
     proc = sweep(tmp_path, text, name="csv")
     assert proc.returncode == 0, proc.stderr[-3000:]
     (run,) = fit_runs(tmp_path / "logs" / "csv")
@@ -317,13 +345,19 @@ def test_a_sweep_under_csv_logger_runs_and_reports(tmp_path):
 def test_a_sweep_whose_trials_fail_exits_non_zero_naming_their_logs(tmp_path):
     """Every point passes validation, every trial fails at run time (no data, download off): exit 1, one line with
     the count and the logs, not exit 0."""
-    text = GRID.replace("overrides: {", f"overrides: {{data.init_args.data_dir: {tmp_path / 'none'}, "
-                                         "data.init_args.download: false, ")
+    text = GRID.replace(
+        "overrides: {", f"overrides: {{data.init_args.data_dir: {tmp_path / 'none'}, data.init_args.download: false, "
+    )
     proc = sweep(tmp_path, text, name="broken")
     last = proc.stderr.strip().splitlines()[-1]
     assert proc.returncode == 1, proc.stderr[-2000:]
-    assert last.startswith("error: 4 run(s) of this sweep failed; the same command runs them again: see ") and "trial_version_0.log" in last
-    assert "MNIST not found" in (tmp_path / "logs" / "broken" / "hidden=[16]_seed=0" / "trial_version_0.log").read_text()
+    assert (
+        last.startswith("error: 4 run(s) of this sweep failed; the same command runs them again: see ")
+        and "trial_version_0.log" in last
+    )
+    assert (
+        "MNIST not found" in (tmp_path / "logs" / "broken" / "hidden=[16]_seed=0" / "trial_version_0.log").read_text()
+    )
 
 
 def test_a_sweep_file_extends_another_point_for_point(tmp_path):
@@ -377,11 +411,16 @@ def test_a_group_sets_its_config_and_keys_together_and_is_named_by_its_name():
     # the group's config after base (none here), then the fixed overrides, then the point's keys: later ones win
     assert args[:2] == ["--config", "configs/mnist_seed002.yaml"] and args.count("--config") == 1
     keys = dict(zip(args[2::2], args[3::2]))
-    assert keys == {"--trainer.max_epochs": "30", "--data.init_args.batch_size": "32",
-                    "--model.init_args.net.init_args.init": "lecun_normal",
-                    "--model.init_args.net.init_args.activation": "improved_sigmoid",
-                    "--model.init_args.optimizer.init_args.lr": "0.1", "--model.init_args.optimizer.init_args.momentum": "0.0",
-                    "--seed_everything": "1", "--data.init_args.seed": "1"}
+    assert keys == {
+        "--trainer.max_epochs": "30",
+        "--data.init_args.batch_size": "32",
+        "--model.init_args.net.init_args.init": "lecun_normal",
+        "--model.init_args.net.init_args.activation": "improved_sigmoid",
+        "--model.init_args.optimizer.init_args.lr": "0.1",
+        "--model.init_args.optimizer.init_args.momentum": "0.0",
+        "--seed_everything": "1",
+        "--data.init_args.seed": "1",
+    }
 
 
 @pytest.mark.slow
@@ -397,13 +436,18 @@ def test_one_trick_of_the_tricks_sweep_runs_for_both_nets(tmp_path):
     proc = sweep(tmp_path, yaml.safe_dump(spec), name="tricks")
     assert proc.returncode == 0, proc.stderr[-3000:]
     folder = tmp_path / "logs" / "tricks"
-    assert [(r["net"], r["trick"], r["params"]) for r in table(folder)] == [("autograd", "4-momentum", "50890"),
-                                                                          ("manual", "4-momentum", "50890")]
+    assert [(r["net"], r["trick"], r["params"]) for r in table(folder)] == [
+        ("autograd", "4-momentum", "50890"),
+        ("manual", "4-momentum", "50890"),
+    ]
     for net in ("autograd", "manual"):
         run = next((folder / f"net={net}_trick=4-momentum_seed=0").glob("version_*"))
         config = yaml.safe_load((run / "config.yaml").read_text())
         model = config["model"]["init_args"]
-        assert model["net"]["init_args"]["activation"] == "improved_sigmoid" and model["net"]["init_args"]["init"] == "lecun_normal"
+        assert (
+            model["net"]["init_args"]["activation"] == "improved_sigmoid"
+            and model["net"]["init_args"]["init"] == "lecun_normal"
+        )
         assert model["optimizer"]["init_args"]["lr"] == 0.02 and model["optimizer"]["init_args"]["momentum"] == 0.9
         assert config["data"]["init_args"]["batch_size"] == 32 and config["trainer"]["max_epochs"] == 1
         assert model["net"]["class_path"] == {"autograd": "src.models.MLP", "manual": "src.manual.ManualMLP"}[net]
@@ -414,8 +458,10 @@ def test_a_tpe_sweep_draws_its_trials_and_writes_the_best(tmp_path):
     import optuna
     import yaml
 
-    text = ("base: configs/mnist_mlp.yaml\n" + TINY + "params:\n  model.init_args.scheduler.init_args.max_lr: "
-            "{low: 1.0e-4, high: 1.0e-1, log: true}\nseeds: [0]\nsampler: tpe\ntrials: 3\n")
+    text = (
+        "base: configs/mnist_mlp.yaml\n" + TINY + "params:\n  model.init_args.scheduler.init_args.max_lr: "
+        "{low: 1.0e-4, high: 1.0e-1, log: true}\nseeds: [0]\nsampler: tpe\ntrials: 3\n"
+    )
     proc = sweep(tmp_path, text, name="tpe")
     assert proc.returncode == 0, proc.stderr[-3000:]
     folder = tmp_path / "logs" / "tpe"
@@ -426,7 +472,10 @@ def test_a_tpe_sweep_draws_its_trials_and_writes_the_best(tmp_path):
     rows = table(folder)
     top = max(rows, key=lambda r: float(r["objective_mean"]))
     assert len(rows) == 3 and best["val/acc_best"]["mean"] == pytest.approx(float(top["objective_mean"]), abs=1e-9)
-    assert best["point"]["max_lr"] == top["max_lr"] and f"--model.init_args.scheduler.init_args.max_lr {top['max_lr']}" in best["command"]
+    assert (
+        best["point"]["max_lr"] == top["max_lr"]
+        and f"--model.init_args.scheduler.init_args.max_lr {top['max_lr']}" in best["command"]
+    )
 
 
 @pytest.mark.slow
@@ -438,13 +487,19 @@ def test_a_pruned_trial_stops_early_keeps_its_tested_run_and_is_not_rerun(tmp_pa
 
     from src.runs import Run
 
-    text = (GRID.replace("trainer.max_epochs: 1", "trainer.max_epochs: 3").replace("sampler: grid", "sampler: random")
-            .replace("seeds: [0, 1]", "seeds: [0]") + "trials: 2\npruner: {name: threshold, lower: 0.99}\n")
+    text = (
+        GRID.replace("trainer.max_epochs: 1", "trainer.max_epochs: 3")
+        .replace("sampler: grid", "sampler: random")
+        .replace("seeds: [0, 1]", "seeds: [0]")
+        + "trials: 2\npruner: {name: threshold, lower: 0.99}\n"
+    )
     proc = sweep(tmp_path, text, name="pruned")
     assert proc.returncode == 0, proc.stderr[-3000:]
     folder = tmp_path / "logs" / "pruned"
     trials = optuna.load_study(study_name="pruned", storage=f"sqlite:///{folder / 'optuna.db'}").trials
-    assert [t.state.name for t in trials] == ["PRUNED", "PRUNED"] and all(t.user_attrs["pruned_at"] == 0 for t in trials)
+    assert [t.state.name for t in trials] == ["PRUNED", "PRUNED"] and all(
+        t.user_attrs["pruned_at"] == 0 for t in trials
+    )
     runs = fit_runs(folder)
     for trial, run in zip(trials, sorted(runs, key=lambda p: p.stat().st_mtime)):
         fit = Run(run).metrics()
@@ -462,7 +517,8 @@ def test_a_two_objective_sweep_reports_its_pareto_front(tmp_path):
     import optuna
 
     text = GRID.replace("seeds: [0, 1]", "seeds: [0]") + (
-        "objective: [{metric: val/acc_best, direction: maximize}, {metric: num_params, direction: minimize}]\n")
+        "objective: [{metric: val/acc_best, direction: maximize}, {metric: num_params, direction: minimize}]\n"
+    )
     proc = sweep(tmp_path, text, name="pareto")
     assert proc.returncode == 0, proc.stderr[-3000:]
     folder = tmp_path / "logs" / "pareto"
@@ -472,7 +528,9 @@ def test_a_two_objective_sweep_reports_its_pareto_front(tmp_path):
         row = next(r for r in rows if r["hidden"] == f"[{16 * (1 + trial.params['point'])}]")
         assert trial.values == [pytest.approx(float(row["objective_mean"])), int(row["params"])]
     assert [r["pareto"] for r in rows] == [str(p) for p in pareto_by_eye(rows)]
-    assert (folder / "pareto.png").read_bytes()[:4] == b"\x89PNG" and "Pareto front of" in (folder / "results.md").read_text()
+    assert (folder / "pareto.png").read_bytes()[:4] == b"\x89PNG" and "Pareto front of" in (
+        folder / "results.md"
+    ).read_text()
 
 
 def pareto_by_eye(rows):
@@ -497,8 +555,9 @@ def postgres_url():
     import shutil
 
     bin_dir = next(iter(sorted(glob.glob("/usr/lib/postgresql/*/bin"))[-1:]), None) or (
-        str(Path(shutil.which("pg_ctl")).parent) if shutil.which("pg_ctl") else None)
-    pytest.importorskip("psycopg", reason="no PostgreSQL driver (pip install \"psycopg[binary]\")")
+        str(Path(shutil.which("pg_ctl")).parent) if shutil.which("pg_ctl") else None
+    )
+    pytest.importorskip("psycopg", reason='no PostgreSQL driver (pip install "psycopg[binary]")')
     if bin_dir is None:
         pytest.skip("no PostgreSQL server here (Debian: apt-get install postgresql)")
     import tempfile
@@ -508,9 +567,20 @@ def postgres_url():
     if as_user:
         shutil.chown(folder, "postgres")
     port, data = free_port(), folder / "data"
-    start = [[f"{bin_dir}/initdb", "-D", str(data), "-A", "trust", "-U", "sweep"],
-             [f"{bin_dir}/pg_ctl", "-D", str(data), "-l", str(folder / "log"), "-w", "-o",
-              f"-p {port} -k {folder} -c listen_addresses=127.0.0.1", "start"]]
+    start = [
+        [f"{bin_dir}/initdb", "-D", str(data), "-A", "trust", "-U", "sweep"],
+        [
+            f"{bin_dir}/pg_ctl",
+            "-D",
+            str(data),
+            "-l",
+            str(folder / "log"),
+            "-w",
+            "-o",
+            f"-p {port} -k {folder} -c listen_addresses=127.0.0.1",
+            "start",
+        ],
+    ]
     for cmd in start:
         proc = subprocess.run(as_user + cmd, capture_output=True, text=True)
         if proc.returncode != 0:
@@ -542,16 +612,24 @@ def test_two_sweep_commands_share_a_postgresql_study(postgres_url, tmp_path):
 def test_a_two_process_ddp_trial_runs_from_the_fork_server(tmp_path):
     """Trials fork from a server that imported the CLI once (src/sweep/trials.py); Lightning's DDP launcher starts
     rank 1 by running the trial's command line again, which the forked trial sets to `python -m src.sweep.trials`."""
-    text = GRID.replace("trainer.limit_test_batches: 2", "trainer.limit_test_batches: 2, trainer.accelerator: cpu, "
-                        "trainer.devices: 2, trainer.strategy: ddp").replace("[[16], [32]]", "[[16]]").replace("[0, 1]", "[0]")
+    text = (
+        GRID.replace(
+            "trainer.limit_test_batches: 2",
+            "trainer.limit_test_batches: 2, trainer.accelerator: cpu, trainer.devices: 2, trainer.strategy: ddp",
+        )
+        .replace("[[16], [32]]", "[[16]]")
+        .replace("[0, 1]", "[0]")
+    )
     proc = sweep(tmp_path, text, timeout=240)  # without its command line, rank 0 waits for rank 1 for 30 minutes
     assert proc.returncode == 0, proc.stderr[-3000:]
     folder = tmp_path / "logs" / "grid"
     log = (folder / "hidden=[16]_seed=0" / "trial_version_0.log").read_text()
     assert "GLOBAL_RANK: 1, MEMBER: 2/2" in log, log[-3000:]
     run = next((folder / "hidden=[16]_seed=0").glob("version_*"))
-    row, = table(folder)
-    assert float(row["test_acc_mean"]) == pytest.approx(read_scalars(next(run.glob("test_*")))["test/acc"][-1][1], abs=1e-6)
+    (row,) = table(folder)
+    assert float(row["test_acc_mean"]) == pytest.approx(
+        read_scalars(next(run.glob("test_*")))["test/acc"][-1][1], abs=1e-6
+    )
 
 
 def test_a_stop_signal_between_trials_stops_the_next_trial_at_its_start(tmp_path, monkeypatch):
@@ -574,7 +652,15 @@ def test_a_stop_signal_between_trials_stops_the_next_trial_at_its_start(tmp_path
         signal.signal(signal.SIGINT, handlers[1])
     assert trials.STOPPING.is_set()
     monkeypatch.chdir(tmp_path)  # where the trial would log, had it run
-    fit = ["fit", "--config", str(ROOT / "configs" / "mnist_mlp.yaml"), "--trainer.max_epochs", "1", "--trainer.limit_train_batches", "2"]
+    fit = [
+        "fit",
+        "--config",
+        str(ROOT / "configs" / "mnist_mlp.yaml"),
+        "--trainer.max_epochs",
+        "1",
+        "--trainer.limit_train_batches",
+        "2",
+    ]
     with pytest.raises(KeyboardInterrupt):
         trials._run([fit], {**os.environ, "DATA_DIR": str(REAL_DATA)}, tmp_path / "trial.log")
     assert not trials.LIVE and not (tmp_path / "lightning_logs").exists()
