@@ -15,7 +15,7 @@ import torch
 import torch.nn.functional as F
 from bench_manual_step import step_args, timed
 
-from src.models import SmallCNN
+from src.models.cnn import SmallCNN
 
 VARIANTS = {"NCHW fp32": (False, False), "NHWC fp32": (True, False), "NHWC bf16-mixed": (True, True)}
 

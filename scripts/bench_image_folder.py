@@ -28,7 +28,8 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from src import provenance  # noqa: E402
-from src.data import FashionMNISTDataModule, ImageFolderDataModule  # noqa: E402
+from src.data.folder import ImageFolderDataModule  # noqa: E402
+from src.data.mnist import FashionMNISTDataModule  # noqa: E402
 
 
 def write_photos(root: Path, images: int) -> None:

@@ -17,9 +17,11 @@ import time
 import torch
 import torch.nn.functional as F
 
-from src.manual import ManualCNN, ManualMLP, ManualSGD
+from src.frameworks import reuse_freed_memory
+from src.manual.cnn import ManualCNN
 from src.manual.conv import CHUNK
-from src.perf import reuse_freed_memory
+from src.manual.mlp import ManualMLP
+from src.manual.optim import ManualSGD
 
 
 def sgd_steps(manual, net, x, y, device: str):

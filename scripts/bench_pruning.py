@@ -17,7 +17,7 @@ from pathlib import Path
 import optuna
 
 from src import provenance
-from src.runs import Run
+from src.run.layout import Run
 
 ROOT = Path(__file__).resolve().parent.parent
 # The search: one-cycle's max lr over four decades (above ~0.1 Adam diverges or stalls: pruning's prey), 6 epochs,

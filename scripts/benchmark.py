@@ -45,9 +45,11 @@ from torchvision import datasets, transforms
 
 from src import provenance
 from src.cli import main as cli
-from src.data import MNISTDataModule, default_data_dir
-from src.models import MLP, ImageClassifier
-from src.perf import skip_nvml_without_gpus
+from src.data.base import default_data_dir
+from src.data.mnist import MNISTDataModule
+from src.frameworks import skip_nvml_without_gpus
+from src.models.classifier import ImageClassifier
+from src.models.mlp import MLP
 
 CONFIG = "configs/mnist_mlp.yaml"
 HIDDEN = [64, 128, 64]  # the 784-64-128-64-10 MLP, in every pipeline

@@ -21,8 +21,8 @@ import torch
 from torch import nn
 
 from src.errors import ArgumentParser, UsageError, one_line_exit
-from src.models.eval_flip import FlipMean
-from src.runs import Run, load_checkpoint
+from src.models.wrap import FlipMean
+from src.run.layout import export_folder, load_checkpoint
 
 FORMATS = {"onnx": ".onnx", "torchscript": ".pt"}
 
@@ -61,8 +61,7 @@ def export(model, images: torch.Tensor, ckpt: Path, fmt: str) -> tuple[Path, flo
     x = images.float() / 255.0
     with torch.no_grad():
         reference = model.eval()(x)
-    run = Run.of(ckpt)
-    path = (run.folder if run is not None else ckpt.resolve().parent) / "export" / (ckpt.stem + FORMATS[fmt])
+    path = export_folder(ckpt) / (ckpt.stem + FORMATS[fmt])
     path.parent.mkdir(parents=True, exist_ok=True)
     try:
         exported = write(module, x[:2], path, fmt)
@@ -96,7 +95,7 @@ def main(argv: list[str] | None = None) -> Path:
     with one_line_exit():
         args, overrides = parse(argv)
         cli = cli_main([arg for config in args.config for arg in ("--config", config)] + overrides, run=False)
-        ckpt = cli.place.find(args.ckpt_path)
+        ckpt = cli.choice.find(args.ckpt_path)
         cli.model.restore(load_checkpoint(ckpt))
         images = cli.datamodule.read_split(train=False)[0][: args.images]
         path, difference = export(cli.model, images, ckpt, args.format)

@@ -8,7 +8,8 @@ import multiprocessing
 import os
 import runpy
 import sys
-import warnings
+
+from src.frameworks import quiet_rerun_as_main
 
 
 @functools.cache
@@ -78,7 +79,5 @@ def run_module(
         os.close(out)
     sys.stdout.reconfigure(line_buffering=True)
     sys.argv = [module, *args]  # run_module puts the module's file first, as `python -m` does
-    # The server imported src.cli; running it again as __main__ is what `python -m` does too, so runpy's warning
-    # that the module is already imported says nothing here.
-    warnings.filterwarnings("ignore", "'.*' found in sys.modules after import of package", RuntimeWarning)
+    quiet_rerun_as_main()
     runpy.run_module(module, run_name="__main__", alter_sys=True)

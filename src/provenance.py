@@ -22,11 +22,14 @@ import subprocess
 import sys
 from pathlib import Path
 
-from src.data.folder_cache import cache_home
-
 REPO = Path(__file__).resolve().parent.parent
 PACKAGES = ("torch", "torchvision", "lightning", "torchmetrics", "jsonargparse", "optuna", "numpy")
 LIST_FILES_UP_TO = 16  # a data set of more files (an image folder) records their count and one md5 over all of them
+
+
+def cache_home(kind: str) -> Path:
+    """This template's cache folder for one kind of thing (image-folders, md5): $XDG_CACHE_HOME or ~/.cache."""
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "lightning-mnist-template" / kind
 
 
 def git(*args: str) -> str | None:

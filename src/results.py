@@ -1,8 +1,10 @@
-"""README's result numbers, written from the committed studies' files (scripts/results/sweeps/<study>/results.csv,
-itself rebuilt from the study's per-seed rows: src/sweep/report.py), never by hand:
+"""The result numbers of README.md and of every docs/*.md page, written from the committed studies' files
+(scripts/results/sweeps/<study>/results.csv, itself rebuilt from the study's per-seed rows: src/sweep/report.py), never
+by hand:
 
-    python -m src.results            # rewrite every marked block of README.md from the files
-    python -m src.results --check    # exit 1, naming each block, where README disagrees with the files
+    python -m src.results            # rewrite every marked block of README.md and docs/*.md from the files
+    python -m src.results --check    # exit 1, naming each page and block, where a page disagrees with the files
+    python -m src.results --check --readme COPY.md   # only that page (--readme again for more pages)
 
 A block is the text between a marker and <!-- /results -->:
     <!-- results table STUDY -->               the study's table: a row per point, test accuracy mean ± std (± the
@@ -33,11 +35,12 @@ from src.sweep.spec import column, load
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "scripts" / "results"
 STUDIES = RESULTS / "sweeps"
+SWEEPS = ROOT / "configs" / "sweeps"
 BLOCK = re.compile(r"(<!-- results (?P<args>[^\n]*?) -->)(?P<body>.*?)(<!-- /results -->)", re.DOTALL)
 
 
 def cached(read):
-    """read(path), read again only when the file changed: a README has hundreds of markers over a dozen files."""
+    """read(path), read again only when the file changed: the pages have hundreds of markers over a dozen files."""
     memo = functools.lru_cache(maxsize=None)(lambda path, stamp: read(path))
     return lambda path: memo(path, path.stat().st_mtime_ns)
 
@@ -49,7 +52,7 @@ def keys_of(path: Path) -> list[str]:
 
 def keys(study: str) -> list[str]:
     """The study's point columns (hidden, net, trick, ...): its sweep file's swept keys, as its report names them."""
-    return keys_of(ROOT / "configs" / "sweeps" / f"{study}.yaml")
+    return keys_of(SWEEPS / f"{study}.yaml")
 
 
 rows_of = cached(read_csv)
@@ -103,7 +106,7 @@ def figure(file: str, path: str = "", spec: str = ".2f") -> str:
     try:
         value = figures_of(RESULTS / file)
     except OSError:
-        raise ValueError(f"no scripts/results/{file}: run the command that writes it (README, Performance)") from None
+        raise ValueError(f"no scripts/results/{file}: run the command that writes it (docs/performance.md)") from None
     for key in filter(None, path.split(":")):
         value = value[int(key) if isinstance(value, list) else key]
     if isinstance(value, str):
@@ -138,30 +141,73 @@ def rewrite(text: str) -> tuple[str, list[str]]:
     return BLOCK.sub(one, text), stale
 
 
+def pages() -> list[Path]:
+    """The pages that carry numbers: README.md and every docs/*.md page (one without a marker agrees trivially)."""
+    return [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
+
+
+def shown(page: Path) -> str:
+    return str(page.relative_to(ROOT)) if page.is_relative_to(ROOT) else str(page)
+
+
+def agreed(checked: list[Path], blocks: int, default: bool) -> str:
+    """A passing check's one line, e.g. "README.md and 12 docs pages agree with scripts/results/ (126 blocks)"."""
+    if default:
+        what = f"README.md and {len(checked) - 1} docs pages agree"
+    else:
+        what = ", ".join(shown(p) for p in checked) + (" agrees" if len(checked) == 1 else " agree")
+    return f"{what} with scripts/results/ ({blocks} blocks)"
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m src.results", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--check", action="store_true", help="change nothing; exit 1 where README is stale")
-    parser.add_argument("--readme", type=Path, default=ROOT / "README.md")
+    parser.add_argument("--check", action="store_true", help="change nothing; exit 1 where a page is stale")
+    parser.add_argument(
+        "--readme",
+        "--page",
+        dest="pages",
+        metavar="PAGE",
+        type=Path,
+        action="append",
+        help="a page to rewrite or check, instead of README.md and docs/*.md (repeat for more)",
+    )
     args = parser.parse_args(argv)
-    try:
-        new, stale = rewrite(args.readme.read_text())
-    except (
-        ValueError,
-        TypeError,
-        KeyError,
-        IndexError,
-        OSError,
-    ) as err:  # UsageError (a missing sweep file) is a ValueError
-        print(f"error: a results marker in {args.readme}: {err}", file=sys.stderr)
-        return 2
+    checked = args.pages or pages()
+    rewritten, stale, blocks = {}, [], 0
+    for page in checked:
+        try:
+            text = page.read_text()
+            opened, closed = text.count("<!-- results "), text.count("<!-- /results -->")
+            found = len(BLOCK.findall(text))
+            if not opened == closed == found:  # a marker without its end (or an end without its marker) is unchecked
+                raise ValueError(f"{opened} markers, {closed} ends, {found} blocks: a marker or its end is missing")
+            rewritten[page], changed = rewrite(text)
+        except (
+            ValueError,
+            TypeError,
+            KeyError,
+            IndexError,
+            OSError,
+        ) as err:  # UsageError (a missing sweep file) is a ValueError
+            print(f"error: a results marker in {shown(page)}: {err}", file=sys.stderr)
+            return 2
+        stale += [(page, marker) for marker in changed]
+        blocks += found
     if args.check:
-        for marker in stale:
-            print(f"stale: {marker} (python -m src.results rewrites it from the files)", file=sys.stderr)
-        return 1 if stale else 0
-    args.readme.write_text(new)
-    print(f"{args.readme}: {len(stale)} block(s) rewritten")
+        for page, marker in stale:
+            print(f"stale: {shown(page)}: {marker} (python -m src.results rewrites it from the files)", file=sys.stderr)
+        if stale:
+            return 1
+        print(agreed(checked, blocks, default=args.pages is None))
+        return 0
+    for page in checked:
+        count = sum(p == page for p, _ in stale)
+        if count:
+            page.write_text(rewritten[page])
+            print(f"{shown(page)}: {count} block(s) rewritten")
+    print(f"{len(stale)} of {blocks} block(s) rewritten in {len(checked)} page(s)")
     return 0
 
 

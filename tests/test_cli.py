@@ -7,9 +7,9 @@ import pytest
 import torch
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-from src.data import MNISTDataModule
-from src.models import MLP
-from src.perf import skip_nvml_without_gpus
+from src.data.mnist import MNISTDataModule
+from src.frameworks import skip_nvml_without_gpus
+from src.models.mlp import MLP
 from tests.conftest import ROOT, only_run, read_scalars, run_cli
 
 
@@ -109,9 +109,9 @@ def test_bf16_config_falls_back_to_float32_where_bf16_is_emulated(native, tmp_pa
     """configs/mnist_cnn.yaml asks for bf16-mixed: kept where the device has native bf16, else 32-true (emulated bf16
     is slower than float32, and a default must not get slower on a user's machine)."""
     import src.cli
-    import src.perf
+    import src.frameworks
 
-    monkeypatch.setattr(src.perf, "native_bf16", lambda accelerator: native)
+    monkeypatch.setattr(src.frameworks, "native_bf16", lambda accelerator: native)
     monkeypatch.chdir(ROOT)
     cli = src.cli.main(
         ["--config", "configs/mnist_cnn.yaml", "--trainer.logger.init_args.save_dir", str(tmp_path)], run=False

@@ -1,10 +1,9 @@
-"""src/config_checks.py: what a config must be before anything is built (through the CLI: tests/test_reliability.py)."""
+"""src/errors.py: what a config must be before anything is built (through the CLI: tests/test_reliability.py)."""
 
 import pytest
 from jsonargparse import Namespace
 
-from src.config_checks import check_config_files, check_net_takes_data_shape
-from src.errors import UsageError
+from src.errors import UsageError, check_config_files, check_net_takes_data_shape
 
 
 def net(class_path: str) -> Namespace:
@@ -12,7 +11,7 @@ def net(class_path: str) -> Namespace:
 
 
 def test_a_net_must_take_the_data_sets_shape_and_class_count():
-    check_net_takes_data_shape(net("src.models.MLP"))  # takes both
+    check_net_takes_data_shape(net("src.models.mlp.MLP"))  # takes both
     with pytest.raises(UsageError, match="torch.nn.Linear must take in_shape and num_classes as __init__ arguments"):
         check_net_takes_data_shape(net("torch.nn.Linear"))
     check_net_takes_data_shape(net("no.such.Net"))  # not importable: jsonargparse's own error says so

@@ -10,11 +10,11 @@ import yaml
 from lightning.pytorch.callbacks import EarlyStopping, LearningRateMonitor, ModelCheckpoint
 from lightning.pytorch.loggers import TensorBoardLogger
 
-from src.callbacks import HParamsSummary
 from src.cli import DEFAULTS, main
-from src.data import ImageDataModule
-from src.manual import ManualMLP
-from src.runs import Run
+from src.data.base import ImageDataModule
+from src.manual.mlp import ManualMLP
+from src.run.layout import Run
+from src.run.recorder import HParamsSummary
 from tests.conftest import ROOT, make_cifar10, only_run, read_scalars, write_image_folder
 
 CONFIGS = sorted(p for p in (Path(__file__).resolve().parent.parent / "configs").glob("*.yaml") if p != DEFAULTS)

@@ -5,7 +5,7 @@ import os
 
 import pytest
 
-from src.data import MNISTDataModule
+from src.data.mnist import MNISTDataModule
 from tests.conftest import only_run, read_scalars, run_cli
 
 

@@ -10,7 +10,7 @@ import pytest
 from PIL import Image
 
 from src.export import main as export_main
-from src.runs import Run
+from src.run.layout import Run
 from tests.conftest import only_run
 from tests.test_reliability import cli_error, fit
 
@@ -82,7 +82,7 @@ def test_a_read_only_log_folder_is_one_line_for_every_command(read_only_run, cap
 
 
 def test_a_full_tmpdir_costs_nothing(tmp_path, mnist_root, monkeypatch):
-    """No command writes through $TMPDIR (checkpoints are written beside themselves: src/checkpoint_io.py), so fit and
+    """No command writes through $TMPDIR (checkpoints are written beside themselves: src/run/checkpoints.py), so fit and
     test on a machine whose $TMPDIR is full work as anywhere else."""
     full = tmp_path / "tmp"
     tmpfs(full, "64k")
@@ -174,7 +174,7 @@ def test_predicting_a_400_megapixel_image_is_one_line(tmp_path, mnist_root, monk
 
 KILLED_MID_WRITE = """
 import sys, time, torch
-from src.checkpoint_io import AtomicCheckpointIO
+from src.run.checkpoints import AtomicCheckpointIO
 save = torch.save
 def half_then_hang(obj, f):  # the new checkpoint half written, then the process is killed
     f.write(b"PK\\x03\\x04 half")
@@ -192,7 +192,7 @@ def test_a_checkpoint_write_killed_midway_leaves_the_previous_file_loadable(tmp_
 
     import torch
 
-    from src.checkpoint_io import AtomicCheckpointIO
+    from src.run.checkpoints import AtomicCheckpointIO
 
     path = tmp_path / "checkpoints" / "last.ckpt"
     AtomicCheckpointIO().save_checkpoint({"state_dict": {"w": torch.ones(3)}}, path)
@@ -211,8 +211,8 @@ def test_a_checkpoint_write_killed_midway_leaves_the_previous_file_loadable(tmp_
 def test_a_checkpoint_that_does_not_fit_on_the_disk_is_one_line_and_the_old_one_stays(tmp_path):
     import torch
 
-    from src.checkpoint_io import AtomicCheckpointIO
     from src.errors import UsageError
+    from src.run.checkpoints import AtomicCheckpointIO
 
     disk = tmp_path / "disk"
     tmpfs(disk, "256k")

@@ -3,11 +3,15 @@
 import pytest
 import torch
 
-from src.data import MNISTDataModule
+from src.data.mnist import MNISTDataModule
 from src.errors import UsageError
 from src.export import export
-from src.manual import ManualClassifier, ManualCNN, ManualMLP
-from src.models import MLP, ImageClassifier, SmallCNN
+from src.manual.cnn import ManualCNN
+from src.manual.mlp import ManualMLP
+from src.manual.module import ManualClassifier
+from src.models.classifier import ImageClassifier
+from src.models.cnn import SmallCNN
+from src.models.mlp import MLP
 from tests.conftest import REAL_DATA, run_cli
 
 

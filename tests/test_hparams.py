@@ -1,16 +1,17 @@
 from types import SimpleNamespace
 
-from src.callbacks.hparams import HParamsSummary, table
-from src.data import MNISTDataModule
-from src.models import MLP, ImageClassifier
+from src.data.mnist import MNISTDataModule
+from src.models.classifier import ImageClassifier
+from src.models.mlp import MLP
+from src.run.recorder import HParamsSummary, table
 
 
 def test_table_keeps_what_a_run_changed(monkeypatch):
     monkeypatch.delenv("PL_GLOBAL_SEED", raising=False)  # what an earlier test's seed_everything left behind
     hparams = {
         "_instantiator": "x",
-        "_class_path": "src.models.ImageClassifier",
-        "net": {"class_path": "src.models.MLP", "init_args": {"hidden": [256, 128], "dropout": 0.0}},
+        "_class_path": "src.models.classifier.ImageClassifier",
+        "net": {"class_path": "src.models.mlp.MLP", "init_args": {"hidden": [256, 128], "dropout": 0.0}},
         "optimizer": {
             "class_path": "torch.optim.Adam",
             "init_args": {"lr": 0.005, "betas": [0.9, 0.999], "eps": 1e-08},
@@ -34,7 +35,7 @@ def test_runs_that_differ_in_epochs_batch_or_seed_tell_apart(monkeypatch):
     trainer = SimpleNamespace(
         max_epochs=4, precision="bf16-mixed", accumulate_grad_batches=1, limit_train_batches=1.0, gradient_clip_val=None
     )
-    rows = table({"net": {"class_path": "src.models.MLP", "init_args": {}}}, MNISTDataModule(), trainer)
+    rows = table({"net": {"class_path": "src.models.mlp.MLP", "init_args": {}}}, MNISTDataModule(), trainer)
     assert rows == {
         "net": "MLP",
         "data/batch_size": 128,

@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from src.data import MNISTDataModule
+from src.data.mnist import MNISTDataModule
 from tests.conftest import ROOT, ctrl_c_works, only_run, run_cli
 
 SHORT = [

@@ -13,7 +13,7 @@ import torch
 from lightning.pytorch import Callback
 
 from src.cli import main
-from src.data import MNISTDataModule
+from src.data.mnist import MNISTDataModule
 from src.errors import UsageError
 from tests.conftest import ROOT, ctrl_c_works, make_idx_dataset, only_run, read_scalars, run_cli
 
@@ -601,7 +601,7 @@ def test_a_run_resumed_three_times_trains_on_each_time_and_keeps_each_config(mni
 TOGETHER = """
 import sys, time
 from pathlib import Path
-from src.runs import Run
+from src.run.layout import Run
 from src.cli import main
 claim, barrier = Run.claim.__func__, Path(sys.argv[1])
 def claim_together(cls, root, suffix=""):  # both commands reach the naming of their run, then both name it at once

@@ -1,3 +1,4 @@
+import ast
 import json
 import os
 import threading
@@ -8,7 +9,7 @@ import pytest
 import torch
 
 from src.errors import UsageError
-from src.runs import Run, Runs, next_version, run_suffix
+from src.run.layout import Run, Runs, next_version, run_suffix
 
 
 def test_run_suffix_names_each_changed_value_by_its_last_key():
@@ -161,7 +162,7 @@ def test_a_checkpoint_write_that_fails_leaves_the_old_file_and_no_temp_file(tmp_
     """A crash (here: torch.save raising half-way) or a full disk during a save: the previous last.ckpt is intact."""
     import errno
 
-    from src.checkpoint_io import AtomicCheckpointIO
+    from src.run.checkpoints import AtomicCheckpointIO
 
     io = AtomicCheckpointIO()
     path = tmp_path / "checkpoints" / "last.ckpt"
@@ -180,3 +181,51 @@ def test_a_checkpoint_write_that_fails_leaves_the_old_file_and_no_temp_file(tmp_
     monkeypatch.undo()
     assert path.read_bytes() == before and sorted(p.name for p in path.parent.iterdir()) == ["last.ckpt"]
     assert torch.equal(torch.load(path, weights_only=True)["state_dict"]["w"], torch.ones(3))
+
+
+LAYOUT_NAMES = (
+    "config.yaml",
+    "config_resume",
+    "checkpoints",
+    ".ckpt",
+    "metrics.json",
+    "test_report",
+    "predictions.csv",
+    "export",
+    "trial_{",
+    "version_",
+)
+
+
+def strings_in_code(path: Path) -> list[str]:
+    """The string constants of a module's code that could be part of a path (f-string parts too; no docstrings,
+    no messages: a message that names a file to a user spells no path)."""
+    tree = ast.parse(path.read_text())
+    docstrings = {id(node.value) for node in ast.walk(tree) if isinstance(node, ast.Expr)}
+    for node in ast.walk(tree):  # an f-string's pieces, each followed by "{" where a value comes next
+        if isinstance(node, ast.JoinedStr):
+            for piece, after in zip(node.values, node.values[1:]):
+                if isinstance(piece, ast.Constant) and isinstance(after, ast.FormattedValue):
+                    piece.value += "{"
+    return [
+        n.value
+        for n in ast.walk(tree)
+        if isinstance(n, ast.Constant)
+        and isinstance(n.value, str)
+        and id(n) not in docstrings
+        and not any(c.isspace() for c in n.value)
+    ]
+
+
+def test_only_the_run_layout_spells_a_runs_on_disk_names():
+    src = Path(__file__).resolve().parent.parent / "src"
+    owner = src / "run" / "layout.py"
+    assert any("metrics.json" in s for s in strings_in_code(owner))  # the check reads what it claims to
+    spelled = {
+        f"{p.relative_to(src)}: {s!r}"
+        for p in src.rglob("*.py")
+        if p != owner
+        for s in strings_in_code(p)
+        if any(name in s for name in LAYOUT_NAMES)
+    }
+    assert not spelled, sorted(spelled)

@@ -9,6 +9,9 @@ from lightning.pytorch import LightningModule, Trainer
 from lightning.pytorch.callbacks import BasePredictionWriter
 from lightning.pytorch.utilities.rank_zero import rank_zero_info
 
+from src.contracts import class_names, predict_files
+from src.run.layout import PREDICTIONS
+
 FIELDS = ("index", "file", "label", "predicted", "confidence", "top3")
 
 
@@ -37,9 +40,9 @@ class PredictionWriter(BasePredictionWriter):
             gathered = [None] * trainer.world_size
             dist.all_gather_object(gathered, rows)
             rows = [row for part in gathered for row in part]
-        out = Path(self.dirpath or trainer.log_dir or ".") / "predictions.csv"  # log_dir: a broadcast, every rank asks
+        out = Path(self.dirpath or trainer.log_dir or ".") / PREDICTIONS  # log_dir: a broadcast, every rank asks
         if trainer.is_global_zero:
-            write_csv(out, sorted(rows), pl_module.classes, trainer.datamodule.predict_files)
+            write_csv(out, sorted(rows), class_names(trainer.datamodule), predict_files(trainer.datamodule))
             rank_zero_info(f"predictions: {out} ({len(rows)} images)")
 
 

@@ -19,6 +19,9 @@ from torchmetrics.classification import (
 from torchvision.io import write_png
 from torchvision.utils import make_grid
 
+from src.contracts import class_names
+from src.run.layout import TEST_REPORT
+
 
 def per_class_rows(precision, recall, f1, confmat, classes) -> list[dict]:
     """One row per class: precision, recall, F1 and support (the class's count in the test set)."""
@@ -104,7 +107,7 @@ class TestReport(Callback):
         self.max_misclassified, self.max_filters, self.dirpath = max_misclassified, max_filters, dirpath
 
     def on_test_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
-        n = len(trainer.datamodule.classes)
+        n = len(class_names(trainer.datamodule))
         self.metrics = MetricCollection(
             {
                 "precision": MulticlassPrecision(n, average=None),
@@ -124,10 +127,10 @@ class TestReport(Callback):
 
     def on_test_epoch_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
         values = self.metrics.compute()  # synced across ranks
-        out = Path(self.dirpath or trainer.log_dir or ".") / "test_report"  # log_dir: a broadcast, every rank asks
+        out = Path(self.dirpath or trainer.log_dir or ".") / TEST_REPORT  # log_dir: a broadcast, every rank asks
         if not trainer.is_global_zero:
             return
-        classes = trainer.datamodule.classes
+        classes = class_names(trainer.datamodule)
         out.mkdir(parents=True, exist_ok=True)
         rows = per_class_rows(values["precision"], values["recall"], values["f1"], values["confmat"], classes)
         with open(out / "per_class.csv", "w", newline="") as f:

@@ -14,13 +14,11 @@ from pathlib import Path
 
 import torch
 from lightning.pytorch import LightningDataModule
-from lightning.pytorch.overrides.distributed import UnrepeatedDistributedSampler
 from torch.utils.data import DataLoader, DistributedSampler
 
-from src.data.augment import random_crop_flip
-from src.data.images import image_files, read_images
-from src.data.memory import InMemoryDataset, ResumableLoader, keep_batch
+from src.data.memory import InMemoryDataset, ResumableLoader, keep_batch, random_crop_flip
 from src.errors import UsageError
+from src.frameworks import batches_fetched, unrepeated_sampler
 
 DATA_DIR_ENV = "DATA_DIR"  # the one setting that says where data sets live (default: ./data)
 
@@ -179,6 +177,8 @@ class ImageDataModule(LightningDataModule):
         """The predict set holds images [N, C, H, W] with their labels: the test split, or predict_path's files
         (label -1: unknown), brought to the data set's shape as predict_images brings any image (src/data/images.py)."""
         if self.predict_path is not None:
+            from src.data.images import image_files, read_images  # only predict on files needs the decoder
+
             self.predict_files = image_files(self.predict_path)
             images = read_images(self.predict_files, self.in_shape, self.dark_background)
             labels = torch.full((len(images),), -1, dtype=torch.long)
@@ -219,14 +219,13 @@ class ImageDataModule(LightningDataModule):
     def _batches_done(self) -> int:
         """Training batches of the current epoch the loop has fetched: 0 at an epoch's start, the checkpoint's count
         at the first batch of a fit resumed mid-epoch (ResumableLoader skips them); 0 outside a fit's loop."""
-        loop = getattr(self.trainer, "fit_loop", None)  # None: no trainer, or a loader iterated by hand
-        return loop.epoch_loop.batch_progress.current.ready if loop is not None else 0
+        return batches_fetched(self.trainer)
 
     def _eval_dataloader(self, split: str) -> DataLoader:
         rank, world = self._rank_and_world()
         # Lightning would inject a padding DistributedSampler here (scoring some images twice); a sampler of
         # our own that is already a DistributedSampler is left alone.
-        sampler = UnrepeatedDistributedSampler(self.splits[split], num_replicas=world, rank=rank, shuffle=False)
+        sampler = unrepeated_sampler(self.splits[split], world, rank)
         return DataLoader(self.splits[split], batch_size=self.eval_batch_size, sampler=sampler, collate_fn=keep_batch)
 
     def val_dataloader(self) -> DataLoader:

@@ -15,9 +15,10 @@ from typing import Literal
 import torch
 
 from src.data.base import ImageDataModule
-from src.data.folder_cache import cache_home, cache_key, cached
+from src.data.folder_cache import cache_key, cached
 from src.data.folder_decode import decode_all, image_size_of
 from src.errors import UsageError
+from src.provenance import cache_home
 
 EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp")
 

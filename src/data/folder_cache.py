@@ -16,11 +16,6 @@ from pathlib import Path
 import torch
 
 
-def cache_home(kind: str) -> Path:
-    """This template's cache folder for one kind of thing (image-folders, md5): $XDG_CACHE_HOME or ~/.cache."""
-    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "lightning-mnist-template" / kind
-
-
 def cache_key(signatures: list[str], settings) -> str:
     """sha256 over the settings and each file's signature (its path relative to root, size and mtime, as the folder
     scan read them): nothing is read but the directory entries."""

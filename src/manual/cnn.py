@@ -1,17 +1,17 @@
-"""ManualCNN: the small CNN of src.models.SmallCNN with every gradient written out (conv.py, batchnorm.py)."""
+"""ManualCNN: the small CNN of src.models.cnn.SmallCNN with every gradient written out (conv.py, batchnorm.py)."""
 
 from typing import Literal
 
 import torch
 from torch import nn
 
-from src import perf
+from src import frameworks
 from src.manual.batchnorm import BatchNorm2d
 from src.manual.conv import Conv2d, Flatten, MaxPool2d
 from src.manual.layers import ACTIVATIONS, Linear, softmax_cross_entropy
 from src.manual.mlp import init_weights
-from src.models.activations import Activation
 from src.models.cnn import SmallCNN
+from src.models.mlp import Activation
 
 
 class ManualCNN(nn.Module):
@@ -47,7 +47,7 @@ class ManualCNN(nn.Module):
             raise ValueError(f"need an odd kernel_size and positive channels, got {kernel_size} and {list(channels)}")
         if activation not in ACTIVATIONS:
             raise ValueError(f"unknown activation {activation!r}; choose one of {', '.join(ACTIVATIONS)}")
-        perf.reuse_freed_memory()  # its patch matrices are tens of MB, allocated anew every step (src/perf.py)
+        frameworks.reuse_freed_memory()  # its patch matrices: tens of MB, allocated anew every step
         self.in_shape, self.num_classes, self.blocks = tuple(in_shape), num_classes, len(channels)
         self.channels, self.kernel_size, self.activation_name = list(channels), kernel_size, activation
         self.pad, self.batchnorm, self.activation, self.reg = kernel_size // 2, batchnorm, ACTIVATIONS[activation], reg

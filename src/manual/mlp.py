@@ -6,8 +6,7 @@ import torch
 from torch import nn
 
 from src.manual.layers import ACTIVATIONS, Linear, softmax_cross_entropy
-from src.models.activations import Activation
-from src.models.mlp import MLP, Init
+from src.models.mlp import MLP, Activation, Init
 
 
 class ManualMLP(nn.Module):

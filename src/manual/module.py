@@ -3,24 +3,31 @@
 from typing import Literal
 
 from lightning.pytorch.cli import LRSchedulerCallable, OptimizerCallable
+from torch import nn
 
-from src.manual.cnn import ManualCNN
-from src.manual.mlp import ManualMLP
+from src.contracts import ManualNet
+from src.errors import UsageError
 from src.manual.optim import ManualSGD
 from src.models.classifier import ImageClassifier
 
 
 class ManualClassifier(ImageClassifier):
-    """Trains a ManualMLP or ManualCNN with its own gradients: no loss.backward(), no autograd graph (manual optimization).
-    Validation, test, metrics, checkpoints and the CLI are ImageClassifier's, unchanged."""
+    """Trains any net that follows the ManualNet contract (src/contracts.py: ManualMLP, ManualCNN or one's own) with
+    its own gradients: no loss.backward(), no autograd graph (manual optimization). Validation, test, metrics,
+    checkpoints and the CLI are ImageClassifier's, unchanged."""
 
     def __init__(
         self,
-        net: ManualMLP | ManualCNN,  # in YAML: class_path src.manual.ManualMLP (or ManualCNN) with its init_args
+        net: nn.Module,  # a ManualNet; in YAML: class_path src.manual.mlp.ManualMLP (or ManualCNN, or one's own)
         optimizer: OptimizerCallable = ManualSGD,  # any torch optimizer works; ManualSGD is the exercise's rule
         scheduler: LRSchedulerCallable | None = None,
         scheduler_interval: Literal["step", "epoch"] = "step",  # per-epoch decay: epoch
     ):
+        if not isinstance(net, ManualNet):
+            raise UsageError(
+                f"{type(net).__name__} is not a manual net: ManualClassifier needs `params` and "
+                "`forward_backward(x, y)` (src/contracts.py); train an autograd net with ImageClassifier"
+            )
         super().__init__(net, optimizer, scheduler, scheduler_interval)
         self.automatic_optimization = False
 

@@ -1,20 +1,19 @@
-"""ImageClassifier: the one LightningModule; it takes any net that maps images to logits."""
+"""ImageClassifier: the one LightningModule; it takes any net that maps images to logits (src/contracts.py).
+EpochStats: a stage's accuracy, mean loss and sample count over an epoch, as one torchmetrics Metric."""
 
-import warnings
 from typing import Literal
 
 import torch
 import torch.nn.functional as F
 from lightning.pytorch import LightningModule
 from lightning.pytorch.cli import LRSchedulerCallable, OptimizerCallable
+from lightning.pytorch.utilities import rank_zero_info
 from torch import nn
-from torchmetrics import MaxMetric
+from torchmetrics import MaxMetric, Metric
 
-from src.data.images import prepare
 from src.errors import UsageError
-from src.models.eval_flip import flip_mean
-from src.models.metrics import EpochStats
-from src.models.normalize import Normalize
+from src.frameworks import saving_hyperparameters
+from src.models.wrap import Normalize, flip_mean
 
 STAGES = ("train", "val", "test")
 EPOCH_METRICS = ("acc", "loss", "samples")  # per stage, EpochStats' values, logged once per epoch
@@ -26,7 +25,6 @@ def epoch_name(stage: str, metric: str) -> str:
 
 
 # Every name this module logs (callbacks' `monitor` is checked against it before a fit starts).
-LOGGED = tuple(epoch_name(s, m) for s in STAGES for m in EPOCH_METRICS) + ("train/loss", "val/acc_best")
 
 
 def _brief(values) -> str:
@@ -46,11 +44,9 @@ class ImageClassifier(LightningModule):
     command line hands the data module's to the net (src/cli.py), a net built by hand may disagree.
     """
 
-    logged_metrics = LOGGED
-
     def __init__(
         self,
-        net: nn.Module,  # the network; in YAML a class_path (src.models.MLP, src.models.SmallCNN) with init_args
+        net: nn.Module,  # the network; in YAML a class_path (src.models.mlp.MLP, src.models.cnn.SmallCNN) with init_args
         optimizer: OptimizerCallable = torch.optim.Adam,  # class_path + init_args of any torch.optim optimizer
         scheduler: LRSchedulerCallable | None = None,  # see configure_optimizers
         scheduler_interval: Literal["step", "epoch"] = "step",  # step the scheduler after every batch, or every epoch
@@ -68,11 +64,7 @@ class ImageClassifier(LightningModule):
         )
         self.label_smoothing, self.eval_flip = label_smoothing, eval_flip
         self.normalize = Normalize()
-        with warnings.catch_warnings():
-            # Lightning warns that `net` (an nn.Module argument) would be pickled into the hyperparameters. Under
-            # LightningCLI (and load_from_checkpoint) what is saved is net's class_path/init_args config, which
-            # load_from_checkpoint needs to rebuild the net; a hand-built net is removed below. A false alarm here.
-            warnings.filterwarnings("ignore", message="Attribute 'net' is an instance of `nn.Module`")
+        with saving_hyperparameters():
             # eval_flip is how the model is scored, not what it is: kept out of the checkpoint's hyperparameters,
             # which LightningCLI lays over the command line when it loads --ckpt_path, so that `test --ckpt_path X
             # --model.init_args.eval_flip true` scores any checkpoint with it (the run's config.yaml records it).
@@ -103,9 +95,18 @@ class ImageClassifier(LightningModule):
                 f"the net has {outputs} outputs but the data set has {classes} classes: build the net "
                 f"with num_classes {classes}"
             )
-        if getattr(data, "mean", None) is not None:  # not in predict, which reads no train split: the checkpoint's stay
+        if stage != "fit":  # an evaluation reads no train split: the checkpoint's normalization and inference stay
+            return
+        if getattr(data, "mean", None) is not None:
             self.normalize.set(data.mean, data.std)
+        else:
+            rank_zero_info(f"no mean/std from {type(data).__name__}: training on raw pixels")
+        if hasattr(data, "inference_meta"):  # an optional extra (src/contracts.py); ours all have it
             self.inference = data.inference_meta()
+        else:
+            from src.contracts import class_names
+
+            self.inference = {"classes": class_names(data), "in_shape": list(shape)}
 
     def on_save_checkpoint(self, checkpoint: dict) -> None:
         if self.inference is not None:
@@ -115,7 +116,7 @@ class ImageClassifier(LightningModule):
         self.adopt(checkpoint)
 
     def restore(self, checkpoint: dict) -> "ImageClassifier":
-        """Load a checkpoint read with src.runs.load_checkpoint into this model, outside a Trainer (export, notebooks)."""
+        """Load a checkpoint read with src.run.layout.load_checkpoint into this model, outside a Trainer (export, notebooks)."""
         self.adopt(checkpoint)
         self.load_state_dict(checkpoint["state_dict"])
         return self
@@ -187,6 +188,8 @@ class ImageClassifier(LightningModule):
                 "model never set up with a data module): retrain it, or prepare the images yourself and "
                 "call model(x)"
             )
+        from src.data.images import prepare  # a fit never needs the image decoder
+
         x = prepare(images, self.inference["in_shape"], self.inference.get("dark_background", False)).to(self.device)
         training = self.training
         self.eval()
@@ -201,7 +204,7 @@ class ImageClassifier(LightningModule):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """x: [N, C, H, W] images in [0, 1] -> logits [N, num_classes]. With eval_flip, in eval mode: the mean of the
-        logits of x and of x mirrored (src/models/eval_flip.py), for data sets whose classes a mirror keeps, as a training
+        logits of x and of x mirrored (src/models/wrap.py), for data sets whose classes a mirror keeps, as a training
         flip assumes."""
         z = self.normalize(x)
         return flip_mean(self.net, z) if self.eval_flip and not self.training else self.net(z)
@@ -226,7 +229,7 @@ class ImageClassifier(LightningModule):
         stats = self.stats[f"{stage}_stats"]
         values = stats.compute()
         for m in EPOCH_METRICS:
-            self.log(epoch_name(stage, m), values[m], prog_bar=(stage, m) == ("val", "acc"))
+            self.log(epoch_name(stage, m), values[m], prog_bar=(stage, m) == ("val", "acc"), sync_dist=True)
         stats.reset()
         return values
 
@@ -264,7 +267,7 @@ class ImageClassifier(LightningModule):
         if self.trainer.sanity_checking:  # the sanity check's few batches are no accuracy to remember
             return
         self.val_acc_best.update(acc)
-        self.log("val/acc_best", self.val_acc_best.compute(), prog_bar=True)
+        self.log("val/acc_best", self.val_acc_best.compute(), prog_bar=True, sync_dist=True)
 
     def on_test_epoch_end(self):
         self._log_epoch("test")
@@ -285,3 +288,33 @@ class ImageClassifier(LightningModule):
         except ValueError as err:
             raise UsageError(f"the optimizer or its schedule refuses its settings: {err}") from err
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": self.scheduler_interval}}
+
+
+class EpochStats(Metric):
+    """Counts correct predictions, sums the loss over samples and counts the samples; torchmetrics sums the
+    three states over DDP ranks at compute() and resets them each epoch.
+
+    One metric and one update per batch, because the update runs on every training step: the same numbers
+    from MulticlassAccuracy(average="micro") + MeanMetric + SumMetric cost three updates' overhead per step, a
+    visible share of a small MLP's step (README, Performance). tests/models/test_metrics.py checks that both
+    give the same values.
+    """
+
+    full_state_update = False  # update() needs only the batch, not the accumulated state
+
+    def __init__(self):
+        super().__init__()
+        self.add_state("correct", torch.tensor(0), dist_reduce_fx="sum")  # int64: exact at any count
+        self.add_state("loss_sum", torch.tensor(0.0), dist_reduce_fx="sum")  # sum over samples of the loss
+        self.add_state("count", torch.tensor(0), dist_reduce_fx="sum")
+
+    def update(self, logits: torch.Tensor, target: torch.Tensor, loss: torch.Tensor) -> None:
+        """logits [N, C], target [N] class indices, loss: the batch's mean loss (a scalar)."""
+        self.correct += (logits.argmax(dim=1) == target).sum()
+        self.loss_sum += loss * len(target)
+        self.count += len(target)
+
+    def compute(self) -> dict[str, torch.Tensor]:
+        """-> {"acc", "loss", "samples"} as float scalars (NaN before any update)."""
+        count = self.count.float()
+        return {"acc": self.correct / count, "loss": self.loss_sum / count, "samples": count}

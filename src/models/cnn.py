@@ -5,7 +5,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor, nn
 
-from src.models.activations import Activation, make_activation
+from src.models.mlp import Activation, make_activation
 
 
 @dataclass

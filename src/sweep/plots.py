@@ -3,7 +3,7 @@
 curves.png        per point, accuracy and loss of training (dashed) and validation (solid) at each epoch's end against
                   the optimizer step: mean over seeds, validation with a band from the lowest to the highest seed;
 objective_<key>.png  the objective at each value of a swept key, error bars: the 95 % interval of the mean;
-grad_norms.png    where runs logged grad_norm/* (src.callbacks.GradNorms): each weight's gradient norm, median over
+grad_norms.png    where runs logged grad_norm/* (src.callbacks.gradnorm.GradNorms): each weight's gradient norm, median over
                   epochs and seeds, against its depth;
 pareto.png        a sweep with trade-offs: each point at its first two objectives, the Pareto front joined.
 
@@ -23,7 +23,7 @@ import matplotlib
 matplotlib.use("Agg")  # files only; no display is ever needed
 import matplotlib.pyplot as plt  # noqa: E402
 
-from src.sweep.spec import column, point_name  # noqa: E402
+from src.sweep.spec import column, point_name, target_column  # noqa: E402
 
 METADATA = {"Software": None}  # no matplotlib version in the PNG: a rebuilt plot is the committed one byte for byte
 
@@ -144,8 +144,6 @@ def pareto(table: list[dict], sweep, folder: Path) -> list[str]:
     """A two-objective sweep: every point at (second objective, first objective), the front joined and labelled."""
     if not sweep.trade_offs:
         return []
-    from src.sweep.report import target_column
-
     (first, _), (second, direction) = sweep.targets[:2]
     x = target_column(second)
     fig, ax = plt.subplots(figsize=(6.5, 4.2))

@@ -12,6 +12,8 @@ last reported value (Optuna's rule) and its run kept.
 import optuna
 from lightning.pytorch import Callback, LightningModule, Trainer
 
+from src.frameworks import quiet_optuna, trial_of
+
 PRUNERS = {
     "median": optuna.pruners.MedianPruner,
     "successive_halving": optuna.pruners.SuccessiveHalvingPruner,
@@ -48,11 +50,10 @@ class ReportToTrial(Callback):
 
 def reporter(storage, study_name: str, trial_number: int, metric: str, pruner: dict) -> ReportToTrial:
     """The trial's process's handle on its Optuna trial, opened from the sweep's storage (the pruner is not stored
-    there: it comes with the trial). FrozenTrial._trial_id: Optuna has no public way from a trial's number to the
-    Trial of another process."""
+    there: it comes with the trial)."""
+    quiet_optuna()
     study = optuna.load_study(study_name=study_name, storage=storage, pruner=make_pruner(pruner))
-    trial_id = next(t._trial_id for t in study.get_trials(deepcopy=False) if t.number == trial_number)
-    return ReportToTrial(optuna.trial.Trial(study, trial_id), metric)
+    return ReportToTrial(trial_of(study, trial_number), metric)
 
 
 def pruned_at(trial: optuna.Trial) -> int | None:

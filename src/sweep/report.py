@@ -21,12 +21,12 @@ import yaml
 from optuna.trial import TrialState
 
 from src import stats
+from src.run.layout import run_numbers
 from src.sweep import plots
-from src.sweep.spec import column, label, point_name
-from src.sweep.trials import fit_args, run_numbers
+from src.sweep.spec import COLUMNS, column, label, point_name, target_column
+from src.sweep.trials import fit_args
 
 PER_SEED, PER_EPOCH = "results_per_seed.csv", "epochs_per_seed.csv"
-COLUMNS = {"num_params": "params", "wall_s": "wall_s"}  # trade-off metrics that are per-seed columns already
 METRICS = ("objective", "val_acc_best", "test_acc")  # the per-seed numbers summarised per point
 UNRECORDED = "-"  # the provenance key of a run made before runs recorded theirs
 
@@ -90,11 +90,6 @@ def record(study: optuna.Study, sweep, folder: Path) -> int:
         write_csv(folder / PER_EPOCH, sorted(epochs, key=by_point))
     (folder / "provenance.json").write_text(json.dumps(environments, indent=1, sort_keys=True) + "\n")
     return len(runs)
-
-
-def target_column(metric: str) -> str:
-    """The per-seed column of a trade-off objective: params, wall_s, or the logged metric (val/loss -> val_loss)."""
-    return COLUMNS.get(metric, metric.replace("/", "_"))
 
 
 def pareto(table: list[dict], sweep) -> list[bool]:

@@ -283,3 +283,11 @@ def check_group(key: str, values, path: Path) -> None:
     names = [str(v["name"]) for v in values]
     if len(set(names)) != len(names):
         raise UsageError(f"{path}: {key} repeats a name ({', '.join(names)}): each value needs its own")
+
+
+COLUMNS = {"num_params": "params", "wall_s": "wall_s"}  # trade-off metrics that are per-seed columns already
+
+
+def target_column(metric: str) -> str:
+    """The per-seed column of a trade-off objective: params, wall_s, or the logged metric (val/loss -> val_loss)."""
+    return COLUMNS.get(metric, metric.replace("/", "_"))

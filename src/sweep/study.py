@@ -7,7 +7,6 @@ twice. TPE / random: each trial draws a point and runs it for every seed in turn
 """
 
 import json
-import logging
 import os
 import socket
 import sys
@@ -19,34 +18,19 @@ import optuna
 from optuna.trial import TrialState
 
 from src.errors import UsageError
+from src.frameworks import journal_storage, quiet_optuna
+from src.run.layout import run_numbers
 from src.sweep.devices import Devices, sharing, visible_gpus
 from src.sweep.prune import make_pruner, pruned_at
-from src.sweep.trials import STOPPING, run_numbers, run_trial, target
+from src.sweep.storage import HEARTBEAT
+from src.sweep.trials import STOPPING, run_trial, target
 
-HEARTBEAT = 30  # seconds between a running trial's heartbeats (Optuna's on SQLite/PostgreSQL/MySQL; ours on a journal)
 STALE = 120  # default --stale-after: seconds without a heartbeat after which a running trial belongs to a dead sweep
 POLL = 1.0  # seconds between looks at the storage while another command's trials run: a report waits at most this long
-optuna.logging.set_verbosity(optuna.logging.WARNING)
-
-
-class NoTracebacks(logging.Filter):
-    """Optuna logs every failed trial with its traceback. Ours fail with a RuntimeError naming the run's log (the
-    traceback is only our own raise), and a stopped sweep with a KeyboardInterrupt, which __main__ answers with the
-    one resume line: the first keeps its one-line message, the second says nothing."""
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        error = record.exc_info[1] if record.exc_info else None
-        if isinstance(error, KeyboardInterrupt):
-            return False
-        if isinstance(error, RuntimeError):
-            record.exc_info = None
-        return True
-
-
-logging.getLogger("optuna.study._optimize").addFilter(NoTracebacks())  # the logger of Optuna's trial loop
 
 
 def open_study(sweep, storage, folder: Path) -> optuna.Study:
+    quiet_optuna()
     sampler = {
         "grid": optuna.samplers.RandomSampler,
         "random": optuna.samplers.RandomSampler,
@@ -82,7 +66,7 @@ def heartbeat(trial: optuna.Trial, done: threading.Event) -> None:
 
 def own_heartbeat(study: optuna.Study) -> bool:
     """Whether this study's storage lacks Optuna's heartbeat (a journal file): then ours runs."""
-    return isinstance(study._storage, optuna.storages.JournalStorage)
+    return journal_storage(study)
 
 
 def fail_stale(study: optuna.Study, stale_after: float) -> None:

@@ -1,6 +1,6 @@
 """One trial: `fit` then `test --ckpt_path best` (or last: the file's test_ckpt) of one point and seed, in a process
 of its own (a crash, NaN or out-of-memory fails the trial, not the sweep; forked, so that it starts without the
-imports: src/forked.py), numbers read back from the run's metrics.json (src/runs.py), whatever the logger."""
+imports: src/forked.py), numbers read back from the run's metrics.json (src/run/layout.py), whatever the logger."""
 
 import json
 import multiprocessing.process
@@ -12,7 +12,7 @@ import time
 from pathlib import Path
 
 from src import forked
-from src.runs import Run, safe_name
+from src.run.layout import Run, safe_name
 from src.sweep.spec import point_name
 
 LIVE: set[multiprocessing.process.BaseProcess] = (
@@ -78,7 +78,7 @@ def run_trial(
     """-> {"run": the run folder, "ok": both commands succeeded, "wall": seconds, "log": the commands' output}.
     report: where the fit reports to the pruner (src/sweep/prune.py), or None."""
     name = trial_name(values, seed)
-    # The run's folder is claimed here, before the fit starts (an exclusive mkdir, src/runs.py): two workers running
+    # The run's folder is claimed here, before the fit starts (an exclusive mkdir, src/run/layout.py): two workers running
     # the same point and seed at once (a random sampler drawing it twice) get two folders and two logs.
     run = Run.claim(save_dir / name)
     logger = [
@@ -92,7 +92,7 @@ def run_trial(
     env = trial_env(threads, device)
     # The log lies beside the run, not in it: a fit that fails before its first step removes its run folder, and the
     # log says why.
-    log = save_dir / name / f"trial_{run.name}.log"
+    log = run.trial_log
     start = time.time()
     args = [*fit_args(sweep, values, seed), *logger]
     try:
@@ -119,26 +119,6 @@ def run_trial(
     }
 
 
-def run_numbers(folder: Path, metric: str) -> dict:
-    """The numbers a report needs from one finished run's metrics.json: its objective, best val acc, test acc (its
-    last evaluation), epochs, parameters, provenance, and per epoch every scalar logged by its end (train/acc,
-    train/loss_epoch, val/acc, val/loss, grad_norm/..., with the epoch and optimizer step)."""
-    run = Run(folder)
-    fit, tests = run.metrics(), run.evaluations("test")
-    test = run.metrics(tests[-1]).get("metrics", {}) if tests else {}
-    nan = float("nan")
-    return {
-        "objective": fit.get("last", {}).get(metric, nan),
-        "val_acc_best": max((v["val/acc"] for v in fit.get("validations", []) if "val/acc" in v), default=nan),
-        "test_acc": test.get("test/acc", nan),
-        "epochs": fit.get("epochs", 0),
-        "num_params": fit.get("num_params", 0),
-        "provenance": fit.get("provenance") or {},
-        "epoch_ends": fit.get("epoch_ends", []),
-        "last": fit.get("last", {}),
-    }
-
-
 def target(numbers: dict, run: dict, metric: str) -> float:
     """One objective's value for a finished run: its parameter count, its trial's wall time, or a logged metric's
     value at the last validation (run_numbers' output, run_trial's)."""
@@ -156,8 +136,8 @@ if __name__ == "__main__":  # a trial's process: fit, then test the best checkpo
 
     spec = json.loads(sys.argv[1])
     if spec["report"]:
-        from src.sweep.__main__ import open_storage
         from src.sweep.prune import reporter
+        from src.sweep.storage import open_storage
 
         report = spec["report"]
         storage = open_storage(report["storage"], Path("."))  # the sweep's own, resolved to a URL

@@ -3,7 +3,7 @@
 import torch
 
 from src.cli import main
-from src.runs import Run
+from src.run.layout import Run
 from tests.conftest import ROOT, only_run
 
 
@@ -17,7 +17,7 @@ def test_last_ckpt_is_the_last_epoch_when_val_acc_never_improves(tmp_path, monke
             "--config",
             "configs/fashion_mnist_seed004.yaml",
             "--data",
-            "src.data.MNISTDataModule",
+            "src.data.mnist.MNISTDataModule",
             "--data.init_args.data_dir",
             str(mnist_root),
             "--data.init_args.val_on_test",

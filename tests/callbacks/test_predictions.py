@@ -5,8 +5,8 @@ import csv
 import torch
 from PIL import Image
 
-from src.data import MNISTDataModule
-from src.models import ImageClassifier
+from src.data.mnist import MNISTDataModule
+from src.models.classifier import ImageClassifier
 from tests.conftest import REAL_DATA, read_scalars, run_cli
 
 

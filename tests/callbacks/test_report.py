@@ -7,8 +7,10 @@ from torchmetrics.classification import (
 )
 
 from src.callbacks.report import first_layer_filters, markdown_table, misclassified_figure, per_class_rows, rendered
-from src.manual import ManualCNN, ManualMLP
-from src.models import MLP, SmallCNN
+from src.manual.cnn import ManualCNN
+from src.manual.mlp import ManualMLP
+from src.models.cnn import SmallCNN
+from src.models.mlp import MLP
 
 # Fixed predictions for 3 classes, 10 examples; the expected numbers are counted by hand below.
 TARGET = torch.tensor([0, 0, 0, 0, 1, 1, 1, 2, 2, 2])

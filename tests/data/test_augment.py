@@ -1,7 +1,7 @@
 import torch
 import torch.nn.functional as F
 
-from src.data.augment import random_crop_flip
+from src.data.memory import random_crop_flip
 
 
 def test_crop_flip_matches_per_image_reference():

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import torch
 
-from src.data import CIFAR10DataModule
+from src.data.cifar10 import CIFAR10DataModule
 from src.errors import UsageError
 from tests.conftest import REAL_DATA, make_cifar10
 

@@ -8,7 +8,9 @@ import pytest
 import torch
 from PIL import Image
 
-from src.data import FashionMNISTDataModule, ImageFolderDataModule, folder
+from src.data import folder
+from src.data.folder import ImageFolderDataModule
+from src.data.mnist import FashionMNISTDataModule
 from src.errors import UsageError
 from tests.conftest import only_run, read_scalars, run_cli, write_idx, write_image_folder
 
@@ -64,7 +66,7 @@ def test_the_same_recipe_scores_the_same_through_both_modules(fashion_folder, tm
             "folder",
             [
                 "--data",
-                "src.data.ImageFolderDataModule",
+                "src.data.folder.ImageFolderDataModule",
                 "--data.init_args.root",
                 str(fashion_folder / "images"),
                 "--data.init_args.channels",

@@ -4,8 +4,8 @@ from types import SimpleNamespace
 import torch
 from torch.utils.data import DataLoader
 
-from src.data import MNISTDataModule
 from src.data.memory import InMemoryDataset, keep_batch
+from src.data.mnist import MNISTDataModule
 from tests.conftest import make_idx_dataset
 
 

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import torch
 
-from src.data import FashionMNISTDataModule, MNISTDataModule
+from src.data.mnist import FashionMNISTDataModule, MNISTDataModule
 from src.errors import UsageError
 from tests.conftest import make_idx_dataset
 

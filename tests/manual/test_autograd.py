@@ -4,8 +4,9 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from src.data import MNISTDataModule
-from src.manual import ManualMLP, ManualSGD
+from src.data.mnist import MNISTDataModule
+from src.manual.mlp import ManualMLP
+from src.manual.optim import ManualSGD
 from tests.conftest import REAL_DATA
 
 

@@ -5,11 +5,12 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from src.manual import ManualCNN, ManualSGD
 from src.manual.batchnorm import BatchNorm1d, BatchNorm2d
+from src.manual.cnn import ManualCNN
 from src.manual.conv import Conv2d, Flatten, MaxPool2d
 from src.manual.layers import ACTIVATIONS
-from src.models import SmallCNN
+from src.manual.optim import ManualSGD
+from src.models.cnn import SmallCNN
 from tests.manual.test_autograd import mnist_batch  # noqa: F401  (the module-scoped real MNIST batch fixture)
 from tests.manual.test_gradients import max_relative_error
 

@@ -5,8 +5,9 @@ import numpy as np
 import pytest
 import torch
 
-from src.manual import ManualMLP, ManualSGD
 from src.manual.layers import Softmax, cross_entropy_on_probs, softmax_cross_entropy
+from src.manual.mlp import ManualMLP
+from src.manual.optim import ManualSGD
 
 
 def max_relative_error(analytic: torch.Tensor, numeric: torch.Tensor) -> float:

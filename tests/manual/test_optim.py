@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from src.manual import ManualSGD
+from src.manual.optim import ManualSGD
 
 GRADS = [
     torch.tensor([0.5, -1.0], dtype=torch.float64),

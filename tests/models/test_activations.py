@@ -1,7 +1,7 @@
 import pytest
 import torch
 
-from src.models import ImprovedSigmoid, make_activation
+from src.models.mlp import ImprovedSigmoid, make_activation
 
 
 def test_improved_sigmoid_fixed_points_and_gain():

@@ -9,7 +9,9 @@ import torch.nn.functional as F
 
 from src.cli import main
 from src.errors import UsageError
-from src.models import MLP, ImageClassifier, SmallCNN
+from src.models.classifier import ImageClassifier
+from src.models.cnn import SmallCNN
+from src.models.mlp import MLP
 from tests.conftest import REAL_DATA, only_run, read_scalars, run_cli
 
 

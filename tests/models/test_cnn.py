@@ -1,7 +1,7 @@
 import pytest
 import torch
 
-from src.models import SmallCNN
+from src.models.cnn import SmallCNN
 
 
 def test_mnist_gives_784_features_into_the_classifier():

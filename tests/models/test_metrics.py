@@ -5,7 +5,7 @@ import torch.nn.functional as F
 from torchmetrics import MeanMetric, SumMetric
 from torchmetrics.classification import MulticlassAccuracy
 
-from src.models.metrics import EpochStats
+from src.models.classifier import EpochStats
 
 
 def test_epoch_stats_equal_the_library_metrics_over_uneven_batches():

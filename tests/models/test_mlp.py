@@ -4,7 +4,7 @@ import pytest
 import torch
 from torch import nn
 
-from src.models import MLP
+from src.models.mlp import MLP
 
 
 def _count(net: nn.Module) -> int:

@@ -38,7 +38,7 @@ def test_keys_that_pick_classes_meet_every_value_of_the_others(tmp_path):
     sweep = sweep_file(
         tmp_path,
         "base: configs/mnist_mlp.yaml\nparams:\n"
-        "  data.class_path: [src.data.MNISTDataModule, src.data.FashionMNISTDataModule]\n"
+        "  data.class_path: [src.data.mnist.MNISTDataModule, src.data.mnist.FashionMNISTDataModule]\n"
         "  data.init_args.batch_size: [32, 64, 128]\n  model.init_args.optimizer.init_args.lr: [0.1, 0.01]\n"
         "seeds: [0, 1, 2]\n",
     )

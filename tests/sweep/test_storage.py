@@ -6,7 +6,7 @@ import sqlite3
 import time
 from contextlib import closing
 
-from src.sweep.__main__ import open_storage
+from src.sweep.storage import open_storage
 
 
 def open_at(folder, start: float, results) -> None:

@@ -235,7 +235,7 @@ def test_a_random_sampler_drawing_one_point_four_times_with_two_workers_runs_fou
     folder and tests its own checkpoint; the report counts the one seed once (repeats are no new sample)."""
     import optuna
 
-    from src.runs import Run
+    from src.run.layout import Run
 
     text = (
         GRID.replace("[[16], [32]]", "[[16]]")
@@ -281,7 +281,7 @@ def test_command_line_overrides_make_a_quick_study_of_its_own_name(tmp_path):
     assert not (tmp_path / "logs" / "grid").exists()
     per_seed = list(csv.DictReader(open(folder / "results_per_seed.csv")))
     assert [(r["hidden"], r["seed"]) for r in per_seed] == [("[16]", "0"), ("[32]", "0")]
-    from src.runs import Run
+    from src.run.layout import Run
 
     assert [Run(p).metrics()["steps"] for p in fit_runs(folder)] == [2, 2]  # the override, not the file's 4
 
@@ -368,7 +368,7 @@ def test_a_sweep_file_extends_another_point_for_point(tmp_path):
 
     mnist, fashion = (load(ROOT / "configs" / "sweeps" / f"{n}.yaml") for n in ("tricks", "fashion_tricks"))
     assert fashion.grid() == mnist.grid() and fashion.seeds == mnist.seeds and fashion.name == "fashion_tricks"
-    assert fashion.overrides == {**mnist.overrides, "data.class_path": "src.data.FashionMNISTDataModule"}
+    assert fashion.overrides == {**mnist.overrides, "data.class_path": "src.data.mnist.FashionMNISTDataModule"}
     assert fashion.space() != mnist.space()
     (tmp_path / "a.yaml").write_text("extends: b.yaml\n")
     (tmp_path / "b.yaml").write_text(GRID + "extends: a.yaml\n")
@@ -450,7 +450,9 @@ def test_one_trick_of_the_tricks_sweep_runs_for_both_nets(tmp_path):
         )
         assert model["optimizer"]["init_args"]["lr"] == 0.02 and model["optimizer"]["init_args"]["momentum"] == 0.9
         assert config["data"]["init_args"]["batch_size"] == 32 and config["trainer"]["max_epochs"] == 1
-        assert model["net"]["class_path"] == {"autograd": "src.models.MLP", "manual": "src.manual.ManualMLP"}[net]
+        assert (
+            model["net"]["class_path"] == {"autograd": "src.models.mlp.MLP", "manual": "src.manual.mlp.ManualMLP"}[net]
+        )
 
 
 @pytest.mark.slow
@@ -485,7 +487,7 @@ def test_a_pruned_trial_stops_early_keeps_its_tested_run_and_is_not_rerun(tmp_pa
     with that validation's value, and the same command again trains nothing."""
     import optuna
 
-    from src.runs import Run
+    from src.run.layout import Run
 
     text = (
         GRID.replace("trainer.max_epochs: 1", "trainer.max_epochs: 3")

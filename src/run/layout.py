@@ -3,7 +3,7 @@
     <save_dir>/<config name>/version_N[_overrides]/
         config.yaml               the fit's full config (config_resume_K.yaml for each resume)
         metrics.json              best and last validation metrics, per-validation, per-epoch and per-step history,
-                                  epochs, steps, parameter count, wall time (src/callbacks/record.py writes it)
+                                  epochs, steps, parameter count, wall time (src/run/recorder.py writes it)
         checkpoints/              last.ckpt, epochXX-accY.ckpt (the best), interrupted.ckpt
         test_K/ validate_K/ predict_K/   one folder per evaluation, each with its own metrics.json
         (and whatever the logger writes: TensorBoard events, metrics.csv, hparams.yaml)
@@ -41,6 +41,10 @@ NOT_NAMED = (
     "trainer.num_nodes",
 )
 EVALUATIONS = ("validate", "test", "predict")
+# The names inside a run; nothing outside this file spells them (tests/test_imports.py checks).
+CONFIG, METRICS, CHECKPOINTS = "config.yaml", "metrics.json", "checkpoints"
+LAST, INTERRUPTED = "last.ckpt", "interrupted.ckpt"
+TEST_REPORT, PREDICTIONS, EXPORT = "test_report", "predictions.csv", "export"
 
 
 def safe_name(text: str) -> str:
@@ -133,13 +137,13 @@ class Run:
 
     @property
     def checkpoints(self) -> Path:
-        return self.folder / "checkpoints"
+        return self.folder / CHECKPOINTS
 
     @classmethod
     def of(cls, checkpoint: Path) -> "Run | None":
         """The run a checkpoint belongs to (<run>/checkpoints/x.ckpt), or None for a file elsewhere."""
         parent = Path(checkpoint).resolve().parent
-        return cls(parent.parent) if parent.name == "checkpoints" and VERSION.match(parent.parent.name) else None
+        return cls(parent.parent) if parent.name == CHECKPOINTS and VERSION.match(parent.parent.name) else None
 
     @classmethod
     def claim(cls, root: Path, suffix: str = "") -> "Run":
@@ -150,10 +154,10 @@ class Run:
 
     def metrics(self, evaluation: str | None = None) -> dict:
         """metrics.json of the run, or of one of its evaluations (a folder name, e.g. test_0); {} where absent."""
-        return read_json((self.folder / evaluation if evaluation else self.folder) / "metrics.json")
+        return read_json((self.folder / evaluation if evaluation else self.folder) / METRICS)
 
     def write_metrics(self, values: dict, evaluation: str | None = None) -> None:
-        write_json((self.folder / evaluation if evaluation else self.folder) / "metrics.json", values)
+        write_json((self.folder / evaluation if evaluation else self.folder) / METRICS, values)
 
     def evaluations(self, kind: str = "test") -> list[str]:
         """The run's kind_K folders (test_0, test_1, ...), oldest first."""
@@ -163,6 +167,23 @@ class Run:
     def claim_evaluation(self, kind: str) -> str:
         """A new kind_K folder in the run (exclusive mkdir, as claim) -> its name."""
         return _mkdir_first_free(self.folder / f"{kind}_{k}" for k in itertools.count(len(self.evaluations(kind)))).name
+
+    @property
+    def config(self) -> Path:
+        """The fit's config.yaml (a run's own config names its folder: trainer.logger.init_args.version)."""
+        return self.folder / CONFIG
+
+    def evaluation_config(self, evaluation: str) -> Path:
+        return self.folder / evaluation / CONFIG
+
+    def in_run(self, checkpoint: Path) -> str:
+        """A checkpoint's name as metrics.json records it: relative to the run, which may move."""
+        return f"{CHECKPOINTS}/{Path(checkpoint).name}"
+
+    @property
+    def trial_log(self) -> Path:
+        """A sweep trial's log, beside its run folder: trial_<run name>.log."""
+        return self.folder.parent / f"trial_{self.name}.log"
 
     def resume_config(self) -> str:
         """The file name of the config a resume saves beside the first one: config_resume_K.yaml, K unused."""
@@ -190,7 +211,7 @@ class Run:
         """The newer of last.ckpt (end of the last validation) and interrupted.ckpt (Ctrl-C / SIGTERM); where that one
         cannot be read (a file broken outside this project's crash-safe saves), the newest readable checkpoint of the
         run, said on stderr."""
-        found = [p for p in (self.checkpoints / "last.ckpt", self.checkpoints / "interrupted.ckpt") if p.is_file()]
+        found = [p for p in (self.checkpoints / LAST, self.checkpoints / INTERRUPTED) if p.is_file()]
         if not found:
             raise UsageError(f"{self.folder} has neither last.ckpt nor interrupted.ckpt; pass --ckpt_path with a file")
         newest = max(found, key=lambda p: p.stat().st_mtime_ns)
@@ -242,6 +263,11 @@ class Run:
             shutil.rmtree(entry, ignore_errors=True) if entry.is_dir() else entry.unlink(missing_ok=True)
 
 
+def next_name(root: Path, suffix: str = "") -> str:
+    """The name a new run under root would get now (another command may take it first: Run.claim takes it)."""
+    return f"version_{next_version(root)}{suffix}"
+
+
 def next_version(root: Path) -> int:
     """The N of a new version_N under root (one more than any version_N there, suffix or not)."""
     numbers = [int(m.group(1)) for p in root.glob("version_*") if (m := VERSION.match(p.name))]
@@ -259,7 +285,7 @@ class Runs:
         runs = [
             Run(p)
             for p in self.root.glob("version_*")
-            if VERSION.match(p.name) and any((p / "checkpoints").glob("*.ckpt"))
+            if VERSION.match(p.name) and any((p / CHECKPOINTS).glob("*.ckpt"))
         ]
         return sorted(runs, key=lambda r: r.number)
 
@@ -307,3 +333,29 @@ class Runs:
             f"note: run {other.name} of this config has a better best checkpoint (val/acc {score:.4f}"
             f"{'' if mine is None else f' vs {mine:.4f}'}): --ckpt_path {other.name}:best, or all:best for the best of all runs"
         )
+
+
+def export_folder(checkpoint: Path) -> Path:
+    """Where src.export writes a checkpoint's files: its run's export/, or export/ beside a file outside any run."""
+    run = Run.of(checkpoint)
+    return (run.folder if run is not None else Path(checkpoint).resolve().parent) / EXPORT
+
+
+def run_numbers(folder: Path, metric: str) -> dict:
+    """The numbers a report needs from one finished run's metrics.json: its objective, best val acc, test acc (its
+    last evaluation), epochs, parameters, provenance, and per epoch every scalar logged by its end (train/acc,
+    train/loss_epoch, val/acc, val/loss, grad_norm/..., with the epoch and optimizer step)."""
+    run = Run(folder)
+    fit, tests = run.metrics(), run.evaluations("test")
+    test = run.metrics(tests[-1]).get("metrics", {}) if tests else {}
+    nan = float("nan")
+    return {
+        "objective": fit.get("last", {}).get(metric, nan),
+        "val_acc_best": max((v["val/acc"] for v in fit.get("validations", []) if "val/acc" in v), default=nan),
+        "test_acc": test.get("test/acc", nan),
+        "epochs": fit.get("epochs", 0),
+        "num_params": fit.get("num_params", 0),
+        "provenance": fit.get("provenance") or {},
+        "epoch_ends": fit.get("epoch_ends", []),
+        "last": fit.get("last", {}),
+    }

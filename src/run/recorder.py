@@ -1,30 +1,20 @@
-"""RunRecorder: a command's numbers into its run's metrics.json, from what every LightningModule and logger share.
+"""A run's numbers, from what every LightningModule and logger share: RunRecorder writes them into the run's
+metrics.json (its schema is src/run/layout.py's), HParamsSummary hands the hyperparameters that say what a run
+trained, and hp_metric = best val/acc, to every logger (TensorBoard shows them in its HParams tab)."""
 
-The CLI adds it to every command (src/cli.py); it needs no logger, and reads only `trainer.callback_metrics` (what
-self.log recorded), the training step's returned loss and the trainer's checkpoint callback. A sweep, `best`, the
-fit summary and the report all read the file it writes instead of a logger's files.
-
-A fit's metrics.json:
-    {"best": {path, monitor, score, epoch, step}, "last": {metric: value at the last validation},
-     "epochs": trained epochs, "steps": optimizer steps, "num_params": int, "wall_s": seconds of training,
-     "status": running | finished | interrupted | failed,
-     "validations": [{epoch, step, val/...}], "epoch_ends": [{epoch, step, every scalar logged by then}],
-     "train_steps": [{step, train/loss}] every log_every_n_steps steps,
-     "provenance": what made it (src/provenance.py), "earlier_provenance": [the commands it was resumed from]}
-An evaluation's (<run>/test_K/metrics.json): {"stage", "checkpoint", "metrics": {test/acc: ..., ...}, "provenance"}.
-Written atomically at every checkpoint save, epoch end and the end, so it always matches the newest checkpoint.
-"""
-
+import inspect
 import os
 import time
 from pathlib import Path
 
 import torch
 from lightning.pytorch import Callback, LightningModule, Trainer
+from lightning.pytorch.loggers import TensorBoardLogger
 from lightning.pytorch.trainer.states import TrainerFn
 
 from src import provenance
-from src.runs import Run
+from src.errors import UsageError, import_class
+from src.run.layout import Run
 
 
 def scalars(metrics: dict) -> dict[str, float]:
@@ -39,6 +29,28 @@ def data_folder(datamodule) -> Path | None:
     except NotImplementedError:
         return None
     return Path(folder) if isinstance(folder, (str, Path)) else None
+
+
+class MonitorCheck(Callback):
+    """A callback's `monitor` (EarlyStopping's, ModelCheckpoint's) that names nothing the model logs is refused in
+    one line listing what it does log, at the end of the first validation: the sanity check's, before any training,
+    where there is one. Whatever a module logs can be monitored, with no list to register it in. A train/ monitor is
+    left to the callback itself: training metrics exist only once training has logged them."""
+
+    def __init__(self):
+        self.checked = False
+
+    def on_validation_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        if self.checked or trainer.state.fn != TrainerFn.FITTING:
+            return
+        self.checked, logged = True, sorted(trainer.callback_metrics)
+        for callback in trainer.callbacks:
+            monitor = getattr(callback, "monitor", None)
+            if isinstance(monitor, str) and not monitor.startswith("train") and monitor not in logged:
+                raise UsageError(
+                    f"{type(callback).__name__} monitors {monitor!r}, which is never logged; "
+                    f"choose one of {', '.join(logged)}"
+                )
 
 
 class RunRecorder(Callback):
@@ -132,7 +144,7 @@ class RunRecorder(Callback):
                 best = {"epoch": trainer.current_epoch, "step": trainer.global_step}
             self.record["best"] = {
                 **best,
-                "path": f"checkpoints/{Path(callback.best_model_path).name}",  # in the run
+                "path": self.run.in_run(callback.best_model_path),
                 "monitor": callback.monitor,
                 "score": None if score is None else float(score),
             }
@@ -162,3 +174,109 @@ class RunRecorder(Callback):
                 },
                 self.evaluation,
             )
+
+
+METRIC = "val/acc_best"
+DATA_KEYS = (
+    "batch_size",
+    "val_size",
+    "normalize",
+    "augment",
+    "crop_pad",
+    "seed",
+    "val_on_test",
+)  # data settings that change results
+ALWAYS = ("hidden", "channels", "activation", "batch_size")  # shown even at their defaults: what tells runs apart
+# Trainer settings that change what a run trains, with Lightning's defaults; max_epochs is always shown.
+TRAINER_DEFAULTS = {
+    "precision": "32-true",
+    "accumulate_grad_batches": 1,
+    "limit_train_batches": 1.0,
+    "gradient_clip_val": None,
+}
+
+
+def _defaults(class_path: str) -> dict:
+    cls = import_class(class_path)
+    try:
+        signature = inspect.signature(cls)
+    except (ValueError, TypeError):  # None (not importable), or a builtin without a signature
+        return {}
+    return {k: _plain(p.default) for k, p in signature.parameters.items() if p.default is not inspect.Parameter.empty}
+
+
+def _plain(value):
+    """Tuples as lists: a config says [0.9, 0.999] where a signature says (0.9, 0.999)."""
+    return list(value) if isinstance(value, tuple) else value
+
+
+def table(model_hparams: dict, data=None, trainer=None) -> dict:
+    """{'net': {class_path, init_args}, 'optimizer': {...}, ...} -> {'net': 'MLP', 'net/hidden': [256, 128],
+    'optimizer': 'Adam', 'optimizer/lr': 0.005, 'data/batch_size': 64, 'trainer/max_epochs': 12, 'seed': 0, ...}.
+    Arguments appear only where they differ from their class's defaults (TensorBoard shows the first columns
+    first, so defaults would push what a run changed, and hp_metric after them, off screen), except what tells
+    runs apart even at its default (ALWAYS, max_epochs, the seed); Lightning's own keys (`_...`) are left out."""
+    rows = {}
+    for key, value in model_hparams.items():
+        if key.startswith("_"):
+            continue
+        if isinstance(value, dict) and "class_path" in value:
+            rows[key] = value["class_path"].rpartition(".")[2]
+            defaults = _defaults(value["class_path"])
+            for arg, v in (value.get("init_args") or {}).items():
+                if arg in ALWAYS or arg not in defaults or defaults[arg] != _plain(v):
+                    rows[f"{key}/{arg}"] = v
+        else:
+            rows[key] = value
+    data_defaults = _defaults(f"{type(data).__module__}.{type(data).__qualname__}") if data is not None else {}
+    for key in DATA_KEYS if data is not None else ():
+        if hasattr(data, key) and (key in ALWAYS or data_defaults.get(key, None) != getattr(data, key)):
+            rows[f"data/{key}"] = getattr(data, key)
+    if trainer is not None:
+        rows["trainer/max_epochs"] = trainer.max_epochs
+        for key, default in TRAINER_DEFAULTS.items():
+            if getattr(trainer, key, default) != default:
+                rows[f"trainer/{key}"] = getattr(trainer, key)
+    if os.environ.get("PL_GLOBAL_SEED") is not None:  # set by seed_everything (the configs' seed_everything: 0)
+        rows["seed"] = int(os.environ["PL_GLOBAL_SEED"])
+    return rows
+
+
+class HParamsSummary(Callback):
+    """Writes the run's hyperparameters (see `table`, plus `num_params`) with `hp_metric` = best `val/acc`.
+
+    Lightning's default writes hp_metric = -1 at start, a placeholder that stays in the scalar curve; with
+    the logger's `default_hp_metric: false` this callback writes the HParams entry after the first real
+    validation instead, and updates `hp_metric` after every later one.
+    """
+
+    def __init__(self):
+        self._written = False
+
+    def on_fit_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        self._written = False
+
+    def on_validation_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        best = trainer.callback_metrics.get(METRIC)
+        if trainer.sanity_checking or best is None:
+            return
+        best = float(best)
+        for logger in trainer.loggers:
+            if self._written:
+                logger.log_metrics({"hp_metric": best}, step=trainer.global_step)
+            elif isinstance(logger, TensorBoardLogger):  # its HParams tab pairs the table with a metric
+                logger.log_hyperparams(self.params(pl_module, trainer), metrics={"hp_metric": best})
+            else:
+                logger.log_hyperparams(self.params(pl_module, trainer))
+                logger.log_metrics({"hp_metric": best}, step=trainer.global_step)
+        self._written = True
+
+    @staticmethod
+    def params(pl_module: LightningModule, trainer: Trainer) -> dict:
+        # ImageClassifier keeps eval_flip out of its hparams (an evaluation may set it), so it is read off the module.
+        scoring = {"eval_flip": pl_module.eval_flip} if hasattr(pl_module, "eval_flip") else {}
+        return {
+            **table(dict(pl_module.hparams), trainer.datamodule, trainer),
+            **scoring,
+            "num_params": sum(p.numel() for p in pl_module.parameters()),
+        }

@@ -1,4 +1,4 @@
-"""Where a command logs and which checkpoint it reads: the CLI's side of a Run (src/runs.py), decided once after
+"""Where a command logs and which checkpoint it reads: the CLI's side of a Run (src/run/layout.py), decided once after
 parsing and written into the config before anything is built.
 
     fit                      -> a new <save_dir>/<config name>/version_N[_overrides], or, from a checkpoint of one of
@@ -18,15 +18,15 @@ from pathlib import Path
 
 from jsonargparse import ArgumentError, Namespace
 from lightning.pytorch.callbacks import LearningRateMonitor, ModelCheckpoint
+from lightning.pytorch.callbacks.progress import ProgressBar as ProgressBarBase
 from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
 from lightning.pytorch.utilities import rank_zero_info
 from lightning.pytorch.utilities.rank_zero import rank_zero_only
 
-from src.callbacks.predictions import PredictionWriter
-from src.callbacks.report import TestReport
-from src.config_checks import import_class
-from src.errors import UsageError
-from src.runs import EVALUATIONS, NOT_NAMED, Run, Runs, load_checkpoint, next_version, run_suffix
+from src.errors import UsageError, import_class
+from src.frameworks import HPARAMS_CLASS_PATH
+from src.run.layout import EVALUATIONS, NOT_NAMED, Run, Runs, load_checkpoint, next_name, run_suffix
+from src.run.recorder import MonitorCheck, RunRecorder
 
 
 def _is(node, base: type) -> bool:
@@ -46,7 +46,7 @@ TRUSTED = ("src.", "torch.", "lightning.")  # packages a checkpoint's hyperparam
 
 def _class_paths(value) -> set[str]:
     if isinstance(value, dict):
-        found = {str(value[k]) for k in ("class_path", "_class_path") if isinstance(value.get(k), str)}
+        found = {str(value[k]) for k in ("class_path", HPARAMS_CLASS_PATH) if isinstance(value.get(k), str)}
         return found.union(*(_class_paths(v) for v in value.values()))
     if isinstance(value, (list, tuple)):
         return set().union(*(_class_paths(v) for v in value))
@@ -75,7 +75,7 @@ def refuse_changed_model(config: Namespace, checkpoint: dict, run: Run) -> None:
     saved = dict(checkpoint.get("hyper_parameters") or {})
     if not saved:
         return
-    saved = {"class_path": saved.pop("_class_path", None), "init_args": saved}
+    saved = {"class_path": saved.pop(HPARAMS_CLASS_PATH, None), "init_args": saved}
     asked = config.model.as_dict() if isinstance(config.get("model"), Namespace) else {}
     mine, theirs = _flat(asked), _flat(saved)
     linked = ("in_shape", "num_classes")  # handed over from the data module when the model is built, not a choice
@@ -96,7 +96,7 @@ def config_hint(files) -> str:
 
 
 @dataclass
-class Placement:
+class RunChoice:
     runs: Runs  # the config's runs
     hint: str  # its --config arguments
     save_dir: Path
@@ -109,9 +109,12 @@ class Placement:
     tensorboard: bool = False  # the logger is TensorBoard's
     version: str | None = None  # the logger's version as configured (a run's own config.yaml names its folder)
     name_given: bool = False  # the logger's name was set (not the config file's name)
+    stage: str | None = None  # the subcommand (None: run=False)
 
     @classmethod
-    def of(cls, config: Namespace, subcommand: str | None, changed: Callable[[], dict]) -> "Placement":
+    def of(cls, config: Namespace, subcommand: str | None, changed: Callable[[], dict]) -> "RunChoice":
+        if config.trainer.get("enable_progress_bar") is False:  # Lightning refuses a progress bar callback then
+            config.trainer.callbacks = [c for c in config.trainer.callbacks or [] if not _is(c, ProgressBarBase)]
         files = [str(c) for c in config.get("config") or []]
         logger = config.trainer.get("logger")
         args = logger.init_args if _is(logger, (TensorBoardLogger, CSVLogger)) else None
@@ -125,9 +128,10 @@ class Placement:
             tensorboard=_is(logger, TensorBoardLogger),
             name_given=args is not None and bool(args.get("name")),
         )
+        place.stage = subcommand
         place.version = None if args is None or args.get("version") is None else str(args.version)
         if subcommand is None:  # run=False: named as a fit would be, nothing made
-            place._point_logger(save_dir, name, place.version or f"version_{next_version(place.runs.root)}")
+            place._point_logger(save_dir, name, place.version or next_name(place.runs.root))
         elif not config.trainer.get("fast_dev_run"):  # a fast_dev_run keeps nothing: Lightning turns the logger off
             place._place(config, subcommand, changed)
         return place
@@ -140,7 +144,7 @@ class Placement:
     @property
     def own(self) -> bool:
         """Whether the logger names a folder that holds a run already (a run's own config.yaml)."""
-        return self.version is not None and (self.runs.root / self.version / "config.yaml").exists()
+        return self.version is not None and Run(self.runs.root / self.version).config.exists()
 
     def _place(self, config: Namespace, subcommand: str, changed) -> None:
         root, ckpt, version, own = self.runs.root, config.get("ckpt_path"), self.version, self.own
@@ -172,19 +176,9 @@ class Placement:
         if resuming:
             refuse_changed_model(config, load_checkpoint(Path(self.checkpoint)), source)
         self._choose_run(subcommand, version, changed, source, resuming)
-        if not trainer.get("logger"):  # logger false: Lightning refuses a LearningRateMonitor with nothing to log to
-            trainer.callbacks = [c for c in trainer.get("callbacks") or [] if not _is(c, LearningRateMonitor)]
-        for callback in (
-            config.trainer.get("callbacks") or []
-        ):  # checkpoints and reports in the run, whatever the logger
+        for callback in config.trainer.get("callbacks") or []:  # checkpoints in the run, whatever the logger
             if _is(callback, ModelCheckpoint) and callback.init_args.get("dirpath") is None:
                 callback.init_args.dirpath = str(self.run.checkpoints)
-            if (
-                self.evaluation
-                and _is(callback, (TestReport, PredictionWriter))
-                and not callback.init_args.get("dirpath")
-            ):
-                callback.init_args.dirpath = str(self.run.folder / self.evaluation)
 
     def _choose_run(self, subcommand: str, version: str | None, changed, source: Run | None, resuming: bool) -> None:
         """resuming: a fit from a checkpoint of one of this config's runs, which goes on in that run."""
@@ -195,13 +189,13 @@ class Placement:
             self.config_file = self.run.folder / self.run.resume_config()
         elif subcommand == "fit":
             self.run = self._claim(version, run_suffix(changed()) if version is None else "")
-            self.config_file = self.run.folder / "config.yaml"
+            self.config_file = self.run.config
         else:
             self.run = source or self._claim(version, "")  # a new run folder made here goes whole on undo
             if source is not None:
                 self.run.watch()
             self.evaluation = self.run.claim_evaluation(subcommand) if rank_zero_only.rank == 0 else f"{subcommand}_0"
-            self.config_file = self.run.folder / self.evaluation / "config.yaml"
+            self.config_file = self.run.evaluation_config(self.evaluation)
             self._point_logger(self.run.folder, "", self.evaluation)
             return
         self._point_logger(self.save_dir, root.name, self.run.name)
@@ -227,7 +221,7 @@ class Placement:
                 run.folder.mkdir(parents=True, exist_ok=True)
             return run
         if rank_zero_only.rank != 0:
-            return Run(root / f"version_{next_version(root)}{suffix}")
+            return Run(root / next_name(root, suffix))
         return Run.claim(root, suffix)
 
     def _point_logger(self, save_dir: Path, name: str, version: str) -> None:
@@ -239,6 +233,32 @@ class Placement:
         trained = self.evaluation is None and trainer is not None and trainer.global_step > self.start_step
         if self.run is not None and not trained and rank_zero_only.rank == 0:
             self.run.undo()
+
+    def apply(self, trainer, command_args: list[str] | None) -> None:
+        """The one place a command's choice reaches the trainer's callbacks (the config's were placed by _place):
+        a fast_dev_run keeps nothing (Lightning turns its logger off, but ModelCheckpoint would still save last.ckpt
+        into ./checkpoints); logger false has no LearningRateMonitor (Lightning refuses one with nothing to log to);
+        monitors are checked against what the model logs; the run records its numbers; an evaluation writes its
+        report (test) or predictions (predict) into its own folder, imported only then."""
+        callbacks = trainer.callbacks
+        if trainer.fast_dev_run:
+            callbacks[:] = [c for c in callbacks if not isinstance(c, ModelCheckpoint)]
+        if not trainer.loggers:
+            callbacks[:] = [c for c in callbacks if not isinstance(c, LearningRateMonitor)]
+        callbacks.insert(0, MonitorCheck())  # before EarlyStopping and ModelCheckpoint read their monitors
+        if self.run is None:
+            return
+        folder = str(self.run.folder / self.evaluation) if self.evaluation else None
+        if self.stage in ("test", "predict"):
+            from src.callbacks.predictions import PredictionWriter
+            from src.callbacks.report import TestReport
+
+            kind = TestReport if self.stage == "test" else PredictionWriter
+            mine = [c for c in callbacks if isinstance(c, kind)] or [kind()]
+            for callback in mine:
+                callback.dirpath = callback.dirpath or folder
+            callbacks[:] = [c for c in callbacks if not isinstance(c, kind)] + mine
+        callbacks.append(RunRecorder(self.run, self.evaluation, self.checkpoint, command_args))
 
     def summary(self) -> str:
         """The block printed at the end of `fit`: the run, its best checkpoint (epoch, score) and the next commands."""
@@ -261,7 +281,7 @@ class Placement:
 def changed(parser, config: Namespace, subcommand: str, argv) -> dict[str, object]:
     """The values of `config` (flattened, dotted keys) that differ from what its config files alone resolve to: what
     the command line changed, as parsed and typed. Only options that can name a run (not --config, nor where and how
-    it is stored or launched: src.runs.NOT_NAMED) can change the name: without any, no second parse (~0.6 s)."""
+    it is stored or launched: src.run.layout.NOT_NAMED) can change the name: without any, no second parse (~0.6 s)."""
     argv = sys.argv[1:] if argv is None else argv
     files = [str(c) for c in config.get("config") or []]
     keys = [a.split("=")[0].removeprefix("--") for a in argv if a.startswith("--")]

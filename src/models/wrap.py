@@ -1,7 +1,9 @@
-"""Normalize: the input normalization as the first layer of every model, so that a checkpoint carries it as weights."""
+"""What the classifier puts around a net, and src.export writes into an exported model, so a file and its
+checkpoint give the same logits: Normalize, the input normalization as the first layer (a checkpoint carries it as
+weights), and flip_mean / FlipMean, test-time augmentation by mirroring (ImageClassifier's eval_flip)."""
 
 import torch
-from torch import nn
+from torch import Tensor, nn
 
 
 class Normalize(nn.Module):
@@ -30,3 +32,20 @@ class Normalize(nn.Module):
 
     def extra_repr(self) -> str:
         return f"mean={self.mean.flatten().tolist()}, std={self.std.flatten().tolist()}"
+
+
+def flip_mean(net: nn.Module, x: Tensor) -> Tensor:
+    """x: [N, C, H, W] -> the mean of net's logits on x and on x mirrored left-right, [N, num_classes]. Averaging logits
+    is averaging log-probabilities up to a per-image constant: the softmax is the two views' normalized geometric mean."""
+    return (net(x) + net(x.flip(-1))) / 2
+
+
+class FlipMean(nn.Module):
+    """flip_mean(net, x) as a module (for the exporters, which take modules)."""
+
+    def __init__(self, net: nn.Module):
+        super().__init__()
+        self.net = net
+
+    def forward(self, x: Tensor) -> Tensor:
+        return flip_mean(self.net, x)
