@@ -95,17 +95,13 @@ class ImageClassifier(LightningModule):
                 f"the net has {outputs} outputs but the data set has {classes} classes: build the net "
                 f"with num_classes {classes}"
             )
-        if stage != "fit":  # an evaluation reads no train split: the checkpoint's normalization and inference stay
-            return
-        if getattr(data, "mean", None) is not None:
+        if getattr(data, "mean", None) is not None:  # not in predict, which reads no train split: the checkpoint's stay
             self.normalize.set(data.mean, data.std)
-        else:
-            rank_zero_info(f"no mean/std from {type(data).__name__}: training on raw pixels")
-        if hasattr(data, "inference_meta"):  # an optional extra (src/contracts.py); ours all have it
             self.inference = data.inference_meta()
-        else:
+        elif stage == "fit":  # a data module without the optional extras (src/contracts.py)
             from src.contracts import class_names
 
+            rank_zero_info(f"no mean/std from {type(data).__name__}: training on raw pixels")
             self.inference = {"classes": class_names(data), "in_shape": list(shape)}
 
     def on_save_checkpoint(self, checkpoint: dict) -> None:
