@@ -7,8 +7,8 @@ The folder is written first, into a temporary directory. fashion: real Fashion-M
 number of each class, as 28x28 grey PNG files in root/train/<class>/, and 1,000 test images in root/test/<class>/.
 photo: as many 96x96 RGB JPEG files (quality 90) of smooth random colour fields, read at image_size [32, 32], the
 size of a user's photos shrunk for a small CNN: there decoding and resizing, which the cache saves, cost more per
-image than for a 28x28 PNG. Each repetition times a cold setup (a new, empty cache folder) and a cached one, alternating;
-figures are medians in seconds, the ratio is taken within each repetition.
+image than for a 28x28 PNG. Each repetition times a cold setup (a new, empty cache folder) and a cached one,
+alternating; figures are medians in seconds, the ratio is taken within each repetition.
 """
 
 import argparse
@@ -82,11 +82,14 @@ def main() -> None:
         else:
             write_photos(root, args.images)
         settings = {"channels": 1} if args.kind == "fashion" else {"channels": 3, "image_size": [32, 32]}
-        folder = lambda cache: ImageFolderDataModule(root=str(root), cache_dir=str(cache), **settings)  # noqa: E731
+
+        def folder(cache: Path):
+            return lambda: ImageFolderDataModule(root=str(root), cache_dir=str(cache), **settings)
+
         runs = []
         for rep in range(args.reps):
             cache = Path(tmp) / f"cache{rep}"
-            cold, warm = timed(lambda: folder(cache)), timed(lambda: folder(cache))
+            cold, warm = timed(folder(cache)), timed(folder(cache))
             builtin = timed(lambda: FashionMNISTDataModule(data_dir=data_dir))
             runs.append({"first_s": cold, "cached_s": warm, "builtin_idx_s": builtin, "first/cached": cold / warm})
     median = {k: statistics.median(r[k] for r in runs) for k in runs[0]}

@@ -88,7 +88,8 @@ def main() -> None:
     }
     print(
         f"pruned/unpruned training time {report['ratios']['fit_s pruned/unpruned']:.2f}, trial time "
-        f"{report['ratios']['trial_s pruned/unpruned']:.2f}; best val/acc_best {100 * report['ratios']['best difference']:+.2f} %; "
+        f"{report['ratios']['trial_s pruned/unpruned']:.2f}; "
+        f"best val/acc_best {100 * report['ratios']['best difference']:+.2f} %; "
         f"rerun: {report['rerun']['new_runs']} new runs in {again:.1f} s"
     )
     report["provenance"] = provenance.collect(provenance.command())

@@ -223,10 +223,19 @@ def summary(times: list[float]) -> dict:
 def time_to_accuracy(config: str, targets: list[float], device: str, save_dir: str) -> dict:
     """Wall time of `fit` (from the command's start) until the model at an epoch's end scores each target
     on the full test set; the test evaluations themselves are not counted."""
-    script = (
-        f"import sys; sys.argv[1:] = {['fit', '--config', config, '--trainer.accelerator', device, '--trainer.logger.init_args.save_dir', save_dir, '--trainer.callbacks+=scripts.tta.TestEveryEpoch', '--trainer.enable_progress_bar', 'false']!r};"
-        "from src.cli import main; main()"
-    )
+    argv = [
+        "fit",
+        "--config",
+        config,
+        "--trainer.accelerator",
+        device,
+        "--trainer.logger.init_args.save_dir",
+        save_dir,
+        "--trainer.callbacks+=scripts.tta.TestEveryEpoch",
+        "--trainer.enable_progress_bar",
+        "false",
+    ]
+    script = f"import sys; sys.argv[1:] = {argv!r};from src.cli import main; main()"
     start = time.time()
     proc = subprocess.run(
         [sys.executable, "-c", script], capture_output=True, text=True, env={**os.environ, "TTA_START": str(start)}
@@ -321,7 +330,8 @@ def main() -> None:
     save_dir = tempfile.mkdtemp(prefix="benchmark_logs_")  # the runs' logs are not the point: removed at the end
     batch = args.batch_size or config_batch_size()
     print(
-        f"torch {torch.__version__}, {torch.get_num_threads()} threads, {os.cpu_count()} cores, device {args.device}, batch {batch}"
+        f"torch {torch.__version__}, {torch.get_num_threads()} threads, {os.cpu_count()} cores, "
+        f"device {args.device}, batch {batch}"
     )
     skip_nvml_without_gpus()  # R stands for a process without Lightning, which never sets this variable
     report = {

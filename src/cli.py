@@ -85,7 +85,8 @@ class CLI(LightningCLI):
         """The one place the run's choice reaches the trainer: its config.yaml, then its callbacks."""
         if self.choice.config_file is None:  # nothing runs (run=False), or a fast_dev_run: no folder to save into
             self.save_config_callback = None
-        self.save_config_kwargs = {"save_to_log_dir": False, "config_filename": str(self.choice.config_file)}
+        else:
+            self.save_config_kwargs = {"save_to_log_dir": False, "config_filename": str(self.choice.config_file)}
         trainer = super().instantiate_trainer(**kwargs)
         self.choice.apply(trainer, self.command_args)
         return trainer

@@ -103,7 +103,8 @@ def check_net_takes_data_shape(config: Namespace) -> None:
 
 def check_config_files(args: list[str]) -> None:
     """Each --config file that exists is a YAML mapping, or a one-line error naming it (and the line of a syntax
-    error): jsonargparse would say "Unexpected config" for an empty file, or raise UnicodeDecodeError for a binary one."""
+    error): jsonargparse would say "Unexpected config" for an empty file, or raise UnicodeDecodeError for a binary
+    one."""
     import yaml
 
     files = [b for a, b in zip(args, args[1:]) if a == "--config"] + [a[9:] for a in args if a.startswith("--config=")]

@@ -1,6 +1,7 @@
 """Export a trained model to ONNX or TorchScript, with its input normalization inside (the model's first layer).
 
-    python -m src.export --config configs/<name>.yaml [--ckpt_path best|last|FILE] --format onnx|torchscript [--key value ...]
+    python -m src.export --config configs/<name>.yaml [--ckpt_path best|last|FILE] --format onnx|torchscript
+        [--key value ...]
     python -m src.export --config <run>/config.yaml --format onnx      (that run's best checkpoint)
 
 Further --key value pairs are the CLI's own overrides (for example --trainer.logger.init_args.save_dir, where
@@ -100,7 +101,8 @@ def main(argv: list[str] | None = None) -> Path:
         images = cli.datamodule.read_split(train=False)[0][: args.images]
         path, difference = export(cli.model, images, ckpt, args.format)
     print(
-        f"exported {ckpt} to {path}\nmax |logit difference| against PyTorch on {len(images)} test images: {difference:.2e}"
+        f"exported {ckpt} to {path}\n"
+        f"max |logit difference| against PyTorch on {len(images)} test images: {difference:.2e}"
     )
     return path
 

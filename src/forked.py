@@ -61,9 +61,9 @@ def end_with(owner: int) -> None:
 def run_module(
     module: str, args: list[str], env: dict[str, str], stdout: str, stderr: str, cwd: str | None, owner: int
 ) -> None:
-    """The forked process: the working directory, the environment, torch's thread count (the server imported torch before this process's
-    OMP_NUM_THREADS was set), the output files, then the module run as __main__ with sys.argv as `python -m` sets
-    them, which is also what Lightning's DDP launcher runs again to start a run's other ranks."""
+    """The forked process: the working directory, the environment, torch's thread count (the server imported torch
+    before this process's OMP_NUM_THREADS was set), the output files, then the module run as __main__ with sys.argv
+    as `python -m` sets them, which is also what Lightning's DDP launcher runs again to start a run's other ranks."""
     end_with(owner)
     if cwd is not None:
         os.chdir(cwd)

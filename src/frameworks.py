@@ -1,6 +1,6 @@
 """The one boundary to the frameworks: everything this template does to torch, Lightning, jsonargparse, Optuna, the
 interpreter and the allocator beyond their plain public use, each with its reason and the version checked
-(torch 2.14, lightning 2.6.6, jsonargparse 4.4x, optuna 5.1). docs/internals.md lists them; a test checks that no
+(torch 2.14, lightning 2.6.6, jsonargparse 4.53, optuna 5.1). docs/internals.md lists them; a test checks that no
 other module of src/ filters a warning or touches a private name of these libraries.
 
 - process settings for speed (cli.py calls them; their measurements are in docs/performance.md)
@@ -48,8 +48,8 @@ def at_start() -> None:
 
 
 def reuse_freed_memory() -> None:
-    """glibc hands a freed block back to the OS when it is over the mmap threshold (which it raises by itself, at most to
-    32 MiB) or sits at the top of the heap over the trim threshold, so a tensor of tens of MB allocated anew on every
+    """glibc hands a freed block back to the OS when it is over the mmap threshold (which it raises by itself, at most
+    to 32 MiB) or sits at the top of the heap over the trim threshold, so a tensor of tens of MB allocated anew on every
     step (the manual CNN's patch matrices) page-faults all its pages every time, which cost more than the arithmetic
     on it (17 ms of faults per step for a 40 MB buffer). A fixed 64 MiB mmap threshold and a 256 MiB trim threshold
     keep such blocks in the heap (larger ones let a process that trains many runs grow by 75 %; this, by 6 %).
@@ -65,15 +65,10 @@ def reuse_freed_memory() -> None:
 
 
 def fit_trainer_to_machine(config) -> None:
-    """Trainer settings that cannot hold as written: default.yaml's progress bar callback when the bar is switched
-    off (Lightning refuses both together), and bf16-mixed where the device has no native bf16 (emulated, it is slower
-    than float32; native on this CPU it made mnist_cnn's fit 26 s instead of 41 s)."""
+    """bf16-mixed only where the device has native bf16 (emulated, it is slower than float32; native on this CPU it
+    made mnist_cnn's fit 26 s instead of 41 s)."""
     from lightning.pytorch.utilities import rank_zero_info
 
-    if config.trainer.get("enable_progress_bar") is False:
-        config.trainer.callbacks = [
-            c for c in config.trainer.callbacks or [] if not str(c.get("class_path", "")).endswith("ProgressBar")
-        ]
     if config.trainer.get("precision") == "bf16-mixed" and not native_bf16(config.trainer.get("accelerator")):
         rank_zero_info(
             "precision: this device has no native bf16 (where it is emulated it is slower than float32): "
@@ -116,12 +111,15 @@ class _DropTips(logging.Filter):
         return not str(record.msg).startswith("💡 Tip:")
 
 
+_DROP_TIPS = _DropTips()  # one instance: adding it again (main runs once per command, often in one process) is a no-op
+
+
 def quiet() -> None:
     # Lightning 2.6 advertises its cloud products (litlogger, litmodels) in every Trainer it builds.
     for name in ("lightning.pytorch", "lightning.fabric", "lightning_utilities"):
-        logging.getLogger(name).addFilter(_DropTips())
+        logging.getLogger(name).addFilter(_DROP_TIPS)
     for handler in logging.getLogger("lightning.pytorch").handlers:
-        handler.addFilter(_DropTips())
+        handler.addFilter(_DROP_TIPS)
     # Lightning's own _pytree helper uses LeafSpec, which torch 2.14 deprecates; nothing of ours calls it.
     warnings.filterwarnings("ignore", message=r"`isinstance\(treespec, LeafSpec\)` is deprecated")
     # The model summary counts bytes in float32 under bf16-mixed; its parameter counts, the part we read, are right.
@@ -173,6 +171,9 @@ class _NoTracebacks(logging.Filter):
         return True
 
 
+_NO_TRACEBACKS = _NoTracebacks()  # one instance: quiet_optuna runs for every study and trial opened
+
+
 def quiet_optuna() -> None:
     """Optuna marks its heartbeat, grace period and stale-trial retry experimental (since 2.8/2.9); sweeps rely on
     them on purpose. Its trial loop's logger (optuna.study._optimize, optuna 5.1) prints tracebacks we log per trial."""
@@ -181,7 +182,7 @@ def quiet_optuna() -> None:
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     warnings.filterwarnings("ignore", category=ExperimentalWarning)
-    logging.getLogger("optuna.study._optimize").addFilter(_NoTracebacks())
+    logging.getLogger("optuna.study._optimize").addFilter(_NO_TRACEBACKS)
 
 
 def quiet_rerun_as_main() -> None:
@@ -247,6 +248,6 @@ def trial_of(study, number: int):
 
 def parser_key(text: str) -> tuple[str, str] | None:
     """jsonargparse's 'Parser key "model.net": rest' -> ("model.net", "rest"): its nested errors are text only
-    (jsonargparse 4.4x)."""
+    (jsonargparse 4.53)."""
     key = re.match(r'Parser key "([^"]+)":\s*(.*)', text)
     return (key.group(1), key.group(2)) if key else None

@@ -4,7 +4,8 @@ its key (src/sweep/report.py), and results files the whole record.
 
     {"command": "python -m src.cli fit --config ...", "seed": 0,
      "data_folder": where the data was read, "environment": {"git": {commit, dirty, diff_sha256},
-     "packages": {python, torch, ...}, "data": {files: {name: md5} (or their count), md5}, "hardware": {cpu, cores, gpu}},
+     "packages": {python, torch, ...}, "data": {files: {name: md5} (or their count), md5},
+     "hardware": {cpu, cores, gpu}},
      "key": 12 hex digits of the environment's sha256: runs with the same key ran the same code on the same data,
             packages and hardware}
 
@@ -117,7 +118,8 @@ def key(environment: dict) -> str:
 
 
 def command(module: str | None = None, args: list[str] | None = None) -> str:
-    """This process's command line as a user types it: python -m MODULE ARGS, or python SCRIPT ARGS; args None: sys.argv's."""
+    """This process's command line as a user types it: python -m MODULE ARGS, or python SCRIPT ARGS; args None:
+    sys.argv's."""
     args = sys.argv[1:] if args is None else args
     return shlex.join(["python", *(["-m", module] if module else [sys.argv[0]]), *args])
 

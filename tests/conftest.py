@@ -47,7 +47,8 @@ def read_scalars(log_dir: Path) -> dict[str, list[tuple[int, float]]]:
 
 
 def real_data(folder: str) -> Path:
-    """The folder holding the real <folder>/raw IDX files (CI sets DATA_DIR to it); the test skips where it is absent."""
+    """The folder holding the real <folder>/raw IDX files (CI sets DATA_DIR to it); the test skips where it is
+    absent."""
     if not (REAL_DATA / folder / "raw" / "train-images-idx3-ubyte").is_file():
         pytest.skip(f"real {folder} not found under {REAL_DATA}; set DATA_DIR to the folder holding {folder}/raw")
     return REAL_DATA

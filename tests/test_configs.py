@@ -188,7 +188,8 @@ STEPS = ("--trainer.max_steps", "4", "--trainer.min_steps", "4", "--trainer.val_
 
 
 def test_cifar10_seed000_is_seed001s_best_point_with_per_epoch_decay(tmp_path, monkeypatch, no_cifar_md5):
-    """Seed 001's best point: batch 256, a fixed 3,000 steps validated every 250 (here 4, every 2), lr x 0.95 an epoch."""
+    """Seed 001's best point: batch 256, a fixed 3,000 steps validated every 250 (here 4, every 2), lr x 0.95 an
+    epoch."""
     monkeypatch.chdir(ROOT)
     torch.manual_seed(0)
     net = ManualMLP(in_shape=(3, 32, 32), hidden=[200], activation="relu", init="normal", init_std=1e-4)

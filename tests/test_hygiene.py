@@ -130,8 +130,8 @@ def test_training_a_one_cycle_run_longer_is_refused_before_anything_changes(mnis
     )
     assert proc.returncode == 2, proc.stderr[-2000:]
     assert proc.stderr.strip().splitlines()[-1] == (
-        "error: this run's learning-rate schedule was planned for 20 steps (its first fit) and cannot go on to 40: start a new run "
-        "with the longer schedule (leave out --ckpt_path), or resume with the run's own max_epochs"
+        "error: this run's learning-rate schedule was planned for 20 steps (its first fit) and cannot go on to 40: "
+        "start a new run with the longer schedule (leave out --ckpt_path), or resume with the run's own max_epochs"
     )
     assert {p.relative_to(run): p.stat().st_mtime_ns for p in run.rglob("*")} == before
 

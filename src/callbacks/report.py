@@ -98,7 +98,8 @@ def first_layer_filters(net: nn.Module, in_shape: tuple[int, int, int]) -> torch
 class TestReport(Callback):
     """After `test`, writes into <run>/test_K/test_report/ and logs to TensorBoard:
     per_class.csv/.md (torchmetrics precision, recall, F1 per class; also a TensorBoard text),
-    confusion_matrix.csv/.png, misclassified.png (true -> predicted), filters.png (where the net's first layer can be drawn: first_layer_filters).
+    confusion_matrix.csv/.png, misclassified.png (true -> predicted), filters.png (where the net's first layer can be
+    drawn: first_layer_filters).
     The metrics are synced over all DDP ranks (each test image counted once); the misclassified grid shows
     rank 0's first examples."""
 

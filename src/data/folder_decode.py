@@ -90,7 +90,7 @@ def decode_all(
             f"cannot use the image {files[index]} ({reason}); remove or replace it, or pass "
             f"--data.init_args.skip_bad true to skip such files ({len(bad)} of {len(files):,} here)"
         )
-    for index, reason in bad:
+    for index, _ in bad:
         keep[index] = False
     if bad:
         print(

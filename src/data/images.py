@@ -94,7 +94,8 @@ def read_images(files: list[Path], in_shape: tuple[int, int, int], dark_backgrou
 
 
 def to_unit_range(images, channels: int) -> torch.Tensor:
-    """uint8 or float images [N, C, H, W] (or a list of same-size PIL images) -> float32 in [0, 1] with `channels` channels.
+    """uint8 or float images [N, C, H, W] (or a list of same-size PIL images) -> float32 in [0, 1] with `channels`
+    channels.
     uint8 is scaled by 1/255; float is taken to be in [0, 1] already. 1 <-> 3 channels are mapped (luma weights
     of ITU-R 601 for colour -> grey, as PIL's convert("L")); a 4th (alpha) channel is dropped."""
     if isinstance(images, (list, tuple)):

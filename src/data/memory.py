@@ -54,7 +54,8 @@ class ResumableLoader(DataLoader):
 
     def state_dict(self) -> dict:
         """Nothing of its own to save: its position is the fit loop's restored progress (`done`). The pair of methods
-        is how Lightning knows a loader resumes mid-epoch; without them it warns, on every such resume, that it may not."""
+        is how Lightning knows a loader resumes mid-epoch; without them it warns, on every such resume, that it may
+        not."""
         return {}
 
     def load_state_dict(self, state: dict) -> None:

@@ -116,8 +116,8 @@ class Conv2d:
     def _input_and_weight_grad(dout, xp, W, pad):
         """Both gradients from one patch matrix, that of the output gradient (padded by q = k - 1 - pad): D, rows
         (n, i, j) over the input's positions, columns (a, b, f). Input pixel (i, j) fed output (y, x) through weight
-        (dy, dx) = (i - y + pad, j - x + pad); row (i, j) of D holds dout[i + a - q, j + b - q] = dout[i - dy + pad, ...]
-        at a = k - 1 - dy, b = k - 1 - dx. So
+        (dy, dx) = (i - y + pad, j - x + pad); row (i, j) of D holds dout[i + a - q, j + b - q] =
+        dout[i - dy + pad, ...] at a = k - 1 - dy, b = k - 1 - dx. So
             dx[(n, i, j), c] = sum_(a, b, f) D[(n, i, j), (a, b, f)] W[f, c, k-1-a, k-1-b]   (dx = D Wt^T)
             dW[f, c, dy, dx] = sum_(n, i, j) D[(n, i, j), (k-1-dy, k-1-dx, f)] x[n, i, j, c]   (dWt = D^T X)
         i.e. dx is dout convolved with the kernel flipped in both spatial axes and its channel axes swapped, and dW

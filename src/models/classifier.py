@@ -24,9 +24,6 @@ def epoch_name(stage: str, metric: str) -> str:
     return f"{stage}/{metric}" + ("_epoch" if (stage, metric) == ("train", "loss") else "")
 
 
-# Every name this module logs (callbacks' `monitor` is checked against it before a fit starts).
-
-
 def _brief(values) -> str:
     values = list(values)
     return f"[{', '.join(map(str, values[:4]))}{', ...' if len(values) > 4 else ''}]"
@@ -37,7 +34,8 @@ class ImageClassifier(LightningModule):
     split's per-channel mean and std, set from the data module and saved in the state dict), with torchmetrics for
     every logged number.
 
-    Logs `train/loss` (on the steps the logger writes), `train/loss_epoch`, `{val,test}/loss`, `{stage}/acc` and `{stage}/samples` per epoch
+    Logs `train/loss` (on the steps the logger writes), `train/loss_epoch`, `{val,test}/loss`, `{stage}/acc` and
+    `{stage}/samples` per epoch
     (samples proves that every image is scored exactly once, also across DDP ranks), and
     `val/acc_best`. The net's `in_shape` and `num_classes`, where it has them (MLP and SmallCNN; ManualMLP
     has num_classes and checks its input size itself), are checked against the data module's before training: the
@@ -46,12 +44,14 @@ class ImageClassifier(LightningModule):
 
     def __init__(
         self,
-        net: nn.Module,  # the network; in YAML a class_path (src.models.mlp.MLP, src.models.cnn.SmallCNN) with init_args
+        # the network; in YAML a class_path (src.models.mlp.MLP, src.models.cnn.SmallCNN) with init_args
+        net: nn.Module,
         optimizer: OptimizerCallable = torch.optim.Adam,  # class_path + init_args of any torch.optim optimizer
         scheduler: LRSchedulerCallable | None = None,  # see configure_optimizers
         scheduler_interval: Literal["step", "epoch"] = "step",  # step the scheduler after every batch, or every epoch
         label_smoothing: float = 0.0,  # training targets (1 - s) one-hot + s / classes; val/test losses stay plain
-        eval_flip: bool = False,  # outside training (val, test, predict, export) score each image and its left-right mirror
+        # outside training (val, test, predict, export) score each image and its left-right mirror
+        eval_flip: bool = False,
     ):
         super().__init__()
         if not 0.0 <= label_smoothing < 1.0:
@@ -112,7 +112,8 @@ class ImageClassifier(LightningModule):
         self.adopt(checkpoint)
 
     def restore(self, checkpoint: dict) -> "ImageClassifier":
-        """Load a checkpoint read with src.run.layout.load_checkpoint into this model, outside a Trainer (export, notebooks)."""
+        """Load a checkpoint read with src.run.layout.load_checkpoint into this model, outside a Trainer (export,
+        notebooks)."""
         self.adopt(checkpoint)
         self.load_state_dict(checkpoint["state_dict"])
         return self
@@ -168,8 +169,8 @@ class ImageClassifier(LightningModule):
         needed = int(self.trainer.estimated_stepping_batches)
         if planned is not None and needed > planned:
             raise UsageError(
-                f"this run's learning-rate schedule was planned for {planned} steps (its first fit) and cannot go on to "
-                f"{needed}: start a new run with the longer schedule (leave out --ckpt_path), or resume "
+                f"this run's learning-rate schedule was planned for {planned} steps (its first fit) and cannot go on "
+                f"to {needed}: start a new run with the longer schedule (leave out --ckpt_path), or resume "
                 "with the run's own max_epochs"
             )
 

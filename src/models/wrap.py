@@ -36,7 +36,8 @@ class Normalize(nn.Module):
 
 def flip_mean(net: nn.Module, x: Tensor) -> Tensor:
     """x: [N, C, H, W] -> the mean of net's logits on x and on x mirrored left-right, [N, num_classes]. Averaging logits
-    is averaging log-probabilities up to a per-image constant: the softmax is the two views' normalized geometric mean."""
+    is averaging log-probabilities up to a per-image constant: the softmax is the two views' normalized geometric
+    mean."""
     return (net(x) + net(x.flip(-1))) / 2
 
 

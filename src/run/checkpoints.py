@@ -58,24 +58,20 @@ class ModelCheckpoint(LightningModelCheckpoint):
     def on_train_epoch_end(self, trainer, pl_module) -> None:
         super().on_train_epoch_end(trainer, pl_module)
         if saves_on_train_epoch_end(self, trainer):
-            self._save_newest(trainer)
+            save_last_now(self, trainer)
 
     def on_validation_end(self, trainer, pl_module) -> None:
         super().on_validation_end(trainer, pl_module)
         if not saves_on_train_epoch_end(self, trainer):
-            self._save_newest(trainer)
-
-    def _save_newest(self, trainer) -> None:
-        """last.ckpt now, unless Lightning has just saved it (or a top-k file) at this step, or must not save."""
-        save_last_now(self, trainer)
+            save_last_now(self, trainer)
 
 
 RESUME = "resume by running the same command with --ckpt_path last"
 
 
 class CheckpointOnInterrupt(Callback):
-    """Writes <run>/checkpoints/interrupted.ckpt (crash-safe, as every checkpoint: src/run/checkpoints.py) and says how to
-    resume. last.ckpt and the best checkpoint are left as they were; `--ckpt_path last` picks whichever of
+    """Writes <run>/checkpoints/interrupted.ckpt (crash-safe, as every checkpoint: src/run/checkpoints.py) and says how
+    to resume. last.ckpt and the best checkpoint are left as they were; `--ckpt_path last` picks whichever of
     last.ckpt and interrupted.ckpt is newer (src/run/layout.py). Lightning then exits with status 1 (Ctrl-C);
     src.cli.main turns SIGTERM into status 143.
 

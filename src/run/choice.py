@@ -35,7 +35,8 @@ def _is(node, base: type) -> bool:
 
 
 def _flat(value, prefix: str = "") -> dict:
-    """Nested dicts -> {dotted key: value}; tuples as lists (a config says [0.9, 0.999] where a signature says a tuple)."""
+    """Nested dicts -> {dotted key: value}; tuples as lists (a config says [0.9, 0.999] where a signature says a
+    tuple)."""
     if isinstance(value, dict):
         return {k: v for key, item in value.items() for k, v in _flat(item, f"{prefix}{key}.").items()}
     return {prefix.rstrip("."): list(value) if isinstance(value, tuple) else value}
@@ -127,9 +128,9 @@ class RunChoice:
             logger=args,
             tensorboard=_is(logger, TensorBoardLogger),
             name_given=args is not None and bool(args.get("name")),
+            stage=subcommand,
+            version=None if args is None or args.get("version") is None else str(args.version),
         )
-        place.stage = subcommand
-        place.version = None if args is None or args.get("version") is None else str(args.version)
         if subcommand is None:  # run=False: named as a fit would be, nothing made
             place._point_logger(save_dir, name, place.version or next_name(place.runs.root))
         elif not config.trainer.get("fast_dev_run"):  # a fast_dev_run keeps nothing: Lightning turns the logger off
@@ -248,16 +249,15 @@ class RunChoice:
         callbacks.insert(0, MonitorCheck())  # before EarlyStopping and ModelCheckpoint read their monitors
         if self.run is None:
             return
-        folder = str(self.run.folder / self.evaluation) if self.evaluation else None
         if self.stage in ("test", "predict"):
             from src.callbacks.predictions import PredictionWriter
             from src.callbacks.report import TestReport
 
             kind = TestReport if self.stage == "test" else PredictionWriter
-            mine = [c for c in callbacks if isinstance(c, kind)] or [kind()]
-            for callback in mine:
-                callback.dirpath = callback.dirpath or folder
-            callbacks[:] = [c for c in callbacks if not isinstance(c, kind)] + mine
+            if not any(isinstance(c, kind) for c in callbacks):  # one the config names keeps its own settings
+                callbacks.append(kind())
+            for callback in (c for c in callbacks if isinstance(c, kind)):
+                callback.dirpath = callback.dirpath or str(self.run.folder / self.evaluation)
         callbacks.append(RunRecorder(self.run, self.evaluation, self.checkpoint, command_args))
 
     def summary(self) -> str:

@@ -41,7 +41,7 @@ NOT_NAMED = (
     "trainer.num_nodes",
 )
 EVALUATIONS = ("validate", "test", "predict")
-# The names inside a run; nothing outside this file spells them (tests/test_imports.py checks).
+# The names inside a run; nothing outside this file spells them (tests/test_runs.py checks).
 CONFIG, METRICS, CHECKPOINTS = "config.yaml", "metrics.json", "checkpoints"
 LAST, INTERRUPTED = "last.ckpt", "interrupted.ckpt"
 TEST_REPORT, PREDICTIONS, EXPORT = "test_report", "predictions.csv", "export"
@@ -192,6 +192,24 @@ class Run:
             k += 1
         return f"config_resume_{k}.yaml"
 
+    def numbers(self, metric: str) -> dict:
+        """The numbers a report needs from one finished run's metrics.json: its objective, best val acc, test acc (its
+        last evaluation), epochs, parameters, provenance, and per epoch every scalar logged by its end (train/acc,
+        train/loss_epoch, val/acc, val/loss, grad_norm/..., with the epoch and optimizer step)."""
+        fit, tests = self.metrics(), self.evaluations("test")
+        test = self.metrics(tests[-1]).get("metrics", {}) if tests else {}
+        nan = float("nan")
+        return {
+            "objective": fit.get("last", {}).get(metric, nan),
+            "val_acc_best": max((v["val/acc"] for v in fit.get("validations", []) if "val/acc" in v), default=nan),
+            "test_acc": test.get("test/acc", nan),
+            "epochs": fit.get("epochs", 0),
+            "num_params": fit.get("num_params", 0),
+            "provenance": fit.get("provenance") or {},
+            "epoch_ends": fit.get("epoch_ends", []),
+            "last": fit.get("last", {}),
+        }
+
     def best_checkpoint(self) -> Path:
         best = self.metrics().get("best") or {}
         if not best.get("path"):
@@ -331,7 +349,8 @@ class Runs:
         score, other = max(others, key=lambda t: t[0])
         return (
             f"note: run {other.name} of this config has a better best checkpoint (val/acc {score:.4f}"
-            f"{'' if mine is None else f' vs {mine:.4f}'}): --ckpt_path {other.name}:best, or all:best for the best of all runs"
+            f"{'' if mine is None else f' vs {mine:.4f}'}): --ckpt_path {other.name}:best, "
+            "or all:best for the best of all runs"
         )
 
 
@@ -339,23 +358,3 @@ def export_folder(checkpoint: Path) -> Path:
     """Where src.export writes a checkpoint's files: its run's export/, or export/ beside a file outside any run."""
     run = Run.of(checkpoint)
     return (run.folder if run is not None else Path(checkpoint).resolve().parent) / EXPORT
-
-
-def run_numbers(folder: Path, metric: str) -> dict:
-    """The numbers a report needs from one finished run's metrics.json: its objective, best val acc, test acc (its
-    last evaluation), epochs, parameters, provenance, and per epoch every scalar logged by its end (train/acc,
-    train/loss_epoch, val/acc, val/loss, grad_norm/..., with the epoch and optimizer step)."""
-    run = Run(folder)
-    fit, tests = run.metrics(), run.evaluations("test")
-    test = run.metrics(tests[-1]).get("metrics", {}) if tests else {}
-    nan = float("nan")
-    return {
-        "objective": fit.get("last", {}).get(metric, nan),
-        "val_acc_best": max((v["val/acc"] for v in fit.get("validations", []) if "val/acc" in v), default=nan),
-        "test_acc": test.get("test/acc", nan),
-        "epochs": fit.get("epochs", 0),
-        "num_params": fit.get("num_params", 0),
-        "provenance": fit.get("provenance") or {},
-        "epoch_ends": fit.get("epoch_ends", []),
-        "last": fit.get("last", {}),
-    }

@@ -1,13 +1,13 @@
-"""python -m src.sweep configs/sweeps/<name>.yaml [--workers N] [--storage URL] [--trials N] [--threads N] [--report-only]
-                                                [--out DIR] [--name NAME [--seeds S ...] [--dotted.key VALUE ...]]
+"""python -m src.sweep configs/sweeps/<name>.yaml [--workers N] [--storage URL] [--trials N] [--threads N]
+                       [--report-only] [--out DIR] [--name NAME [--seeds S ...] [--dotted.key VALUE ...]]
 
 Runs a sweep file (src/sweep/spec.py) with Optuna: every trial is `fit` + `test --ckpt_path best` (or the file's
-test_ckpt) in processes of their own (src/sweep/trials.py), logged under lightning_logs/sweeps/<name>/<trial name>/. The study lives in
-lightning_logs/sweeps/<name>/optuna.db (SQLite) unless --storage names a database URL (postgresql://..., mysql://...)
-or journal:PATH (Optuna's journal file, for a shared file system): the same command on several machines with one
---storage shares the work. Running the command again resumes: finished trials are kept, trials that were running
-when a sweep died are run again, a grid point is never run twice. The report (src/sweep/report.py) is rebuilt from
-the storage and the runs' metrics.json at the end, or alone with --report-only; without a storage, --report-only
+test_ckpt) in processes of their own (src/sweep/trials.py), logged under lightning_logs/sweeps/<name>/<trial name>/. The
+study lives in lightning_logs/sweeps/<name>/optuna.db (SQLite) unless --storage names a database URL (postgresql://...,
+mysql://...) or journal:PATH (Optuna's journal file, for a shared file system): the same command on several machines
+with one --storage shares the work. Running the command again resumes: finished trials are kept, trials that were
+running when a sweep died are run again, a grid point is never run twice. The report (src/sweep/report.py) is rebuilt
+from the storage and the runs' metrics.json at the end, or alone with --report-only; without a storage, --report-only
 rebuilds a committed report from its per-seed files (python -m src.sweep FILE --report-only --out scripts/results/...).
 
 Dotted CLI keys after the file (--trainer.max_epochs 1) are fixed overrides on top of the file's, and --seeds

@@ -3,8 +3,8 @@
 curves.png        per point, accuracy and loss of training (dashed) and validation (solid) at each epoch's end against
                   the optimizer step: mean over seeds, validation with a band from the lowest to the highest seed;
 objective_<key>.png  the objective at each value of a swept key, error bars: the 95 % interval of the mean;
-grad_norms.png    where runs logged grad_norm/* (src.callbacks.gradnorm.GradNorms): each weight's gradient norm, median over
-                  epochs and seeds, against its depth;
+grad_norms.png    where runs logged grad_norm/* (src.callbacks.gradnorm.GradNorms): each weight's gradient norm,
+                  median over epochs and seeds, against its depth;
 pareto.png        a sweep with trade-offs: each point at its first two objectives, the Pareto front joined.
 
 Hand-made rather than optuna.visualization.matplotlib's: those plot one value per trial from the storage (a grid

@@ -21,7 +21,7 @@ import yaml
 from optuna.trial import TrialState
 
 from src import stats
-from src.run.layout import run_numbers
+from src.run.layout import Run
 from src.sweep import plots
 from src.sweep.spec import COLUMNS, column, label, point_name, target_column
 from src.sweep.trials import fit_args
@@ -51,7 +51,7 @@ def record(study: optuna.Study, sweep, folder: Path) -> int:
             if (labels["point"], run["seed"]) in seen:  # a point TPE/random drew again: the same seed repeats the
                 continue  # same run, which is no second sample (the statistics count seeds); the first trial's stays
             seen.add((labels["point"], run["seed"]))
-            numbers = run_numbers(Path(run["run"]), sweep.metric)
+            numbers = Run(Path(run["run"])).numbers(sweep.metric)
             made = numbers["provenance"]
             environments[made.get("key", UNRECORDED)] = made.get("environment")
             git = (made.get("environment") or {}).get("git", {})

@@ -19,7 +19,7 @@ from optuna.trial import TrialState
 
 from src.errors import UsageError
 from src.frameworks import journal_storage, quiet_optuna
-from src.run.layout import run_numbers
+from src.run.layout import Run
 from src.sweep.devices import Devices, sharing, visible_gpus
 from src.sweep.prune import make_pruner, pruned_at
 from src.sweep.storage import HEARTBEAT
@@ -171,7 +171,7 @@ def objective(sweep, folder: Path, threads: int, devices: Devices, storage_url: 
             raise RuntimeError(f"trial {trial.number} failed: see {failed[0]['log']}")
         if pruned is not None:  # Optuna records it PRUNED with its last reported value
             raise optuna.TrialPruned(f"pruned at validation {pruned}")
-        numbers = [run_numbers(Path(r["run"]), sweep.metric) for r in runs]
+        numbers = [Run(Path(r["run"])).numbers(sweep.metric) for r in runs]
         means = [sum(target(n, r, metric) for n, r in zip(numbers, runs)) / len(runs) for metric, _ in sweep.targets]
         return means[0] if len(means) == 1 else means  # a trade-off: one value per objective
 

@@ -67,7 +67,8 @@ def _run(commands: list[list[str]], env: dict, log: Path, report: dict | None = 
 
 
 def trial_env(threads: int, device: str | None) -> dict[str, str]:
-    """A trial's environment: its share of the CPU threads, and its GPU alone where it has one (src/sweep/devices.py)."""
+    """A trial's environment: its share of the CPU threads, and its GPU alone where it has one
+    (src/sweep/devices.py)."""
     env = {**os.environ, "OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads), "PYTHONUNBUFFERED": "1"}
     return {**env, "CUDA_VISIBLE_DEVICES": device} if device is not None else env
 
@@ -78,8 +79,8 @@ def run_trial(
     """-> {"run": the run folder, "ok": both commands succeeded, "wall": seconds, "log": the commands' output}.
     report: where the fit reports to the pruner (src/sweep/prune.py), or None."""
     name = trial_name(values, seed)
-    # The run's folder is claimed here, before the fit starts (an exclusive mkdir, src/run/layout.py): two workers running
-    # the same point and seed at once (a random sampler drawing it twice) get two folders and two logs.
+    # The run's folder is claimed here, before the fit starts (an exclusive mkdir, src/run/layout.py): two workers
+    # running the same point and seed at once (a random sampler drawing it twice) get two folders and two logs.
     run = Run.claim(save_dir / name)
     logger = [
         "--trainer.logger.init_args.save_dir",
@@ -121,7 +122,7 @@ def run_trial(
 
 def target(numbers: dict, run: dict, metric: str) -> float:
     """One objective's value for a finished run: its parameter count, its trial's wall time, or a logged metric's
-    value at the last validation (run_numbers' output, run_trial's)."""
+    value at the last validation (Run.numbers' output, run_trial's)."""
     if metric == "num_params":
         return numbers["num_params"]
     if metric == "wall_s":

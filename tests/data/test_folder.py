@@ -107,9 +107,10 @@ def test_a_changed_file_is_decoded_again(tmp_path):
     write_image_folder(
         tmp_path / "d", "train", rng.integers(0, 256, (6, 8, 8), dtype=np.uint8), [0, 0, 0, 1, 1, 1], ["a", "b"]
     )
-    make = lambda: ImageFolderDataModule(
-        root=str(tmp_path / "d"), channels=1, cache_dir=str(tmp_path / "c"), val_size=1
-    )  # noqa: E731
+
+    def make():
+        return ImageFolderDataModule(root=str(tmp_path / "d"), channels=1, cache_dir=str(tmp_path / "c"), val_size=1)
+
     before = make()
     before.setup("fit")
     Image.fromarray(np.full((8, 8), 255, np.uint8)).save(tmp_path / "d" / "train" / "a" / "00000.png")  # same name

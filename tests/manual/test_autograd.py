@@ -60,7 +60,7 @@ def test_momentum_steps_equal_torch_sgd(mnist_batch):
         dampening=0.0,
     )
     ours = ManualSGD(manual.parameters(), lr=lr, momentum=momentum)
-    for step in range(3):  # the first step has no momentum yet; the later ones use it
+    for _ in range(3):  # the first step has no momentum yet; the later ones use it
         _, grads = manual.loss(x, y)
         for name, p in manual.params.items():
             p.grad = grads[name]

@@ -15,7 +15,10 @@ import pytest
 
 from tests.conftest import REAL_DATA, ROOT, Command, read_scalars
 
-TINY = "overrides: {trainer.max_epochs: 1, trainer.limit_train_batches: 4, trainer.limit_val_batches: 2, trainer.limit_test_batches: 2}\n"
+TINY = (
+    "overrides: {trainer.max_epochs: 1, trainer.limit_train_batches: 4, trainer.limit_val_batches: 2, "
+    "trainer.limit_test_batches: 2}\n"
+)
 GRID = (
     "base: configs/mnist_mlp.yaml\n"
     + TINY
