@@ -126,6 +126,9 @@ def quiet() -> None:
     warnings.filterwarnings("ignore", message="Precision bf16-mixed is not supported by the model summary")
     # A resumed run saves into its own checkpoints/ folder, which holds its earlier checkpoints by design.
     warnings.filterwarnings("ignore", message=r"Checkpoint directory .* exists and is not empty")
+    # A run of fewer batches than log_every_n_steps (README's quick tries) gets this advice "to see logs for the
+    # training epoch"; the classifier logs every epoch's values (train/loss_epoch, train/acc) whatever the interval.
+    warnings.filterwarnings("ignore", message=r"The number of training batches \(\d+\) is smaller than the logging")
     # The seed is in config.yaml; Lightning's line about it on every command says nothing more.
     logging.getLogger("lightning.fabric.utilities.seed").setLevel(logging.WARNING)
     # src.export, sweeps and tests build the CLI from Python on purpose (args=...).

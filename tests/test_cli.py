@@ -28,7 +28,7 @@ def test_fit_then_test_best_in_a_new_process(mnist_root, tmp_path):
         data_dir=mnist_root,
     )
     run = only_run(tmp_path / "mnist_mlp")
-    assert run.name == "version_0_max_epochs=2"  # named by what the command changed; batch_size 512 is the file's own
+    assert run.name == "version_0_max_epochs-2"  # named by what the command changed; batch_size 512 is the file's own
     assert [v for _, v in read_scalars(run)["val/samples"]] == [5000.0, 5000.0]
     val_acc = read_scalars(run)["val/acc"]
     assert len(val_acc) == 2  # one point per epoch

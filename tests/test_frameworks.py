@@ -2,6 +2,7 @@
 record, or uses one of the private names it wraps."""
 
 import re
+import warnings
 from pathlib import Path
 
 SRC = Path(__file__).resolve().parent.parent / "src"
@@ -30,3 +31,18 @@ def test_no_other_module_filters_warnings_or_touches_private_names():
         if FILTERS.search(line) or PRIVATE.search(line)
     ]
     assert not found, found
+
+
+def test_quiet_drops_the_short_run_logging_advice_and_nothing_else():
+    from src import frameworks
+
+    with warnings.catch_warnings(record=True) as seen:
+        warnings.simplefilter("always")
+        frameworks.quiet()
+        warnings.warn(
+            "The number of training batches (20) is smaller than the logging interval Trainer(log_every_n_steps=50).",
+            UserWarning,
+            stacklevel=1,
+        )
+        warnings.warn("The number of validation batches is 0", UserWarning, stacklevel=1)
+    assert [str(w.message) for w in seen] == ["The number of validation batches is 0"]

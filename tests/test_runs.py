@@ -22,7 +22,10 @@ def test_run_suffix_names_each_changed_value_by_its_last_key():
         "model.init_args.net.__path__": "configs/net/mlp.yaml",
         "model.init_args.scheduler": None,
     }
-    assert run_suffix(changed) == "_lr=0.01_hidden=[128,64]_max_epochs=3_scheduler=None"
+    assert run_suffix(changed) == "_lr-0.01_hidden-128-64_max_epochs-3_scheduler-None"
+    # nothing a shell reads specially (globs, assignments), whatever the values
+    odd = {"a.lr": -0.01, "a.name": "x/y z", "a.betas": (0.9, 0.999), "a.dict": {"k": "v"}}
+    assert run_suffix(odd) == "_lr--0.01_name-x-yz_betas-0.9-0.999_dict-k-v"
     assert run_suffix({}) == ""
     many = {
         "model.init_args.net.init_args.hidden": [500, 300, 250, 100, 50, 25],
@@ -32,7 +35,7 @@ def test_run_suffix_names_each_changed_value_by_its_last_key():
         "trainer.max_epochs": 50,
         "seed_everything": 2,
     }
-    assert run_suffix(many).endswith("_max_epochs=50_seed_everything=2")  # the last values survive: not cut at 80
+    assert run_suffix(many).endswith("_max_epochs-50_seed_everything-2")  # the last values survive: not cut at 80
 
 
 def _run(root, name, ckpts=("last.ckpt",)):

@@ -25,7 +25,7 @@ import torch
 
 from src.errors import UsageError
 
-VERSION = re.compile(r"version_(\d+)(_.*)?$")  # version_3, or version_3_lr=0.01 (see run_suffix)
+VERSION = re.compile(r"version_(\d+)(_.*)?$")  # version_3, or version_3_lr-0.01 (see run_suffix)
 _UNSAFE = re.compile(r"[^A-Za-z0-9.,=+\-\[\]_]")  # characters kept in a folder name
 # Keys that say where or how a run is stored or launched, not what it trains.
 NOT_NAMED = (
@@ -52,12 +52,18 @@ def safe_name(text: str) -> str:
     return _UNSAFE.sub("", str(text).replace("/", "-").replace(" ", ""))
 
 
+def shell_safe(value) -> str:
+    """A value as part of a run's name that no shell reads specially (no brackets, commas, '=', spaces or quotes,
+    which break globs and look like assignments): [128, 64] -> 128-64, a/b -> a-b, -0.01 stays."""
+    return re.sub(r"[^A-Za-z0-9._-]+", "-", re.sub(r"[\[\](){}\s'\"]", "", str(value)))
+
+
 def run_suffix(changed: dict[str, object], limit: int = 160) -> str:
-    """'_lr=0.01_hidden=[128,64]' from the values a command changed relative to its config files (dotted key ->
-    value), so runs of one config tell apart in TensorBoard: each a.init_args.b becomes b=value (the last key
-    segment). Cut at `limit` characters, well inside the file systems' 255."""
+    """'_lr-0.01_hidden-128-64' from the values a command changed relative to its config files (dotted key ->
+    value), so runs of one config tell apart in TensorBoard: each a.init_args.b becomes b-value (the last key
+    segment), shell-safe. Cut at `limit` characters, well inside the file systems' 255."""
     parts = [
-        f"{key.split('.')[-1]}={safe_name(value)}"
+        f"{key.split('.')[-1]}-{shell_safe(value)}"
         for key, value in changed.items()
         if not key.startswith(NOT_NAMED) and not key.endswith("__path__")
     ]
