@@ -22,6 +22,7 @@ from src.frameworks import journal_storage, quiet_optuna
 from src.run.layout import Run
 from src.sweep.devices import Devices, sharing, visible_gpus
 from src.sweep.prune import make_pruner, pruned_at
+from src.sweep.spec import point_name
 from src.sweep.storage import HEARTBEAT
 from src.sweep.trials import STOPPING, run_trial, target
 
@@ -217,6 +218,36 @@ def run(
         time.sleep(POLL)
 
 
+def progress(sweep):
+    """An Optuna callback: a line on stderr as each trial of this command ends, with the trials done of the sweep's
+    total and the best so far, so a long sweep is not silent until its table."""
+    total = len(sweep.grid()) * len(sweep.seeds) if sweep.sampler == "grid" else sweep.trials
+    metric, direction = sweep.targets[0]
+    pick = max if direction == "maximize" else min
+
+    def say(trial) -> str:
+        seed = f", seed {trial.user_attrs['seed']}" if "seed" in trial.user_attrs else ""
+        return f"{point_name(trial.user_attrs.get('values', {}))}{seed}"
+
+    def report(study: optuna.Study, trial) -> None:
+        if "runs" not in trial.user_attrs:  # a grid trial that found no pair of its own: nothing ran
+            return
+        done = [t for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.PRUNED))]
+        counted = [t for t in done if "runs" in t.user_attrs]
+        scored = [t for t in counted if t.state == TrialState.COMPLETE and t.values]
+        line = (
+            f"{sweep.name}: {len(counted)}/{total} trials done; trial {trial.number} ({say(trial)}) {trial.state.name}"
+        )
+        if trial.state == TrialState.COMPLETE and trial.values:
+            line += f", {metric} {trial.values[0]:.4f}"
+        if scored:
+            best = pick(scored, key=lambda t: t.values[0])
+            line += f"; best so far {best.values[0]:.4f} ({say(best)})"
+        print(line, file=sys.stderr, flush=True)
+
+    return report
+
+
 def _optimize(study: optuna.Study, sweep, folder: Path, workers: int, threads: int, storage_url: str) -> None:
     """One optimize over what is missing: the grid's queue, or the TPE/random trials still short of sweep.trials."""
     callbacks, missing = [], None  # None: the grid runs until its queue is empty
@@ -234,6 +265,7 @@ def _optimize(study: optuna.Study, sweep, folder: Path, workers: int, threads: i
         if missing <= 0:
             return
         callbacks.append(optuna.study.MaxTrialsCallback(sweep.trials, states=done))
+    callbacks.append(progress(sweep))
     gpus = visible_gpus()
     if note := sharing(workers, gpus):
         print(note, file=sys.stderr)

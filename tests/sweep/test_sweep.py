@@ -669,3 +669,14 @@ def test_a_stop_signal_between_trials_stops_the_next_trial_at_its_start(tmp_path
     with pytest.raises(KeyboardInterrupt):
         trials._run([fit], {**os.environ, "DATA_DIR": str(REAL_DATA)}, tmp_path / "trial.log")
     assert not trials.LIVE and not (tmp_path / "lightning_logs").exists()
+
+
+@pytest.mark.slow
+def test_a_sweep_says_each_trial_as_it_ends_with_the_best_so_far(grid_sweep):
+    tmp, proc = grid_sweep
+    lines = [line for line in proc.stderr.splitlines() if line.startswith("grid: ") and "trials done" in line]
+    assert [line.split(" trials done")[0] for line in lines] == [f"grid: {k}/4" for k in (1, 2, 3, 4)]
+    rows = list(csv.DictReader(open(tmp / "logs" / "grid" / "results_per_seed.csv")))
+    best = max(float(r["objective"]) for r in rows)
+    named = {f"(hidden={r['hidden']}, seed {r['seed']})" for r in rows if float(r["objective"]) == best}
+    assert any(lines[-1].endswith(f"best so far {best:.4f} {n}") for n in named), (lines[-1], named)
