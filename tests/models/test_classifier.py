@@ -66,7 +66,7 @@ def test_hand_built_module_keeps_checkpoint_safe_hparams():
 def test_one_cycle_gets_the_run_length_from_the_trainer():
     sched = functools.partial(torch.optim.lr_scheduler.OneCycleLR, max_lr=0.1, total_steps=None)
     model = ImageClassifier(MLP(hidden=[8]), optimizer=functools.partial(torch.optim.SGD, lr=0.1), scheduler=sched)
-    model._trainer = SimpleNamespace(estimated_stepping_batches=21)  # epochs x batches, as Trainer computes it
+    model.trainer = SimpleNamespace(estimated_stepping_batches=21)  # epochs x batches, as Trainer computes it
     config = model.configure_optimizers()
     assert config["lr_scheduler"]["scheduler"].total_steps == 21 and config["lr_scheduler"]["interval"] == "step"
 
@@ -88,10 +88,10 @@ def test_one_cycle_gets_the_run_length_from_the_trainer():
 )
 def test_setup_names_a_net_that_does_not_fit_the_data(net, data, message):
     model = ImageClassifier(net)
-    model._trainer = SimpleNamespace(datamodule=data)
+    model.trainer = SimpleNamespace(datamodule=data)
     with pytest.raises(UsageError, match=message):
         model.setup("fit")
-    model._trainer = SimpleNamespace(datamodule=SimpleNamespace(in_shape=(1, 28, 28), num_classes=10))
+    model.trainer = SimpleNamespace(datamodule=SimpleNamespace(in_shape=(1, 28, 28), num_classes=10))
     model.setup("fit")  # a fitting data module passes
 
 
