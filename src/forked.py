@@ -1,6 +1,6 @@
 """`python -m <module> <args>` without a fresh interpreter's imports: forked from a server process that imported
 src.cli (torch, Lightning, torchvision) once. Every new interpreter spends seconds on those imports before its first
-line of ours (README, Performance: start-up); a process forked from the server starts at once. Sweep trials start
+line of ours (docs/performance.md: start-up); a process forked from the server starts at once. Sweep trials start
 this way (src/sweep/trials.py), and so do the tests' CLI commands (tests/conftest.py)."""
 
 import functools

@@ -21,8 +21,8 @@ from pathlib import Path
 
 
 def before_imports() -> None:
-    """As a program only: no garbage collection while torch, Lightning and torchvision import. Each full collection
-    walks the growing heap of module objects, all of which live until exit (start-up -0.6 s of ~3.7 s)."""
+    """As a program only: no garbage collection while the libraries import (each collection walks every module
+    object so far, and all of them live until exit)."""
     gc.disable()
 
 
@@ -33,14 +33,12 @@ def after_imports() -> None:
 
 
 def before_exit() -> None:
-    """Exit without a last collection walking every object (-0.8 s at the end of a command); the command has closed
-    what it wrote."""
+    """Exit without a last collection walking every object; the command has closed what it wrote."""
     gc.freeze()
 
 
 def at_start() -> None:
-    """Settings for any command, also in-process (tests, notebooks): TF32 matrix products on Ampere+ GPUs (no effect
-    on a CPU)."""
+    """For any command, also in-process: TF32 matrix products on Ampere+ GPUs (no effect on a CPU)."""
     import torch
 
     torch.set_float32_matmul_precision("high")
@@ -48,12 +46,9 @@ def at_start() -> None:
 
 
 def reuse_freed_memory() -> None:
-    """glibc hands a freed block back to the OS when it is over the mmap threshold (which it raises by itself, at most
-    to 32 MiB) or sits at the top of the heap over the trim threshold, so a tensor of tens of MB allocated anew on every
-    step (the manual CNN's patch matrices) page-faults all its pages every time, which cost more than the arithmetic
-    on it (17 ms of faults per step for a 40 MB buffer). A fixed 64 MiB mmap threshold and a 256 MiB trim threshold
-    keep such blocks in the heap (larger ones let a process that trains many runs grow by 75 %; this, by 6 %).
-    Called by the manual CNN, the one net that allocates such blocks; no effect off glibc."""
+    """Keep freed blocks of up to 64 MiB in glibc's heap (mmap threshold 64 MiB, trim threshold 256 MiB): the manual
+    CNN allocates patch matrices of tens of MB anew every step, and glibc's default returns each to the OS, so every
+    step page-faults them in again. Called by ManualCNN, the one net that needs it; no effect off glibc."""
     import ctypes
 
     try:
@@ -65,8 +60,7 @@ def reuse_freed_memory() -> None:
 
 
 def fit_trainer_to_machine(config) -> None:
-    """bf16-mixed only where the device has native bf16 (emulated, it is slower than float32; native on this CPU it
-    made mnist_cnn's fit 26 s instead of 41 s)."""
+    """bf16-mixed only where the device has native bf16: emulated, it is slower than float32."""
     from lightning.pytorch.utilities import rank_zero_info
 
     if config.trainer.get("precision") == "bf16-mixed" and not native_bf16(config.trainer.get("accelerator")):
@@ -92,11 +86,9 @@ def native_bf16(accelerator) -> bool:
 
 
 def skip_nvml_without_gpus() -> None:
-    """Importing Lightning sets PYTORCH_NVML_BASED_CUDA_CHECK=1 (GPU checks through NVML never initialize CUDA
-    before a fork). With torch's CUDA build on a machine without NVIDIA's driver, every such check dlopen()s
-    the absent libnvidia-ml, and torch.optim checks on every step: 976 such checks cost 0.21 s of the README main
-    command's 8.7 s (2.4 %, cProfile of the whole command; a bare optimizer-step loop shows 58 us per step). With no
-    GPU there is no CUDA to protect: drop the variable, so torch's cached runtime check answers."""
+    """Importing Lightning sets PYTORCH_NVML_BASED_CUDA_CHECK=1, so that GPU checks never initialize CUDA before a
+    fork. Without NVIDIA's driver every such check dlopen()s the absent libnvidia-ml, and torch.optim checks on every
+    step. With no GPU there is no CUDA to protect: drop the variable, so torch's cached check answers."""
     import torch
 
     if os.environ.get("PYTORCH_NVML_BASED_CUDA_CHECK") == "1" and torch.cuda.device_count() == 0:

@@ -43,9 +43,8 @@ class ResumableLoader(DataLoader):
     batches an unbroken one would see.
 
     k is the trainer's own count (`done`, set by the data module), read at the first batch, after Lightning has
-    restored the checkpoint and set the sampler's epoch; not a loader state_dict, which Lightning drops when the
-    loader was built before the checkpoint was restored, as trainer.estimated_stepping_batches (OneCycleLR's length)
-    builds it (Lightning issue #20550: a resumed one-cycle run replayed the epoch from its first batch)."""
+    restored the checkpoint and set the sampler's epoch; not a loader state_dict, which Lightning drops here
+    (src/frameworks.py: batches_fetched says why)."""
 
     done = None  # () -> batches of the current epoch the training loop has fetched already (0 unless resumed)
 

@@ -123,7 +123,7 @@ class Conv2d:
         i.e. dx is dout convolved with the kernel flipped in both spatial axes and its channel axes swapped, and dW
         is the same matrix read the other way against the unpadded input X. Building D once, a block of images at a
         time (see Conv2d), serves both products while the block is in the CPU's cache; scattering the k*k copies of
-        every pixel back instead (col2im) measured slower. -> dx [N, C, H, W] (channels-last), dW [F, C, k, k]."""
+        every pixel back instead (col2im) is slower. -> dx [N, C, H, W] (channels-last), dW [F, C, k, k]."""
         f, c, k, _ = W.shape
         n, hp, wp, _ = xp.shape
         h, w, q = hp - 2 * pad, wp - 2 * pad, k - 1 - pad
@@ -149,8 +149,8 @@ class MaxPool2d:
         a, b, c, d = windows(x)
         # Of tied values the first in reading order wins (a strictly larger later value is needed to replace
         # it), which is the one PyTorch's max_pool2d picks: it scans the window row by row the same way.
-        # Three comparisons say which one won; kept as booleans (torch.where on them measured ten times slower
-        # than the bitwise operations backward uses instead).
+        # Three comparisons say which one won; kept as booleans (torch.where on them is far slower than the bitwise
+        # operations backward uses instead).
         right_top, right_bottom = b > a, d > c
         top, bottom = torch.maximum(a, b), torch.maximum(c, d)
         down = bottom > top

@@ -233,7 +233,7 @@ class ImageClassifier(LightningModule):
     def log_train_loss(self, loss: torch.Tensor, steps_done: int) -> None:
         """The per-step train/loss curve, logged only on the steps the logger writes (Lightning writes step
         scalars when (steps_done + 1) % log_every_n_steps == 0). Values logged in between would never reach the
-        logger, yet each self.log call walks Lightning's result collection (README, Performance).
+        logger, yet each self.log call walks Lightning's result collection (docs/performance.md).
         steps_done: optimizer steps taken before this batch."""
         every = self.trainer.log_every_n_steps
         if self.trainer.fast_dev_run or (every and (steps_done + 1) % every == 0):
@@ -293,7 +293,7 @@ class EpochStats(Metric):
 
     One metric and one update per batch, because the update runs on every training step: the same numbers
     from MulticlassAccuracy(average="micro") + MeanMetric + SumMetric cost three updates' overhead per step, a
-    visible share of a small MLP's step (README, Performance). tests/models/test_metrics.py checks that both
+    visible share of a small MLP's step (docs/performance.md). tests/models/test_metrics.py checks that both
     give the same values.
     """
 

@@ -281,7 +281,7 @@ class RunChoice:
 def changed(parser, config: Namespace, subcommand: str, argv) -> dict[str, object]:
     """The values of `config` (flattened, dotted keys) that differ from what its config files alone resolve to: what
     the command line changed, as parsed and typed. Only options that can name a run (not --config, nor where and how
-    it is stored or launched: src.run.layout.NOT_NAMED) can change the name: without any, no second parse (~0.6 s)."""
+    it is stored or launched: src.run.layout.NOT_NAMED) can change the name: without any, no second parse."""
     argv = sys.argv[1:] if argv is None else argv
     files = [str(c) for c in config.get("config") or []]
     keys = [a.split("=")[0].removeprefix("--") for a in argv if a.startswith("--")]

@@ -82,7 +82,7 @@ class Sweep:
         """The grid points validate() builds before a sweep: every combination of the keys that choose classes (a
         group with a config file or a class_path, a class_path key), and on each of those every value of each other key
         once, the rest at their first values. Each value then meets each class it can be given to, as in the whole
-        grid: seed 001's 243-point grid is 11 builds (~35 s less before a sweep, and in the tests)."""
+        grid: seed 001's 243-point grid is 11 builds instead of 243."""
         choosing = [k for k in self.params if chooses_class(k, self.params[k])]
         points = []
         for combination in itertools.product(*(self.params[k] for k in choosing)):
